@@ -1,0 +1,181 @@
+"""Turn extracted text into clean article text: normalised whitespace, no web boilerplate.
+
+Scraped articles carry page furniture around the story: "Newsletter Signup", comment
+forms, cookie and copyright lines, and lists of unrelated headlines after the article.
+Left in, that text is chunked, embedded and retrieved like content. Two rules remove it:
+
+- a line that *is* boilerplate (matched as a whole line) is dropped wherever it stands;
+- a line that marks the *end* of the article ("Leave a Reply", "You May Also Like")
+  drops itself and everything after it, but only in the second half of the text, so a
+  stray phrase near the top cannot swallow the story.
+
+Title and date guesses live here too, because they read the same cleaned lines.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date as _date
+
+_FLAGS = re.IGNORECASE
+
+# Whole-line patterns (matched against the stripped line).
+BOILERPLATE_LINES = [
+    re.compile(p, _FLAGS)
+    for p in (
+        r"newsletter sign[ -]?up",
+        r"sign up for (our|the) .*newsletter.*",
+        r"subscribe( now| today| to (our|the) [\w ]+)?[.!]?",
+        r"click (here )?to comment",
+        r"leave a (reply|comment)",
+        r"\d+ comments?",
+        r"your email address will not be published\..*",
+        r"required fields are marked.*",
+        r"this site uses akismet.*",
+        r"connect with us",
+        r"follow us( on [\w ,&]+)?",
+        r"share (this|on) [\w ]+",
+        # short lines only: a sentence about copyright law or cookies is content
+        r"(copyright\s*)?(©|\(c\)|copyright \d{4}).{0,100}",
+        r".{0,100}all rights reserved\.?",
+        r"(?=.*\bcookies?\b)(?=.*\b(accept|consent|policy|preferences|settings|we use|uses)\b).{0,300}",
+        r"\d+ min(ute)?s? read",
+        r"advertisement|sponsored( content)?",
+        r"skip to (main )?content",
+        r"source: .*\b(via|/)\b.*\b(photo|images?|stock|getty|alamy|shutterstock|reuters|ap)\b.*",
+        r"about the author",
+        r"keep up with the latest .*",
+        r"delivered (daily|weekly).*inbox\.?",
+        r"(read|see) more( here)?[.:]?",
+    )
+]
+
+# Lines after which the article is over (navigation, comments, related stories).
+TAIL_MARKERS = [
+    re.compile(p, _FLAGS)
+    for p in (
+        r"leave a (reply|comment)",
+        r"click (here )?to comment",
+        r"you may also like",
+        r"more insights",
+        r"related (articles|posts|stories|news|content)",
+        r"recommended( for you| stories)?",
+        r"read next",
+        r"more from .{1,40}",
+        r"trending( now| stories)?",
+        r"(latest|top) (news|stories|headlines)",
+        r"most (popular|read)",
+    )
+]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+
+
+def normalize(text: str) -> str:
+    """Normalise Unicode and whitespace; keep single line breaks and one blank line at most."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text.replace("\t", " "))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+def is_boilerplate(line: str) -> bool:
+    line = line.strip()
+    return any(p.fullmatch(line) for p in BOILERPLATE_LINES)
+
+
+def strip_boilerplate(text: str) -> str:
+    """Drop boilerplate lines and everything after an end-of-article marker."""
+    lines = text.split("\n")
+    total = max(len(text), 1)
+    kept: list[str] = []
+    position = 0
+    for line in lines:
+        stripped = line.strip()
+        past_half = position / total >= 0.5
+        position += len(line) + 1
+        if past_half and any(p.fullmatch(stripped) for p in TAIL_MARKERS):
+            break
+        if is_boilerplate(stripped):
+            continue
+        kept.append(line)
+    return normalize("\n".join(kept))
+
+
+def clean(text: str) -> str:
+    """The full cleaning step applied to every loaded document."""
+    return strip_boilerplate(normalize(text))
+
+
+_SENTENCE_END = (".", "!", "?", ",", ";", ":")
+
+
+def guess_title(text: str, max_lines: int = 3) -> str:
+    """The first heading-like line near the top, else the start of the first line.
+
+    A heading is short (2 to 15 words) and does not end like a sentence.
+    """
+    lines = [line for line in text.split("\n") if line.strip()][:max_lines]
+    for line in lines:
+        words = line.split()
+        if 2 <= len(words) <= 15 and len(line) <= 120 and not line.endswith(_SENTENCE_END):
+            return line.strip()
+    if not lines:
+        return ""
+    first = lines[0]
+    end = re.search(r"[.!?](\s|$)", first)
+    title = first[: end.start() + 1] if end else first
+    return title if len(title) <= 100 else title[:97].rstrip() + "..."
+
+
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        "january february march april may june july august september october november december".split()
+    )
+}
+_MONTH = r"(january|february|march|april|may|june|july|august|september|october|november|december)"
+_ISO = re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b")
+_MDY = re.compile(_MONTH + r"\s+(\d{1,2}),?\s+((?:19|20)\d\d)\b", _FLAGS)
+_DMY = re.compile(r"\b(\d{1,2})\s+" + _MONTH + r",?\s+((?:19|20)\d\d)\b", _FLAGS)
+_LABELLED = re.compile(r"\b(date|published|posted|updated)\b[:\s]+", _FLAGS)
+
+
+def _iso(year: int, month: int, day: int) -> str | None:
+    try:
+        return _date(year, month, day).isoformat()
+    except ValueError:
+        return None
+
+
+def _dates_in(text: str) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for m in _ISO.finditer(text):
+        if iso := _iso(int(m[1]), int(m[2]), int(m[3])):
+            found.append((m.start(), iso))
+    for m in _MDY.finditer(text):
+        if iso := _iso(int(m[3]), _MONTHS[m[1].lower()], int(m[2])):
+            found.append((m.start(), iso))
+    for m in _DMY.finditer(text):
+        if iso := _iso(int(m[3]), _MONTHS[m[2].lower()], int(m[1])):
+            found.append((m.start(), iso))
+    return sorted(found)
+
+
+def find_date(text: str) -> str | None:
+    """The date the text states, as ISO ``YYYY-MM-DD``: a labelled one ("date 2024-02-23",
+    "Published: ...") first, else the first full date in the text."""
+    for label in _LABELLED.finditer(text):
+        dates = _dates_in(text[label.end() : label.end() + 40])
+        if dates and dates[0][0] == 0:
+            return dates[0][1]
+    dates = _dates_in(text)
+    return dates[0][1] if dates else None

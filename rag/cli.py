@@ -1,0 +1,180 @@
+"""The ``rag`` command: a thin adapter over the Python API.
+
+Every library error becomes one line on stderr and a non-zero exit code; no command
+prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.chunking import DEFAULT_CHUNK_WORDS, DEFAULT_OVERLAP_WORDS
+from rag.dense import INDEX_KINDS
+from rag.retrieval import MODES
+
+if TYPE_CHECKING:
+    from rag.index import Index
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one line."""
+
+
+def _add_index_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--index-dir",
+        type=Path,
+        default=None,
+        help="index directory (default: $RAG_INDEX_DIR or .rag/index)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag",
+        description="Local, offline question answering over your articles, with checked citations.",
+    )
+    from rag import __version__
+
+    parser.add_argument("--version", action="version", version=f"rag {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("index", help="add or update documents in the index")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.txt .md .html .pdf .jsonl)")
+    _add_index_dir(p)
+    p.add_argument("--rebuild", action="store_true", help="replace the whole index with these documents")
+    p.add_argument("--chunk-size", type=int, default=None, help=f"words per chunk (new index; default {DEFAULT_CHUNK_WORDS})")
+    p.add_argument("--overlap", type=int, default=None, help=f"words of overlap (new index; default {DEFAULT_OVERLAP_WORDS})")
+    p.add_argument("--embedder", default=None, help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--dense-index", choices=INDEX_KINDS, default=None, help="FAISS index type (new index; default auto)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="show the passages retrieved for a query")
+    p.add_argument("query")
+    _add_index_dir(p)
+    p.add_argument("--k", type=int, default=5, help="number of passages (default 5)")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with a 'hits' list")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("docs", help="list indexed documents")
+    _add_index_dir(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("remove", help="delete a document from the index")
+    p.add_argument("doc_id", metavar="DOC_ID")
+    _add_index_dir(p)
+    p.set_defaults(func=cmd_remove)
+    return parser
+
+
+def _open(args: argparse.Namespace, create: bool = False) -> Index:
+    from rag.index import Index
+
+    return Index.open(args.index_dir, create=create)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from rag.chunking import ChunkConfig
+    from rag.index import Index
+
+    chunking = None
+    if args.chunk_size is not None or args.overlap is not None:
+        chunking = ChunkConfig(
+            size=args.chunk_size if args.chunk_size is not None else DEFAULT_CHUNK_WORDS,
+            overlap=args.overlap if args.overlap is not None else DEFAULT_OVERLAP_WORDS,
+        )
+    index = Index.open(
+        args.index_dir,
+        embedder=args.embedder,
+        chunking=chunking,
+        dense_index=args.dense_index,
+        rebuild=args.rebuild,
+    )
+    report = index.add(args.paths, progress=not args.quiet)
+    if not args.quiet:
+        for skipped in report.skipped:
+            print(f"skipped {skipped}", file=sys.stderr)
+    if not (report.added or report.updated or report.unchanged):
+        raise CommandError(
+            f"no documents to index in {' '.join(args.paths)} ({len(report.skipped)} skipped); "
+            "the index was not changed"
+        )
+    print(f"{report.summary()}; index at {index.path} holds {len(index.documents())} documents")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = _open(args).search(args.query, k=args.k, mode=args.mode)
+    if args.json:
+        print(json.dumps({"query": args.query, "mode": args.mode, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no matching passages")
+    for h in hits:
+        snippet = " ".join(h.text.split())
+        print(f"{h.rank}. [{h.score:.4f}] {h.doc_id}  {h.title}")
+        print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    index = _open(args)
+    counts: dict[str, int] = {}
+    for chunk in index.chunks():
+        counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+    docs = index.documents()
+    if args.json:
+        rows = [
+            {"doc_id": d.id, "title": d.title, "date": d.date, "source": d.source, "chunks": counts.get(d.id, 0)}
+            for d in docs
+        ]
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for d in docs:
+        print(f"{d.id}\t{counts.get(d.id, 0)} chunks\t{d.date or '-'}\t{d.title}")
+    print(f"{len(docs)} documents, {len(index)} chunks in {index.path}", file=sys.stderr)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    index = _open(args)
+    index.remove(args.doc_id)
+    print(f"removed {args.doc_id}; {len(index.documents())} documents left")
+    return 0
+
+
+def _error_types() -> tuple[type[BaseException], ...]:
+    from rag.index import IndexOpenError
+    from rag.store import IndexBusyError
+
+    return (CommandError, IndexOpenError, IndexBusyError, ValueError, KeyError, FileNotFoundError, PermissionError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _error_types() as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"rag: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        print(f"rag: error: {e.strerror or e} ({e.filename or 'I/O'})", file=sys.stderr)
+        return EXIT_ERROR

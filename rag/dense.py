@@ -1,0 +1,101 @@
+"""Dense vector search with FAISS (inner product on unit vectors = cosine similarity).
+
+The index type follows the corpus size: exact search (``flat``) is both fastest and
+exact for small corpora; above ``APPROXIMATE_FROM`` vectors a graph index (``hnsw``)
+keeps query time flat. ``ivf`` is available for very large corpora where HNSW's
+memory overhead matters. Thresholds come from ``eval/bench.py`` (see eval/README.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
+APPROXIMATE_FROM = 100_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 64
+IVF_NPROBE = 16
+
+
+def resolve_kind(kind: str, n: int) -> str:
+    """The concrete index type for ``n`` vectors."""
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown dense index type '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
+    if kind == "auto":
+        return "flat" if n < APPROXIMATE_FROM else "hnsw"
+    return kind
+
+
+class DenseIndex:
+    """A FAISS index over the rows of a float32 matrix; row ``i`` is the i-th vector."""
+
+    def __init__(self, index: Any, kind: str) -> None:
+        self._index = index
+        self.kind = kind
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str = "auto") -> DenseIndex:
+        import faiss
+
+        n, dim = vectors.shape
+        concrete = resolve_kind(kind, n)
+        if concrete == "flat":
+            index = faiss.IndexFlatIP(dim)
+        elif concrete == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        else:
+            # sqrt(n) lists is the usual rule of thumb; IVF needs ~39 training points per list.
+            nlist = max(1, min(int(np.sqrt(n)), n // 39))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            if n:
+                index.train(vectors)
+        if n:
+            index.add(vectors)
+        dense = cls(index, concrete)
+        dense._tune()
+        return dense
+
+    def _tune(self) -> None:
+        if self.kind == "hnsw":
+            self._index.hnsw.efSearch = HNSW_EF_SEARCH
+        elif self.kind == "ivf":
+            self._index.nprobe = IVF_NPROBE
+
+    def add(self, vectors: np.ndarray) -> None:
+        if len(vectors):
+            self._index.add(vectors)
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``(row, cosine)`` pairs for one query vector, best first."""
+        k = min(k, self.size)
+        if k < 1:
+            return []
+        scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32, copy=False), k)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def save(self, file: Path) -> None:
+        import faiss
+
+        faiss.write_index(self._index, str(file))
+
+    @classmethod
+    def load(cls, file: Path, kind: str) -> DenseIndex:
+        import faiss
+
+        dense = cls(faiss.read_index(str(file)), kind)
+        dense._tune()
+        return dense

@@ -1,0 +1,221 @@
+"""Load documents from files and folders: .txt, .md, .html, .pdf and BEIR-style .jsonl.
+
+Every file becomes zero or more cleaned :class:`~rag.types.Document` objects, or a
+:class:`Skipped` record naming the file and the reason (empty, binary, not UTF-8,
+unsupported, malformed). Loading never raises for one bad file: a corpus is whatever
+could be read, and the caller reports the rest.
+
+A document's id is its path relative to the folder being indexed, without the
+extension (``seeds/000_x.txt`` indexed as ``seeds`` -> ``000_x``); a JSONL line's id is
+its ``_id`` or ``id`` field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.cleaning import clean, find_date, guess_title, normalize
+from rag.types import Document
+
+TEXT_SUFFIXES = {".txt", ".text"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or a JSONL line, as ``file:LINE``) that was not loaded, and why."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+class LoadError(ValueError):
+    """Raised inside a loader for a file that cannot be read; turned into :class:`Skipped`."""
+
+
+def iter_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, Path]]:
+    """Yield ``(file, root)`` for every file under ``paths``, folders walked recursively
+    in sorted order. ``root`` is what the document id is taken relative to.
+
+    Raises:
+        FileNotFoundError: a named path does not exist.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise FileNotFoundError(f"no such file or folder: {raw}")
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if not any(part.startswith(".") for part in file.relative_to(path).parts):
+                    yield file, path
+        else:
+            yield path, path.parent
+
+
+def doc_id_for(file: Path, root: Path) -> str:
+    return file.relative_to(root).with_suffix("").as_posix()
+
+
+def load(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
+    """Yield a Document for every readable document under ``paths``, a Skipped for the rest.
+
+    Example:
+        >>> docs = [d for d in load(["seeds"]) if isinstance(d, Document)]
+    """
+    for file, root in iter_files(paths):
+        suffix = file.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            yield Skipped(str(file), f"unsupported file type '{suffix or '(none)'}'")
+            continue
+        try:
+            if suffix == ".jsonl":
+                yield from _load_jsonl(file)
+            else:
+                yield _load_file(file, doc_id_for(file, root), suffix)
+        except LoadError as e:
+            yield Skipped(str(file), str(e))
+
+
+def _read_text(file: Path) -> str:
+    data = file.read_bytes()
+    if not data.strip():
+        raise LoadError("empty file")
+    if b"\x00" in data[:8192]:
+        raise LoadError("binary file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise LoadError(f"not valid UTF-8 (byte {e.start})") from None
+
+
+def _load_file(file: Path, doc_id: str, suffix: str) -> Document:
+    title = ""
+    page_starts: tuple[int, ...] = ()
+    if suffix == ".pdf":
+        text, page_starts = _pdf_text(file)
+    elif suffix in HTML_SUFFIXES:
+        title, text = _html_text(_read_text(file))
+        text = clean(text)
+    elif suffix in MARKDOWN_SUFFIXES:
+        title, text = _markdown_text(_read_text(file))
+        text = clean(text)
+    else:
+        text = clean(_read_text(file))
+    if not text.strip():
+        raise LoadError("no text left after cleaning")
+    return Document(
+        id=doc_id,
+        title=title or guess_title(text) or doc_id,
+        text=text,
+        source=str(file),
+        date=find_date(text),
+        page_starts=page_starts,
+    )
+
+
+def _load_jsonl(file: Path) -> Iterator[Document | Skipped]:
+    content = _read_text(file)
+    for lineno, line in enumerate(content.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{file}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield Skipped(where, f"malformed JSON ({e.msg})")
+            continue
+        if not isinstance(record, dict):
+            yield Skipped(where, "a line must be a JSON object")
+            continue
+        doc_id = record.get("_id", record.get("id"))
+        text = record.get("text")
+        if not isinstance(doc_id, (str, int)) or str(doc_id).strip() == "":
+            yield Skipped(where, "missing '_id' or 'id'")
+            continue
+        if not isinstance(text, str) or not text.strip():
+            yield Skipped(where, "missing or empty 'text'")
+            continue
+        text = clean(text)
+        if not text:
+            yield Skipped(where, "no text left after cleaning")
+            continue
+        title = record.get("title")
+        title = normalize(title) if isinstance(title, str) and title.strip() else guess_title(text)
+        yield Document(id=str(doc_id), title=title, text=text, source=where, date=find_date(text))
+
+
+_DROP_TAGS = (
+    "script", "style", "noscript", "nav", "header", "footer", "aside", "form",
+    "iframe", "svg", "button", "template", "select", "head",
+)  # fmt: skip
+_BLOCK_TAGS = (
+    "p", "div", "section", "article", "main", "li", "ul", "ol", "tr", "table", "pre",
+    "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption", "dd", "dt",
+)  # fmt: skip
+
+
+def _html_text(html: str) -> tuple[str, str]:
+    """Visible article text of an HTML page, one block element per line, and its title."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    title_tag = soup.find("h1") or soup.find("title")
+    title = normalize(title_tag.get_text(" ")) if title_tag else ""
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for tag in soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo"]}):
+        tag.decompose()
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    return title, soup.get_text()
+
+
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+_MD_EMPHASIS = re.compile(r"(\*\*|__|`)")
+
+
+def _markdown_text(md: str) -> tuple[str, str]:
+    """Markdown as plain text (heading marks, links and emphasis removed) and its first heading."""
+    heading = re.search(r"^\s{0,3}#{1,6}\s+(.+)$", md, re.MULTILINE)
+    title = heading.group(1).strip().strip("#").strip() if heading else ""
+    text = _MD_IMAGE.sub("", md)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_HEADING.sub("", text)
+    text = _MD_EMPHASIS.sub("", text)
+    return _MD_EMPHASIS.sub("", title), text
+
+
+def _pdf_text(file: Path) -> tuple[str, tuple[int, ...]]:
+    """Cleaned text of every page, pages separated by a blank line, and where each page starts."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(file)
+        if reader.is_encrypted:
+            raise LoadError("encrypted PDF")
+        pages = [clean(page.extract_text() or "") for page in reader.pages]
+    except LoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged PDF can fail anywhere inside pypdf
+        raise LoadError(f"unreadable PDF ({type(e).__name__}: {e})") from None
+    text, starts = "", []
+    for page in pages:
+        if text:
+            text += "\n\n"
+        starts.append(len(text))
+        text += page
+    return text, tuple(starts)

@@ -1,0 +1,76 @@
+"""BM25 keyword search over chunk texts, with bm25s (sparse matrices, saved as .npy files)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import bm25s
+
+
+@cache
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lower-cased, stemmed tokens without English stopwords (the same for chunks and queries)."""
+    import bm25s
+
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+
+
+class BM25Index:
+    """BM25 over a fixed list of texts; row ``i`` is the i-th text given to :meth:`build`."""
+
+    def __init__(self, retriever: bm25s.BM25 | None, size: int) -> None:
+        self._retriever = retriever
+        self.size = size
+
+    @classmethod
+    def build(cls, texts: list[str]) -> BM25Index:
+        import bm25s
+
+        if not texts:
+            return cls(None, 0)
+        retriever = bm25s.BM25()
+        retriever.index(tokenize(texts), show_progress=False)
+        return cls(retriever, len(texts))
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """``(row, score)`` pairs, best first; only texts sharing a term with the query."""
+        if self._retriever is None or k < 1:
+            return []
+        vocab = self._retriever.vocab_dict
+        terms = [t for t in tokenize([query])[0] if t in vocab]
+        if not terms:
+            return []
+        rows, scores = self._retriever.retrieve(
+            [terms], k=min(k, self.size), show_progress=False, n_threads=1
+        )
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._retriever is not None:
+            self._retriever.save(str(folder))
+        (folder / "size").write_text(str(self.size))
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25Index:
+        import bm25s
+
+        size = int((folder / "size").read_text())
+        if size == 0:
+            return cls(None, 0)
+        retriever = bm25s.BM25.load(str(folder), mmap=False)
+        n = int(retriever.scores["num_docs"])
+        if n != size:
+            raise ValueError(f"BM25 index holds {n} texts, expected {size}")
+        return cls(retriever, size)
