@@ -39,7 +39,8 @@ BOILERPLATE_LINES = [
         # short lines only: a sentence about copyright law or cookies is content
         r"(copyright\s*)?(©|\(c\)|copyright \d{4}).{0,100}",
         r".{0,100}all rights reserved\.?",
-        r"(?=.*\bcookies?\b)(?=.*\b(accept|consent|policy|preferences|settings|we use|uses)\b).{0,300}",
+        r".{0,100}\b(we use|(site|website) uses|accept( all)?|manage|allow( all)?) cookies\b.{0,200}",
+        r".{0,100}\bcookie (policy|settings|preferences|consent)\b.{0,100}",
         r"\d+ min(ute)?s? read",
         r"advertisement|sponsored( content)?",
         r"skip to (main )?content",

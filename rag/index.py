@@ -28,7 +28,15 @@ from rag.chunking import ChunkConfig, chunk_document
 from rag.dense import INDEX_KINDS, DenseIndex, resolve_kind
 from rag.embedding import DEFAULT_MODEL, Embedder, EmbeddingModel, embedder_name
 from rag.loading import Skipped, load
-from rag.retrieval import FUSION_DEPTH, Mode, check_mode, reciprocal_rank_fusion
+from rag.retrieval import (
+    FUSION_DEPTH,
+    Fusion,
+    Mode,
+    check_fusion,
+    check_mode,
+    convex_fusion,
+    reciprocal_rank_fusion,
+)
 from rag.sparse import BM25Index
 from rag.store import GenerationStore
 from rag.types import Chunk, Document, Hit
@@ -313,17 +321,19 @@ class Index:
     def chunks(self, doc_id: str | None = None) -> list[Chunk]:
         return [c for c in self._chunks if doc_id is None or c.doc_id == doc_id]
 
-    def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = 5, mode: Mode = "hybrid", fusion: Fusion = "convex") -> list[Hit]:
         """The ``k`` best chunks for ``query``.
 
         Args:
-            mode: ``hybrid`` (dense and BM25 fused by RRF), ``dense`` or ``bm25``.
+            mode: ``hybrid`` (dense and BM25 fused), ``dense`` or ``bm25``.
+            fusion: how hybrid mode fuses (see :mod:`rag.retrieval`): ``convex`` or ``rrf``.
         """
         if not isinstance(query, str) or not query.strip():
             raise ValueError("query must be a non-empty string")
         if k < 1:
             raise ValueError(f"k must be > 0, got {k}")
         check_mode(mode)
+        check_fusion(fusion)
         if not self._chunks:
             return []
         depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
@@ -331,15 +341,25 @@ class Index:
         sparse: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
             assert self._dense is not None
-            dense = self._dense.search(self._embed([query])[0], depth)
+            query_vector = self._embed([query])[0]
+            dense = self._dense.search(query_vector, depth)
         if mode in ("hybrid", "bm25"):
             sparse = self._bm25.search(query, depth)
         if mode == "dense":
             ranked = dense
         elif mode == "bm25":
             ranked = sparse
-        else:
+        elif fusion == "rrf":
             ranked = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in sparse]])
+        else:
+            # Score every candidate with both retrievers, so a chunk missing from one list
+            # gets its real score there rather than none.
+            candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in sparse]))
+            dense_all = self._vectors[candidates] @ query_vector
+            sparse_all = self._bm25.scores(query, candidates)
+            dense = list(zip(candidates, map(float, dense_all)))
+            sparse = [(r, float(s)) for r, s in zip(candidates, sparse_all) if s > 0]
+            ranked = convex_fusion(candidates, dense_all, sparse_all)
         dense_scores, sparse_scores = dict(dense), dict(sparse)
         hits = []
         for rank, (row, score) in enumerate(ranked[:k], start=1):
@@ -375,7 +395,7 @@ class Index:
 
         docs, skipped = [], []
         items = load(list(paths))
-        for item in tqdm(items, desc="reading", unit=" docs", disable=not progress, leave=False):
+        for item in tqdm(items, desc="reading", unit=" docs", disable=None if progress else True, leave=False):
             (docs if isinstance(item, Document) else skipped).append(item)
         return self.add_documents(docs, skipped=skipped)
 

@@ -1,16 +1,31 @@
-"""How dense and keyword rankings are combined: reciprocal rank fusion (RRF).
+"""How dense and keyword results are combined in hybrid mode.
 
-RRF (Cormack et al., 2009) scores an item by ``sum(1 / (RRF_K + rank))`` over the
-rankings it appears in. It needs no score calibration between cosine similarities and
-BM25 scores, which live on unrelated scales, and it rewards items both retrievers agree on.
+Two fusions are available:
+
+- ``convex`` (default): both retrievers score every candidate (the union of their top
+  ``FUSION_DEPTH``); each score list is min-max normalised over the candidates and the
+  two are averaged with weight ``ALPHA``. Keeping the score *margins* matters: a rare
+  name that only BM25 matches strongly should beat a chunk that is merely first by a
+  hair in dense search.
+- ``rrf``: reciprocal rank fusion (Cormack et al., 2009), ``sum(1 / (RRF_K + rank))``,
+  which uses ranks only.
+
+Measured on the seeds gold set and HotpotQA (eval/README.md, "Fusion"): convex beats
+RRF on both (hit@1 0.92 vs 0.90 and 0.89 vs 0.84) at the untuned weight 0.5, in line
+with Bruch et al., "An Analysis of Fusion Functions for Hybrid Retrieval" (2023).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+Fusion = Literal["convex", "rrf"]
+FUSIONS: tuple[str, ...] = ("convex", "rrf")
+ALPHA = 0.5  # weight of the dense score in convex fusion; 0.5 = no preference
 RRF_K = 60
 # Each retriever contributes this many candidates (at least k) to the fusion.
 FUSION_DEPTH = 50
@@ -20,6 +35,30 @@ def check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise ValueError(f"unknown retrieval mode '{mode}'; choose one of {', '.join(MODES)}")
     return mode  # type: ignore[return-value]
+
+
+def check_fusion(fusion: str) -> Fusion:
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion '{fusion}'; choose one of {', '.join(FUSIONS)}")
+    return fusion  # type: ignore[return-value]
+
+
+def _min_max(scores: np.ndarray) -> np.ndarray:
+    span = float(scores.max() - scores.min()) if len(scores) else 0.0
+    return (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
+
+
+def convex_fusion(
+    candidates: list[int], dense: np.ndarray, sparse: np.ndarray, alpha: float = ALPHA
+) -> list[tuple[int, float]]:
+    """Fuse two score arrays over the same ``candidates`` into ``(id, score)``, best first.
+
+    >>> convex_fusion([7, 8], np.array([0.9, 0.8]), np.array([0.0, 5.0]))[0][0]
+    8
+    """
+    combined = alpha * _min_max(dense.astype(np.float64)) + (1 - alpha) * _min_max(sparse.astype(np.float64))
+    order = np.argsort(-combined, kind="stable")
+    return [(candidates[i], float(combined[i])) for i in order]
 
 
 def reciprocal_rank_fusion(rankings: list[list[int]], rrf_k: int = RRF_K) -> list[tuple[int, float]]:

@@ -6,8 +6,24 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     import bm25s
+
+
+# NLTK's English stopword list. bm25s's own list has 33 words and keeps question words
+# ("which", "who", "did") that match every chunk and drown the terms that matter.
+STOPWORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom this
+    that these those am is are was were be been being have has had having do does did doing a an
+    the and but if or because as until while of at by for with about against between into through
+    during before after above below to from up down in out on off over under again further then
+    once here there when where why how all any both each few more most other some such no nor not
+    only own same so than too very s t can will just don should now d ll m o re ve y ain aren
+    couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn weren won wouldn""".split()
+)
 
 
 @cache
@@ -22,7 +38,7 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
     return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+        texts, stopwords=list(STOPWORDS), stemmer=_stemmer(), return_ids=False, show_progress=False
     )
 
 
@@ -45,16 +61,26 @@ class BM25Index:
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """``(row, score)`` pairs, best first; only texts sharing a term with the query."""
-        if self._retriever is None or k < 1:
-            return []
-        vocab = self._retriever.vocab_dict
-        terms = [t for t in tokenize([query])[0] if t in vocab]
-        if not terms:
+        terms = self._terms(query)
+        if self._retriever is None or k < 1 or not terms:
             return []
         rows, scores = self._retriever.retrieve(
             [terms], k=min(k, self.size), show_progress=False, n_threads=1
         )
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def scores(self, query: str, rows: list[int]) -> np.ndarray:
+        """BM25 scores of ``query`` for the given rows (0 where no term matches)."""
+        terms = self._terms(query)
+        if not terms or self._retriever is None:
+            return np.zeros(len(rows), dtype=np.float32)
+        return np.asarray(self._retriever.get_scores(terms), dtype=np.float32)[rows]
+
+    def _terms(self, query: str) -> list[str]:
+        if self._retriever is None:
+            return []
+        vocab = self._retriever.vocab_dict
+        return [t for t in tokenize([query])[0] if t in vocab]
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

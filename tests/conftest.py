@@ -1,0 +1,127 @@
+"""Shared fixtures: no network, a private data directory, a fake embedder and a tiny corpus."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words vectors: texts sharing words get similar vectors.
+
+    Implements the one thing the index needs from an embedder, so unit tests are
+    fast and exact without loading a model.
+    """
+
+    def __init__(self, name: str = "fake-embedder", dim: int = 64) -> None:
+        self.name = name
+        self.dim = dim
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                out[i, h % self.dim] += 1.0 if (h >> 8) % 2 else -1.0
+            norm = np.linalg.norm(out[i])
+            out[i] = out[i] / norm if norm else out[i]
+            if not norm:
+                out[i, 0] = 1.0
+        return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse outbound connections and keep project data in a temporary folder."""
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family == socket.AF_UNIX or host in ("127.0.0.1", "::1", "localhost"):
+            return real_connect(self, address)
+        raise RuntimeError(f"tests must not use the network (tried to connect to {address})")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    data = tmp_path_factory.mktemp("rag-data")
+    monkeypatch.setenv("RAG_DATA_DIR", str(data))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(data / "index"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+TINY_CORPUS = {
+    "volcano.txt": (
+        "Mount Etna Erupts Again\n"
+        "Mount Etna, the volcano on Sicily, erupted on Monday. Lava flowed down the eastern slope. "
+        "The airport in Catania closed for six hours.\n"
+        "Scientists at the INGV institute recorded strong tremors before the eruption."
+    ),
+    "chess.md": (
+        "# Chess Olympiad Ends in Budapest\n\n"
+        "The Chess Olympiad finished in Budapest with India winning the open section. "
+        "Gukesh scored nine points on the top board.\n\n"
+        "The women's section was also won by India, ahead of Kazakhstan."
+    ),
+    "bakery.html": (
+        "<html><head><title>Bakery Wins Prize</title><script>alert('x')</script></head>"
+        "<body><nav>Home | News | Contact</nav><article><h1>Village Bakery Wins Bread Prize</h1>"
+        "<p>The Miller bakery in Ashford won the national sourdough prize on Friday.</p>"
+        "<p>Its rye loaf uses a starter kept alive since 1952.</p></article>"
+        "<footer>Copyright 2024 Ashford News</footer></body></html>"
+    ),
+}
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, text in TINY_CORPUS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A minimal valid PDF with one line of Helvetica text per page."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]  # pages object filled in below
+    font_id = 3
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    kids = []
+    for text in pages:
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1")
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        content_id = len(objects)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content_id, font_id)
+        )
+        kids.append(len(objects))
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % k for k in kids),
+        len(kids),
+    )
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)

@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.chunking import ChunkConfig
+from rag.index import FORMAT_VERSION, Index, IndexOpenError
+from rag.sparse import BM25Index
+
+from .conftest import FakeEmbedder
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "index"
+
+
+def open_index(path: Path, embedder: FakeEmbedder | None = None, **kw) -> Index:
+    return Index.open(path, embedder=embedder or FakeEmbedder(), **kw)
+
+
+def test_add_search_and_reopen(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    report = index.add([tiny_corpus])
+    assert sorted(report.added) == ["bakery", "chess", "volcano"]
+    assert report.chunks == len(index) > 0
+    hits = index.search("sourdough bakery prize in Ashford", k=2)
+    assert hits[0].doc_id == "bakery" and hits[0].rank == 1
+    assert hits[0].title == "Village Bakery Wins Bread Prize"
+    doc = index.document("bakery")
+    assert doc.text[hits[0].start : hits[0].end] == hits[0].text
+
+    reopened = open_index(index_dir)
+    assert [d.id for d in reopened.documents()] == [d.id for d in index.documents()]
+    assert [h.chunk_id for h in reopened.search("sourdough bakery prize in Ashford", k=2)] == [
+        h.chunk_id for h in hits
+    ]
+
+
+def test_reindexing_unchanged_documents_does_nothing(index_dir: Path, tiny_corpus: Path) -> None:
+    embedder = FakeEmbedder()
+    index = open_index(index_dir, embedder)
+    index.add([tiny_corpus])
+    generation = (index_dir / "CURRENT").read_text()
+    calls = len(embedder.calls)
+    report = index.add([tiny_corpus])
+    assert sorted(report.unchanged) == ["bakery", "chess", "volcano"] and not report.added
+    assert len(embedder.calls) == calls  # nothing embedded
+    assert (index_dir / "CURRENT").read_text() == generation  # nothing written
+
+
+def test_changed_document_replaces_its_chunks(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    before = len(index)
+    (tiny_corpus / "volcano.txt").write_text("Mount Etna Erupts Again\nOnly one short sentence now.")
+    report = index.add([tiny_corpus])
+    assert report.updated == ["volcano"] and sorted(report.unchanged) == ["bakery", "chess"]
+    volcano = index.chunks("volcano")
+    assert len(volcano) == 1 and "one short sentence" in volcano[0].text
+    assert len(index) == before  # one chunk replaced by one, none duplicated
+    chunk_ids = [c.chunk_id for c in index.chunks()]
+    assert len(chunk_ids) == len(set(chunk_ids))
+    assert all("Catania" not in h.text for h in index.search("Catania airport closed", k=10))
+
+
+def test_no_duplicates_across_runs_and_within_one(index_dir: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    index.add([tiny_corpus / "chess.md", tiny_corpus])
+    ids = [d.id for d in index.documents()]
+    assert sorted(ids) == ["bakery", "chess", "volcano"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "chess.txt").write_text("A different chess article.")
+    report = index.add([tiny_corpus, other])
+    assert any("duplicate document id 'chess'" in s.reason for s in report.skipped)
+    assert len({c.chunk_id for c in index.chunks()}) == len(index)
+
+
+def test_remove(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    index.remove("chess")
+    assert [d.id for d in open_index(index_dir).documents()] == ["bakery", "volcano"]
+    assert all(h.doc_id != "chess" for h in index.search("chess olympiad Budapest", k=10))
+    with pytest.raises(KeyError, match="no document 'chess'"):
+        index.remove("chess")
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_modes(index_dir: Path, tiny_corpus: Path, mode: str) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    hits = index.search("Gukesh top board India", k=3, mode=mode)
+    assert hits[0].doc_id == "chess"
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+
+
+def test_bm25_only_returns_term_matches(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    assert index.search("zzzz qqqq", mode="bm25") == []
+    assert index.search("the of and", mode="bm25") == []
+
+
+def test_search_validates_input(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    with pytest.raises(ValueError, match="k must be > 0"):
+        index.search("x", k=0)
+    with pytest.raises(ValueError, match="unknown retrieval mode"):
+        index.search("x", mode="magic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-empty"):
+        index.search("   ")
+    assert len(index.search("lava", k=100)) == len(index)  # k larger than the corpus
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_dense_index_types(index_dir: Path, tiny_corpus: Path, kind: str) -> None:
+    index = open_index(index_dir, dense_index=kind)
+    index.add([tiny_corpus])
+    assert open_index(index_dir).search("volcano eruption lava Sicily", k=1, mode="dense")[0].doc_id == "volcano"
+    manifest = json.loads((index_dir / (index_dir / "CURRENT").read_text() / "manifest.json").read_text())
+    assert manifest["dense_index"] == kind and manifest["format_version"] == FORMAT_VERSION
+    assert set(manifest["documents"]) == {"bakery", "chess", "volcano"}
+
+
+def test_mismatched_embedder_chunking_and_version_fail_clearly(index_dir: Path, tiny_corpus: Path) -> None:
+    open_index(index_dir).add([tiny_corpus])
+    with pytest.raises(IndexOpenError, match="built with embedder 'fake-embedder'.*rag index --rebuild"):
+        Index.open(index_dir, embedder=FakeEmbedder(name="other"))
+    with pytest.raises(IndexOpenError, match="64-dimensional.*makes 32"):
+        Index.open(index_dir, embedder=FakeEmbedder(dim=32))
+    with pytest.raises(IndexOpenError, match="chunks of"):
+        open_index(index_dir, chunking=ChunkConfig(size=50, overlap=5))
+    manifest_path = index_dir / (index_dir / "CURRENT").read_text() / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = 999
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexOpenError, match="format version 999.*rebuild"):
+        open_index(index_dir)
+
+
+def test_rebuild_replaces_everything(index_dir: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    open_index(index_dir).add([tiny_corpus])
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "one.txt").write_text("Only this document remains.")
+    index = Index.open(index_dir, embedder=FakeEmbedder(name="other", dim=16), rebuild=True)
+    assert [d.id for d in open_index(index_dir).documents()] != []  # old index live until commit
+    index.add([fresh])
+    reopened = Index.open(index_dir, embedder=FakeEmbedder(name="other", dim=16))
+    assert [d.id for d in reopened.documents()] == ["one"]
+
+
+def test_damaged_index_is_reported(index_dir: Path, tiny_corpus: Path) -> None:
+    open_index(index_dir).add([tiny_corpus])
+    generation = index_dir / (index_dir / "CURRENT").read_text()
+    faiss_file = generation / "dense.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    with pytest.raises(IndexOpenError, match="damaged.*rebuild"):
+        open_index(index_dir)
+    (index_dir / "CURRENT").unlink()
+    with pytest.raises(IndexOpenError, match="damaged"):
+        open_index(index_dir)
+    with pytest.raises(IndexOpenError, match="no index at"):
+        Index.open(index_dir.parent / "missing", create=False)
+
+
+def test_failed_write_leaves_previous_index_intact(
+    index_dir: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "new.txt").write_text("A new document about glaciers melting.")
+
+    def fail(self: BM25Index, folder: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(BM25Index, "save", fail)
+    with pytest.raises(OSError, match="disk full"):
+        index.add([extra])
+    monkeypatch.undo()
+    assert sorted(d.id for d in index.documents()) == ["bakery", "chess", "volcano"]
+    assert index.search("glaciers melting", k=1)[0].doc_id != "new"
+    reopened = open_index(index_dir)
+    assert sorted(d.id for d in reopened.documents()) == ["bakery", "chess", "volcano"]
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
+    index.add([extra])  # the same object recovers and can write again
+    assert "new" in [d.id for d in open_index(index_dir).documents()]
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from conftest import FakeEmbedder
+    from rag.index import Index
+
+    real_save = np.save
+    def slow_save(path, array, *a, **kw):
+        real_save(path, array, *a, **kw)
+        open({marker!r}, "w").close()   # tell the test we are inside the write
+        time.sleep(30)
+    np.save = slow_save
+    Index.open({index!r}, embedder=FakeEmbedder()).add([{extra!r}])
+    """
+)
+
+
+def test_sigkill_during_indexing_keeps_previous_index(index_dir: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    open_index(index_dir).add([tiny_corpus])
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "new.txt").write_text("A new document about glaciers melting.")
+    marker = tmp_path / "inside-write"
+    script = KILL_SCRIPT.format(
+        tests=str(Path(__file__).parent), marker=str(marker), index=str(index_dir), extra=str(extra)
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the indexing process never reached the write"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    index = open_index(index_dir)
+    assert sorted(d.id for d in index.documents()) == ["bakery", "chess", "volcano"]
+    assert index.search("Gukesh chess", k=1)[0].doc_id == "chess"
+    index.add([extra])  # the leftover temporary folder does not get in the way
+    assert "new" in [d.id for d in open_index(index_dir).documents()]
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_vectors_are_stored_normalised(index_dir: Path, tiny_corpus: Path) -> None:
+    open_index(index_dir).add([tiny_corpus])
+    vectors = np.load(index_dir / (index_dir / "CURRENT").read_text() / "vectors.npy")
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

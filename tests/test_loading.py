@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.loading import Skipped, load
+from rag.types import Document
+
+from .conftest import make_pdf
+
+
+def split(items: list) -> tuple[dict[str, Document], list[Skipped]]:
+    docs = {d.id: d for d in items if isinstance(d, Document)}
+    return docs, [s for s in items if isinstance(s, Skipped)]
+
+
+def test_formats_and_ids(tiny_corpus: Path) -> None:
+    (tiny_corpus / "sub").mkdir()
+    (tiny_corpus / "sub" / "note.txt").write_text("Nested Note Title\nA nested note about tides.")
+    docs, skipped = split(list(load([tiny_corpus])))
+    assert set(docs) == {"volcano", "chess", "bakery", "sub/note"}
+    assert skipped == []
+    assert docs["chess"].title == "Chess Olympiad Ends in Budapest"
+    assert "#" not in docs["chess"].text
+    assert docs["volcano"].title == "Mount Etna Erupts Again"
+    assert docs["volcano"].source.endswith("volcano.txt")
+
+
+def test_html_drops_scripts_navigation_and_footer(tiny_corpus: Path) -> None:
+    bakery = split(list(load([tiny_corpus / "bakery.html"])))[0]["bakery"]
+    assert bakery.title == "Village Bakery Wins Bread Prize"
+    assert "won the national sourdough prize" in bakery.text
+    assert "alert" not in bakery.text and "Home | News" not in bakery.text and "Copyright" not in bakery.text
+    # block elements become separate paragraphs
+    assert "prize on Friday.\n\nIts rye loaf" in bakery.text
+
+
+def test_pdf_pages_are_kept(tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(make_pdf(["Annual Cyber Report", "Page two mentions ransomware."]))
+    doc = split(list(load([pdf])))[0]["report"]
+    assert "Annual Cyber Report" in doc.text and "ransomware" in doc.text
+    assert len(doc.page_starts) == 2
+    assert doc.page_of(doc.text.index("ransomware")) == 2
+    assert doc.page_of(0) == 1
+
+
+def test_jsonl_beir_corpus(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"_id": "d1", "title": "First", "text": "Alpha text."}),
+        json.dumps({"id": 7, "title": "", "text": "Beta text here."}),
+        "{not json",
+        json.dumps({"id": "d3", "text": ""}),
+        json.dumps({"title": "no id", "text": "x"}),
+        json.dumps(["a", "list"]),
+        "",
+    ]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(lines))
+    docs, skipped = split(list(load([corpus])))
+    assert set(docs) == {"d1", "7"}
+    assert docs["d1"].title == "First"
+    assert [s.source.rsplit(":", 1)[1] for s in skipped] == ["3", "4", "5", "6"]
+    assert "malformed JSON" in skipped[0].reason
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.txt", b"", "empty file"),
+        ("blank.md", b"   \n\n ", "empty file"),
+        ("binary.txt", b"\x00\x01\x02PNG\x00", "binary"),
+        ("latin1.txt", "caf\xe9 au lait".encode("latin-1"), "not valid UTF-8"),
+        ("image.png", b"\x89PNG", "unsupported file type '.png'"),
+        ("broken.pdf", b"%PDF-1.4 garbage", "unreadable PDF"),
+        ("only-boilerplate.txt", b"Newsletter Signup\nClick to comment", "no text left"),
+    ],
+)
+def test_bad_files_are_skipped_by_name(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    (tmp_path / "good.txt").write_text("A good document about rivers.")
+    docs, skipped = split(list(load([tmp_path])))
+    assert set(docs) == {"good"}
+    assert len(skipped) == 1 and skipped[0].source.endswith(name)
+    assert reason in skipped[0].reason
+
+
+def test_missing_path_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        list(load([tmp_path / "nope"]))
+
+
+def test_hidden_files_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD.txt").write_text("ref: refs/heads/main")
+    (tmp_path / "a.txt").write_text("Visible text.")
+    assert set(split(list(load([tmp_path])))[0]) == {"a"}
