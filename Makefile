@@ -1,9 +1,10 @@
-# Two commands for a new user: `make run` (index the seeds, start the app) and `make test`.
+# Two commands for a new user: `make run` (index the seeds, answer a sample question; the chat
+# window replaces the sample question when the UI lands) and `make test`.
 # Both install into the project's own virtual environment, .venv, and nothing else.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SAMPLE_QUESTION ?= Who did the president of Qatar's National Cyber Security Agency meet in Doha?
+SAMPLE_QUESTION ?= When did Belgium's Minister of Security and the Interior visit Doha?
 
 .PHONY: run test index clean
 
@@ -26,7 +27,7 @@ index: $(VENV)/.installed-app
 	$(BIN)/rag index seeds
 
 run: index
-	$(BIN)/rag search "$(SAMPLE_QUESTION)" --k 3
+	$(BIN)/rag ask "$(SAMPLE_QUESTION)"
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

@@ -25,9 +25,17 @@ _EXPORTS = {
     "Chunk": "rag.types",
     "Hit": "rag.types",
     "Skipped": "rag.loading",
+    "Assistant": "rag.answering",
+    "Answer": "rag.answering",
+    "Citation": "rag.citations",
+    "Generator": "rag.generation",
+    "load_generator": "rag.generation",
 }
 
 if TYPE_CHECKING:
+    from rag.answering import Answer, Assistant
+    from rag.citations import Citation
+    from rag.generation import Generator, load_generator
     from rag.chunking import ChunkConfig
     from rag.embedding import Embedder, EmbeddingModel
     from rag.index import Index, IndexOpenError, IndexReport

@@ -67,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object with a 'hits' list")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("ask", help="answer a question from the indexed articles, with citations")
+    p.add_argument("question")
+    _add_index_dir(p)
+    p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
+    p.add_argument("--k", type=int, default=None, help="passages to retrieve (default 4)")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
+    p.add_argument("--context-size", type=int, default=None, help="model context in tokens (default 2048)")
+    p.add_argument("--show-prompt", action="store_true", help="print the exact prompt before the answer")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    p.set_defaults(func=cmd_ask)
+
     p = sub.add_parser("docs", help="list indexed documents")
     _add_index_dir(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
@@ -129,6 +142,53 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rag.answering import Answer, Assistant, check_question
+    from rag.generation import DEFAULT_MODEL, GenerationSettings
+
+    question = check_question(args.question)
+    settings = GenerationSettings()
+    for field, value in (("threads", args.threads), ("max_tokens", args.max_tokens), ("context_size", args.context_size)):
+        if value is not None:
+            settings = replace(settings, **{field: value})
+    assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings)
+    if args.k is not None:
+        assistant.k = args.k
+    if args.show_prompt:
+        print(assistant.prompt(question, assistant.retrieve(question)).text, end="\n\n", file=sys.stderr)
+    answer: Answer | None = None
+    for item in assistant.stream(question):
+        if isinstance(item, Answer):
+            answer = item
+        elif not args.json:
+            print(item, end="", flush=True)
+    assert answer is not None
+    if args.json:
+        print(json.dumps({"question": question, **answer.to_dict()}, ensure_ascii=False))
+        return 0
+    print()
+    if answer.refused:
+        if answer.raw:
+            print(f"\n{answer.text}")
+        return 0
+    for sentence in answer.sentences:
+        if not sentence.supported:
+            print(f"  unsupported: {sentence.text}")
+    if answer.citations:
+        print("\nSources:")
+    for c in answer.citations:
+        mark = "" if c.supported else " (does not support the answer)"
+        added = " (added by the checker)" if c.added else ""
+        print(f"  [{c.n}] {c.title} ({c.doc_id}, chars {c.start}-{c.end}){mark}{added}")
+        print(f'      "{c.quote}"')
+    t = answer.timings
+    first = f"first token {t.first_token_s:.1f} s, " if t.first_token_s is not None else ""
+    print(f"\n({answer.model}: {first}total {t.total_s:.1f} s)", file=sys.stderr)
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     index = _open(args)
     counts: dict[str, int] = {}
@@ -157,9 +217,13 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def _error_types() -> tuple[type[BaseException], ...]:
     from rag.index import IndexOpenError
+    from rag.models import ModelUnavailableError
     from rag.store import IndexBusyError
 
-    return (CommandError, IndexOpenError, IndexBusyError, ValueError, KeyError, FileNotFoundError, PermissionError)
+    return (
+        CommandError, IndexOpenError, IndexBusyError, ModelUnavailableError,
+        ValueError, KeyError, FileNotFoundError, PermissionError,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

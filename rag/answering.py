@@ -1,0 +1,203 @@
+"""Answer questions from the index with a local model, and check every citation.
+
+The pipeline for one question: retrieve -> refuse early if nothing is relevant -> select
+sentences and build the prompt -> generate (streamed) -> recognise a refusal -> verify
+citations. :class:`Assistant` is the one object to use.
+
+Example:
+    >>> from rag import Assistant
+    >>> assistant = Assistant.open()                 # index in .rag/index, model qwen-1.5b
+    >>> answer = assistant.ask("When did Bernard Quintin visit Doha?")
+    >>> answer.text, [c.doc_id for c in answer.citations]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.citations import AnswerSentence, Citation, is_refusal, verify
+from rag.generation import DEFAULT_MODEL, GenerationSettings, Generator, as_messages, load_generator
+from rag.index import Index
+from rag.prompting import INSTRUCTION, Prompt, Source, build_prompt, select_sources
+from rag.retrieval import Mode, check_mode
+from rag.types import Hit
+
+MAX_QUESTION_CHARS = 1000
+DEFAULT_K = 4
+# Refuse without generating when the best passage is this far from the question (cosine of
+# the bundled MiniLM); set below every answerable gold question (eval/README.md, "Refusals").
+MIN_RELEVANCE = 0.2
+REFUSAL_TEXT = "The articles do not contain the answer to this question."
+
+
+@dataclass(frozen=True)
+class Timings:
+    retrieve_s: float
+    first_token_s: float | None
+    total_s: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer, whether it is a refusal, and the evidence behind it."""
+
+    question: str
+    text: str
+    refused: bool
+    citations: tuple[Citation, ...]
+    sentences: tuple[AnswerSentence, ...]
+    hits: tuple[Hit, ...]
+    sources: tuple[Source, ...]
+    timings: Timings
+    model: str
+    prompt: str = ""
+    raw: str = ""
+    refusal_reason: str | None = None
+
+    @property
+    def supported(self) -> bool:
+        """Every sentence of the answer has a verified citation."""
+        return all(s.supported for s in self.sentences)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``rag ask --json``."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [
+                {
+                    "n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title,
+                    "start": c.start, "end": c.end, "quote": c.quote, "supported": c.supported,
+                    "added": c.added,
+                }
+                for c in self.citations
+            ],
+            "sentences": [
+                {"text": s.text, "citations": list(s.citations), "supported": s.supported} for s in self.sentences
+            ],
+            "retrieved": [
+                {"doc_id": h.doc_id, "chunk_id": h.chunk_id, "score": h.score, "rank": h.rank} for h in self.hits
+            ],
+            "timings": {
+                "retrieve_s": round(self.timings.retrieve_s, 3),
+                "first_token_s": None if self.timings.first_token_s is None else round(self.timings.first_token_s, 3),
+                "total_s": round(self.timings.total_s, 3),
+            },
+            "model": self.model,
+        }
+
+
+def check_question(question: object) -> str:
+    """The stripped question, or a ValueError saying what is wrong with it."""
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("the question is empty")
+    question = question.strip()
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+    return question
+
+
+@dataclass
+class Assistant:
+    """Retrieval plus a local model: ask questions, get answers with verified citations.
+
+    The model is loaded on first use and reused for every question.
+    """
+
+    index: Index
+    model: str = DEFAULT_MODEL
+    k: int = DEFAULT_K
+    mode: Mode = "hybrid"
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    generator: Generator | None = None
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be > 0, got {self.k}")
+        check_mode(self.mode)
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: str | Path | None = None,
+        model: str = DEFAULT_MODEL,
+        k: int = DEFAULT_K,
+        mode: Mode = "hybrid",
+        settings: GenerationSettings | None = None,
+    ) -> Assistant:
+        """Open the index (it must exist) and prepare the named model (loaded on first use)."""
+        return cls(Index.open(index_dir, create=False), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
+
+    def load(self) -> Generator:
+        """Load the model now (it is otherwise loaded by the first question) and warm its cache."""
+        if self.generator is None:
+            self.generator = load_generator(self.model, self.settings)
+            # Evaluate the fixed instruction once so the first question reuses its cache.
+            for _ in self.generator.stream(as_messages(INSTRUCTION), max_tokens=1):
+                pass
+        return self.generator
+
+    def retrieve(self, question: str, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
+        return self.index.search(question, k=k or self.k, mode=mode or self.mode)
+
+    def prompt(self, question: str, hits: list[Hit]) -> Prompt:
+        """The exact prompt the model would get for ``question`` and ``hits``."""
+        return build_prompt(question, select_sources(question, hits, self.index.embedder))
+
+    def ask(self, question: str, k: int | None = None, mode: Mode | None = None) -> Answer:
+        """Answer ``question``; see :meth:`stream` for the steps."""
+        answer = None
+        for item in self.stream(question, k=k, mode=mode):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, k: int | None = None, mode: Mode | None = None) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as the model writes them, then the final :class:`Answer`."""
+        question = check_question(question)
+        if k is not None and k < 1:
+            raise ValueError(f"k must be > 0, got {k}")
+        started = time.perf_counter()
+        hits = self.retrieve(question, k=k, mode=mode)
+        best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
+        if not hits or (mode or self.mode) != "bm25" and best < MIN_RELEVANCE:
+            retrieve_s = time.perf_counter() - started
+            yield REFUSAL_TEXT
+            yield self._refusal(question, hits, (), Timings(retrieve_s, None, retrieve_s), "", "no relevant passage")
+            return
+        prompt = self.prompt(question, hits)
+        retrieve_s = time.perf_counter() - started
+        generator = self.load()
+        pieces: list[str] = []
+        first_token_s = None
+        for piece in generator.stream(as_messages(prompt.text), max_tokens=self.settings.max_tokens):
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - started
+            pieces.append(piece)
+            yield piece
+        raw = "".join(pieces).strip()
+        timings = Timings(retrieve_s, first_token_s, time.perf_counter() - started)
+        if not raw or is_refusal(raw):
+            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, "the model found no answer", raw)
+            return
+        text, sentences, citations = verify(raw, prompt.sources, question)
+        yield Answer(
+            question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
+            hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
+        )
+
+    def _refusal(
+        self, question: str, hits: list[Hit], sources: tuple[Source, ...], timings: Timings, prompt: str, reason: str,
+        raw: str = "",
+    ) -> Answer:
+        return Answer(
+            question=question, text=REFUSAL_TEXT, refused=True, citations=(), sentences=(), hits=tuple(hits),
+            sources=sources, timings=timings, model=self.generator.name if self.generator else self.model,
+            prompt=prompt, raw=raw, refusal_reason=reason,
+        )

@@ -1,0 +1,170 @@
+"""Check an answer against its sources: parse ``[n]`` markers, verify every sentence, find quotes.
+
+For each answer sentence:
+
+1. its markers are parsed (``[1]``, ``[1, 2]``, ``[1][3]``); a marker naming no source
+   is dropped;
+2. each cited source is checked for a sentence that supports it (:func:`support`);
+   the best one becomes the citation's quote, with character offsets into the document;
+3. a sentence whose cited sources do not support it, or that cites nothing, gets the
+   best supporting *shown* source attached if one clearly supports it, else it is marked
+   unsupported.
+
+Support is lexical and deliberately plain, so a reader can see why a sentence passed: the
+share of the sentence's *new* content words (those not already in the question, which
+answers tend to restate) found in one source sentence or a pair of adjacent ones, and no
+number or date in the answer that the source does not contain (invented figures are the
+commonest hallucination in our runs). Thresholds are in eval/README.md, "Citations".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.chunking import split_sentences
+from rag.prompting import Source, Span
+from rag.sparse import tokenize
+
+MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+SUPPORT_THRESHOLD = 0.5  # share of the sentence's content words found in one source sentence
+ATTACH_THRESHOLD = 0.6  # stricter bar for attaching a source the model did not cite
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+REFUSAL = re.compile(
+    r"(\bi (do not|don't|dont) know\b|\bi'm not sure\b|\bi am not sure\b"
+    r"|\b(cannot|can't|can not|unable to) (answer|determine|find|tell|say|provide)"
+    r"|\b(sources?|articles?|context|texts?|documents?|information provided) (do|does) not "
+    r"(contain|mention|say|state|provide|specify|include|give|answer)"
+    r"|\bnot (mentioned|provided|stated|specified|given|available|included|found|discussed) in the "
+    r"(sources?|articles?|context|texts?|documents?)"
+    r"|\bno (information|mention|details?) (about|on|of|regarding)\b"
+    r"|\bthere is no (information|mention)\b)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Source ``[n]`` supporting part of the answer, with the quote that supports it.
+
+    ``start``/``end`` are offsets of ``quote`` in the document's cleaned text. ``added``
+    is True when the verifier attached this source to a sentence the model left uncited.
+    """
+
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    start: int
+    end: int
+    quote: str
+    supported: bool
+    added: bool = False
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of the answer (markers removed) and the sources that support it."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool
+
+
+def parse_markers(text: str, valid: set[int]) -> tuple[str, list[int]]:
+    """Remove markers that name no valid source; return the cleaned text and the valid numbers cited."""
+    cited: list[int] = []
+
+    def keep(m: re.Match[str]) -> str:
+        numbers = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        good = [n for n in numbers if n in valid]
+        cited.extend(n for n in good if n not in cited)
+        return "".join(f"[{n}]" for n in good)
+
+    cleaned = MARKER.sub(keep, text)
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), cited
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the model said the sources do not answer (anywhere in a short answer)."""
+    return bool(REFUSAL.search(text))
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def support(sentence: str, evidence: str, question: str = "") -> float:
+    """How well ``evidence`` supports ``sentence``: the share of the sentence's content words
+    that are not in ``question`` found in the evidence; 0 if the sentence has a number the
+    evidence lacks."""
+    if not _numbers(sentence) - _numbers(question) <= _numbers(evidence):
+        return 0.0
+    words = set(tokenize([sentence])[0])
+    new = words - set(tokenize([question])[0])
+    words = new or words  # an answer that only restates the question is checked in full
+    if not words:
+        return 1.0  # nothing to check ("Yes.")
+    return len(words & set(tokenize([evidence])[0])) / len(words)
+
+
+def best_span(sentence: str, source: Source, question: str = "") -> tuple[float, Span]:
+    """The source sentence that best supports ``sentence``, and its score.
+
+    A pair of adjacent sentences is also tried, since an answer often joins two.
+    """
+    spans = list(source.sentences)
+    options = spans + [
+        Span(a.start, b.end, f"{a.text} {b.text}") for a, b in zip(spans, spans[1:])
+    ]
+    scored = [(support(sentence, s.text, question), s) for s in options]
+    return max(scored, key=lambda pair: (pair[0], -(pair[1].end - pair[1].start)))
+
+
+def verify(
+    answer: str, sources: tuple[Source, ...], question: str = ""
+) -> tuple[str, list[AnswerSentence], list[Citation]]:
+    """Check ``answer`` to ``question`` against ``sources``; return the cleaned answer, its
+    sentences and citations.
+
+    Citations are one per (source, supporting quote), numbered as in the prompt.
+    """
+    by_n = {s.n: s for s in sources}
+    cleaned, _ = parse_markers(answer, set(by_n))
+    sentences: list[AnswerSentence] = []
+    citations: dict[tuple[int, int], Citation] = {}
+
+    def cite(source: Source, span: Span, ok: bool, added: bool) -> None:
+        key = (source.n, span.start)
+        if key not in citations:
+            citations[key] = Citation(
+                n=source.n, doc_id=source.hit.doc_id, chunk_id=source.hit.chunk_id, title=source.hit.title,
+                start=span.start, end=span.end, quote=span.text, supported=ok, added=added,
+            )
+
+    for a, b in split_sentences(cleaned):
+        raw = cleaned[a:b]
+        _, cited = parse_markers(raw, set(by_n))
+        claim = MARKER.sub("", raw).strip()
+        if not claim.strip(" .,;:"):
+            continue
+        checked = [(n, *best_span(claim, by_n[n], question)) for n in cited]
+        good = [(n, span) for n, score, span in checked if score >= SUPPORT_THRESHOLD]
+        if good:
+            for n, span in good:
+                cite(by_n[n], span, ok=True, added=False)
+            sentences.append(AnswerSentence(claim, tuple(n for n, _ in good), True))
+            continue
+        # The cited sources do not back the sentence: look for one that does.
+        others = [(s.n, *best_span(claim, s, question)) for s in sources if s.n not in cited]
+        best = max(others, key=lambda t: t[1], default=None)
+        if best is not None and best[1] >= ATTACH_THRESHOLD:
+            cite(by_n[best[0]], best[2], ok=True, added=True)
+            sentences.append(AnswerSentence(claim, (best[0],), True))
+        else:
+            for n, _, span in checked:
+                cite(by_n[n], span, ok=False, added=False)
+            sentences.append(AnswerSentence(claim, tuple(cited), False))
+    ordered = sorted(citations.values(), key=lambda c: (c.n, c.start))
+    return cleaned, sentences, ordered

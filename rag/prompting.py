@@ -1,0 +1,134 @@
+"""Build the one prompt the model sees: a fixed instruction, numbered sources, the question.
+
+On 2 CPU cores the 1.5B model reads about 60 prompt tokens a second, so every sentence
+in the prompt costs time before the first answer token. Instead of whole chunks, the
+prompt carries the sentences of the retrieved chunks that best match the question,
+within a word budget, grouped per chunk in document order. Each group is one numbered
+source, so a citation ``[n]`` maps back to one chunk and its exact character offsets.
+
+The instruction comes first and never changes, so llama.cpp reuses its cached prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.chunking import split_sentences
+from rag.embedding import EmbeddingModel
+from rag.sparse import tokenize
+from rag.types import Hit
+
+# Soft wording, one user message: what the bundled Qwen models follow (see eval/README.md).
+INSTRUCTION = (
+    "Answer the question using only the numbered sources. Cite the sources you used like [1]. "
+    "Answer in one or two short sentences. "
+    "If the answer is not in the sources, say that you don't know."
+)
+CONTEXT_WORDS = 110  # prompt budget for source sentences (about 150 tokens)
+MAX_SENTENCES = 6
+LEXICAL_WEIGHT = 0.5  # sentence relevance = dense cosine + this * query-term overlap
+
+
+@dataclass(frozen=True)
+class Span:
+    """A sentence of a document: ``text == document.text[start:end]``."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """Numbered source ``[n]``: the selected sentences of one retrieved chunk."""
+
+    n: int
+    hit: Hit
+    sentences: tuple[Span, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The exact text sent to the model and the sources it numbers."""
+
+    question: str
+    sources: tuple[Source, ...]
+    text: str
+
+
+def sentence_spans(hit: Hit) -> list[Span]:
+    """The sentences of a hit's chunk, with offsets into the document."""
+    return [Span(hit.start + a, hit.start + b, hit.text[a:b]) for a, b in split_sentences(hit.text)]
+
+
+def is_heading(text: str, title: str) -> bool:
+    """A title or section heading: it carries no facts and only costs prompt tokens."""
+    return text == title or (len(text.split()) <= 12 and not text.rstrip("\"'”’)").endswith((".", "!", "?", ":")))
+
+
+def lexical_overlap(query_terms: set[str], text: str) -> float:
+    """Share of the query's content terms that occur in ``text`` (stemmed, no stopwords)."""
+    if not query_terms:
+        return 0.0
+    return len(query_terms & set(tokenize([text])[0])) / len(query_terms)
+
+
+def select_sources(
+    question: str,
+    hits: list[Hit],
+    embedder: EmbeddingModel,
+    budget_words: int = CONTEXT_WORDS,
+    max_sentences: int = MAX_SENTENCES,
+) -> tuple[Source, ...]:
+    """Pick the sentences of ``hits`` most relevant to ``question`` within the word budget.
+
+    Sentences shared by overlapping chunks are considered once. The best sentence is
+    always kept, even if it alone exceeds the budget.
+    """
+    seen: set[tuple[str, int]] = set()
+    candidates: list[tuple[int, Span]] = []  # (hit index, sentence)
+    for i, hit in enumerate(hits):
+        for span in sentence_spans(hit):
+            if (hit.doc_id, span.start) not in seen and not is_heading(span.text, hit.title):
+                seen.add((hit.doc_id, span.start))
+                candidates.append((i, span))
+    if not candidates:
+        return ()
+    vectors = embedder.embed([question] + [span.text for _, span in candidates])
+    dense = vectors[1:] @ vectors[0]
+    terms = set(tokenize([question])[0])
+    lexical = np.array([lexical_overlap(terms, span.text) for _, span in candidates])
+    relevance = dense + LEXICAL_WEIGHT * lexical
+
+    chosen: list[int] = []
+    words = 0
+    for j in np.argsort(-relevance, kind="stable"):
+        n = len(candidates[j][1].text.split())
+        if chosen and (words + n > budget_words or len(chosen) >= max_sentences):
+            continue
+        chosen.append(int(j))
+        words += n
+
+    by_hit: dict[int, list[Span]] = {}
+    for j in chosen:
+        i, span = candidates[j]
+        by_hit.setdefault(i, []).append(span)
+    sources = []
+    for n, i in enumerate(sorted(by_hit), start=1):  # keep retrieval order for the numbers
+        spans = tuple(sorted(by_hit[i], key=lambda s: s.start))
+        sources.append(Source(n=n, hit=hits[i], sentences=spans))
+    return tuple(sources)
+
+
+def build_prompt(question: str, sources: tuple[Source, ...]) -> Prompt:
+    """The prompt text: instruction, numbered sources (title: sentences), question."""
+    lines = [INSTRUCTION, "", "Sources:"]
+    lines += [f"[{s.n}] {s.hit.title}: {s.text}" for s in sources]
+    lines += ["", f"Question: {question}", "Answer:"]
+    return Prompt(question=question, sources=sources, text="\n".join(lines))

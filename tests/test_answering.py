@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.answering import REFUSAL_TEXT, Answer, Assistant
+from rag.generation import load_generator
+from rag.index import Index
+
+from .conftest import FakeEmbedder
+
+
+class ScriptedGenerator:
+    """Streams a fixed reply word by word and records the prompts it was given."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.prompts: list[str] = []
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        self.prompts.append(messages[-1]["content"])
+        for word in self.reply.split(" "):
+            yield word + " "
+
+
+@pytest.fixture
+def index(tmp_path: Path, tiny_corpus: Path) -> Index:
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([tiny_corpus])
+    return index
+
+
+def assistant(index: Index, reply: str) -> Assistant:
+    return Assistant(index, generator=ScriptedGenerator(reply))
+
+
+def test_answer_with_verified_citation(index: Index) -> None:
+    a = assistant(index, "The Miller bakery in Ashford won the national sourdough prize [1].")
+    answer = a.ask("Which bakery won the sourdough prize?")
+    assert not answer.refused and answer.supported
+    [c] = answer.citations
+    assert c.doc_id == "bakery" and c.supported
+    assert index.document("bakery").text[c.start : c.end] == c.quote
+    prompt = a.generator.prompts[0]  # type: ignore[union-attr]
+    assert prompt.startswith("Answer the question using only the numbered sources.")
+    assert "[1] Village Bakery Wins Bread Prize:" in prompt and "Question: Which bakery won" in prompt
+    d = answer.to_dict()
+    assert set(d) >= {"question", "answer", "refused", "citations", "retrieved", "timings", "model"}
+    assert set(d["citations"][0]) >= {"n", "doc_id", "chunk_id", "start", "end", "quote", "supported"}
+    assert set(d["timings"]) == {"retrieve_s", "first_token_s", "total_s"}
+
+
+def test_stream_yields_text_then_answer(index: Index) -> None:
+    items = list(assistant(index, "Lava flowed down the eastern slope [1].").stream("Where did the lava flow?"))
+    assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
+    assert "".join(items[:-1]).strip() == items[-1].raw
+
+
+def test_model_refusal_has_no_citations(index: Index) -> None:
+    answer = assistant(index, "I don't know.").ask("What did the bakery's rye loaf cost?")
+    assert answer.refused and answer.citations == () and answer.text == REFUSAL_TEXT
+
+
+@pytest.mark.parametrize(("question", "message"), [("", "empty"), ("   \n", "empty"), ("x" * 1001, "limit is 1000")])
+def test_bad_questions(index: Index, question: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        assistant(index, "unused").ask(question)
+
+
+def test_unknown_model_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown model 'gpt-9'.*qwen-1.5b.*qwen-0.5b.*openai:URL#MODEL"):
+        load_generator("gpt-9")
+    with pytest.raises(ValueError, match="openai:URL#MODEL"):
+        load_generator("openai:http://127.0.0.1:1")

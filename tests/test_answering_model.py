@@ -1,0 +1,56 @@
+"""Integration: the bundled Qwen 1.5B answers seed questions with citations and refuses the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.answering import Assistant
+from rag.evaluation import is_correct
+from rag.generation import GenerationSettings
+from rag.index import Index
+
+from .conftest import SEEDS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
+    index = Index.open(tmp_path_factory.mktemp("seeds") / "index")
+    index.add([SEEDS])
+    assistant = Assistant(index, settings=GenerationSettings(threads=2))
+    assistant.load()
+    return assistant
+
+
+@pytest.mark.parametrize(
+    ("question", "answers", "doc_id"),
+    [
+        ("When did Bernard Quintin visit Doha?", ["December 6, 2023"], "000_309b2881ceff4657"),
+        ("What period does Belgium's Cyber Security Strategy 2.0 cover?", ["2021 to 2025", "2021-2025"], "004_b9acc8e520016878"),
+        ("Which country did Qatar partner with to improve public key infrastructure?", ["Rwanda"], "002_26a8b3c79e444c21"),
+    ],
+)
+def test_answers_with_citation_to_the_right_article(
+    assistant: Assistant, question: str, answers: list[str], doc_id: str
+) -> None:
+    answer = assistant.ask(question)
+    assert not answer.refused, answer.raw
+    assert is_correct(answer.text, {"answers": answers}), answer.text
+    supported = [c for c in answer.citations if c.supported]
+    assert supported and {c.doc_id for c in supported} == {doc_id}, answer.citations
+    assert answer.timings.first_token_s is not None and answer.timings.total_s >= answer.timings.first_token_s
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the total budget allocated to Belgium's Cyber Security Strategy 2.0?",
+        "What is the capital of Australia?",
+    ],
+)
+def test_refuses_what_the_articles_do_not_say(assistant: Assistant, question: str) -> None:
+    answer = assistant.ask(question)
+    assert answer.refused and answer.citations == (), answer.raw

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.citations import is_refusal, parse_markers, verify
+from rag.prompting import Source, Span
+from rag.types import Hit
+
+DOC_A = (
+    "The talks occurred during Minister Quintin's official visit to Doha on December 6, 2023. "
+    "A follow-up meeting is anticipated in the first half of 2024."
+)
+DOC_B = "The new strategic plan covers the period from 2021 to 2025 and has six goals."
+
+
+def source(n: int, doc_id: str, text: str, offset: int = 100) -> Source:
+    hit = Hit(chunk_id=f"{doc_id}#0", doc_id=doc_id, title=doc_id.title(), text=text,
+              start=offset, end=offset + len(text), score=1.0, rank=n)
+    from rag.prompting import sentence_spans
+
+    return Source(n=n, hit=hit, sentences=tuple(sentence_spans(hit)))
+
+
+SOURCES = (source(1, "qatar", DOC_A), source(2, "belgium", DOC_B, offset=0))
+
+
+def test_correct_citation_is_verified_with_a_quote() -> None:
+    text, sentences, citations = verify("Quintin visited Doha on December 6, 2023 [1].", SOURCES)
+    assert text == "Quintin visited Doha on December 6, 2023 [1]."
+    assert sentences[0].supported and sentences[0].citations == (1,)
+    [c] = citations
+    assert (c.n, c.doc_id, c.supported, c.added) == (1, "qatar", True, False)
+    assert c.quote.startswith("The talks occurred") and c.quote.endswith("2023.")
+    assert DOC_A[c.start - 100 : c.end - 100] == c.quote  # offsets point into the document
+
+
+def test_wrong_citation_number_is_replaced_by_the_supporting_source() -> None:
+    _, sentences, citations = verify("Quintin visited Doha on December 6, 2023 [2].", SOURCES)
+    assert sentences[0].supported and sentences[0].citations == (1,)
+    assert [(c.n, c.added) for c in citations] == [(1, True)]
+
+
+def test_marker_pointing_at_no_source_is_dropped() -> None:
+    text, _, citations = verify("The plan covers 2021 to 2025 [7][2].", SOURCES)
+    assert "[7]" not in text and "[2]" in text
+    assert [c.n for c in citations] == [2]
+
+
+def test_sentence_without_citation_gets_one_attached() -> None:
+    _, sentences, citations = verify("The plan has six goals.", SOURCES)
+    assert sentences[0].supported and [(c.n, c.added) for c in citations] == [(2, True)]
+
+
+def test_invented_fact_is_unsupported() -> None:
+    _, sentences, citations = verify("The strategy has a budget of 50 million euros [2].", SOURCES)
+    assert not sentences[0].supported
+    assert all(not c.supported for c in citations)
+
+
+def test_mixed_answer_marks_only_the_invented_sentence() -> None:
+    answer = "The plan covers 2021 to 2025 [2]. It was written by 40 experts in Ghent [2]."
+    _, sentences, _ = verify(answer, SOURCES)
+    assert [s.supported for s in sentences] == [True, False]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I don't know.", "I do not know the answer.", "The sources do not mention the budget.",
+     "This is not mentioned in the sources.", "There is no information about that in the articles."],
+)
+def test_refusals_are_recognised(text: str) -> None:
+    assert is_refusal(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["The plan covers 2021 to 2025 [2].", "Belgium knows the risks well [2].", "No, it was in Doha [1]."]
+)
+def test_answers_are_not_refusals(text: str) -> None:
+    assert not is_refusal(text)
+
+
+def test_parse_markers_variants() -> None:
+    assert parse_markers("A [1, 2] b [3][1] c [9].", {1, 2, 3}) == ("A [1][2] b [3][1] c.", [1, 2, 3])
+
+
+@given(st.text(max_size=200), st.sets(st.integers(1, 5), max_size=5))
+def test_parser_never_crashes_or_invents_sources(text: str, valid: set[int]) -> None:
+    cleaned, cited = parse_markers(text, valid)
+    assert set(cited) <= valid
+    sources = tuple(s for s in SOURCES if s.n in valid)
+    _, sentences, citations = verify(text, sources)
+    assert {c.n for c in citations} <= {s.n for s in sources}
+    assert all(set(s.citations) <= {x.n for x in sources} for s in sentences)
