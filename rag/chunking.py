@@ -116,9 +116,14 @@ def chunk_spans(text: str, config: ChunkConfig = ChunkConfig()) -> list[tuple[in
         spans.append((units[i][0], units[j - 1][1]))
         if j == len(units):
             break
-        # Step back over trailing sentences worth at most `overlap` words, but always advance.
+        # Step back over trailing sentences worth at most `overlap` words, leaving room for
+        # the next sentence so that every chunk reaches further than the one before.
         back, carried = j, 0
-        while back - 1 > i and carried + units[back - 1][2] <= config.overlap:
+        while (
+            back - 1 > i
+            and carried + units[back - 1][2] <= config.overlap
+            and carried + units[back - 1][2] + units[j][2] <= config.size
+        ):
             back -= 1
             carried += units[back][2]
         i = back

@@ -81,3 +81,10 @@ def test_chunk_offsets_cover_text_exactly(text: str, size: int, overlap_share: f
         assert a1 < a2 and b1 < b2  # always advancing: nothing duplicated beyond the overlap
         if a2 < b1:  # overlapping text is whole sentences worth at most `overlap` words
             assert len(text[a2:b1].split()) <= config.overlap
+
+
+def test_overlap_never_yields_a_chunk_inside_the_previous_one() -> None:
+    # found by hypothesis: carrying "." over left no room for "0 0" in a 2-word chunk
+    spans = chunk_spans(". . 0 0", ChunkConfig(size=2, overlap=1))
+    assert all(b1 < b2 for (_, b1), (_, b2) in zip(spans, spans[1:]))
+    assert spans[-1][1] == len(". . 0 0")

@@ -93,3 +93,9 @@ def test_parser_never_crashes_or_invents_sources(text: str, valid: set[int]) -> 
     _, sentences, citations = verify(text, sources)
     assert {c.n for c in citations} <= {s.n for s in sources}
     assert all(set(s.citations) <= {x.n for x in sources} for s in sentences)
+
+
+def test_numbers_repeated_from_the_question_are_not_claims() -> None:
+    answer = "The Strategy 2.0 plan covers the period from 2021 to 2025 [2]."
+    assert not verify(answer, SOURCES)[1][0].supported  # "2.0" appears in no source
+    assert verify(answer, SOURCES, question="What period does Strategy 2.0 cover?")[1][0].supported
