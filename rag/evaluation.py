@@ -37,10 +37,13 @@ def load_gold(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+_PUNCTUATION = frozenset(string.punctuation) | {"’", "‘", "“", "”"}
+
+
 def normalize(text: str) -> str:
     """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
     text = text.lower().replace("–", " ").replace("-", " ")
-    text = "".join(ch for ch in text if ch not in set(string.punctuation) | {"’", "‘", "“", "”"})
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
