@@ -89,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doc_id", metavar="DOC_ID")
     _add_index_dir(p)
     p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("eval", help="score retrieval, answers, citations and refusals on a gold set")
+    p.add_argument("--gold", type=Path, required=True, help="gold questions (JSONL; see eval/gold/README.md)")
+    p.add_argument("--corpus", type=Path, default=None, help="index this folder or JSONL first, into its own index (reused when unchanged)")
+    _add_index_dir(p)
+    p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--k", type=int, default=None, help="passages given to the model (default 4)")
+    p.add_argument("--retrieval-only", action="store_true", help="score the ranking only; no model is loaded")
+    p.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
+                   help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 (repeatable)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default eval/results/<timestamp>)")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -213,6 +228,92 @@ def cmd_remove(args: argparse.Namespace) -> int:
     index.remove(args.doc_id)
     print(f"removed {args.doc_id}; {len(index.documents())} documents left")
     return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import time
+
+    from rag.eval_report import evaluate
+    from rag.evaluation import Setting, check_gold, corpus_index_dir, load_gold, parse_compare, unknown_sources
+    from rag.generation import DEFAULT_MODEL, GenerationSettings
+    from rag.index import Index, IndexOpenError, default_index_dir
+
+    gold = load_gold(args.gold)
+    check_gold(gold)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise CommandError(f"--limit must be > 0, got {args.limit}")
+        gold = gold[: args.limit]
+    if not gold:
+        raise CommandError(f"no questions in {args.gold}")
+    base = Setting(mode=args.mode, model=args.model or DEFAULT_MODEL, retrieval_only=args.retrieval_only,
+                   **({"k": args.k} if args.k is not None else {}))
+    settings = parse_compare(args.compare, base)
+    if args.corpus is not None:
+        index_dir = args.index_dir or corpus_index_dir(args.corpus)
+        index = Index.open(index_dir)
+        report = index.add([args.corpus], progress=True)
+        if not (report.added or report.updated or report.unchanged):
+            raise CommandError(f"no documents to index in {args.corpus} ({len(report.skipped)} skipped)")
+        print(f"{report.summary()}; index at {index.path}", file=sys.stderr)
+    else:
+        index_dir = args.index_dir or default_index_dir()
+        try:
+            index = Index.open(index_dir, create=False)
+        except IndexOpenError as e:
+            if Path(index_dir).exists():
+                raise
+            raise CommandError(f"no index at {index_dir}; run `rag index seeds` or pass --corpus PATH") from None
+    missing, named = unknown_sources(gold, index)
+    if named and len(missing) == named:
+        raise CommandError(
+            f"none of the {named} source documents named in {args.gold} is in the index at {index.path}; "
+            "pass --corpus with the documents the gold set was written for"
+        )
+    if missing:
+        print(f"warning: {len(missing)} of {named} gold source documents are not in the index: "
+              f"{', '.join(sorted(missing)[:5])}{' ...' if len(missing) > 5 else ''}", file=sys.stderr)
+    generation = GenerationSettings(threads=args.threads) if args.threads is not None else None
+    out = args.out or Path("eval") / "results" / time.strftime("%Y%m%d-%H%M%S")
+    context = {"command": _eval_command(args), "gold": str(args.gold), "index": str(index.path)}
+    try:
+        results = evaluate(gold, index, settings, out, generation=generation, progress=True, context=context)
+    except KeyboardInterrupt:
+        print(f"rag: interrupted; results so far in {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for result in results:
+        m = result.metrics
+        r = m["retrieval"]
+        line = f"{result.setting.label}: hit@1 {_fmt(r['hit@1'])}, all gold in top k {_fmt(r['all@k'])}"
+        if "answers" in m:
+            line += (f", accuracy {_fmt(m['answers']['accuracy'])}, F1 {_fmt(m['answers']['f1'])}, "
+                     f"citation precision {_fmt(m['citations']['precision'])}, "
+                     f"refusal accuracy {_fmt(m['refusals']['refusal_accuracy'])}")
+        print(line)
+    print(f"wrote {out / 'report.md'}")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _eval_command(args: argparse.Namespace) -> str:
+    """The ``rag eval`` command line that reproduces this run, for the report."""
+    import shlex
+
+    words = ["rag", "eval", "--gold", str(args.gold)]
+    for flag, value in (("--corpus", args.corpus), ("--index-dir", args.index_dir), ("--model", args.model),
+                        ("--k", args.k), ("--limit", args.limit), ("--threads", args.threads)):
+        if value is not None:
+            words += [flag, str(value)]
+    if args.mode != "hybrid":
+        words += ["--mode", args.mode]
+    if args.retrieval_only:
+        words.append("--retrieval-only")
+    for spec in args.compare:
+        words += ["--compare", spec]
+    return shlex.join(words)
 
 
 def _error_types() -> tuple[type[BaseException], ...]:

@@ -1,8 +1,20 @@
-"""Score answers against a gold set: answer accuracy, citations, refusals, latency.
+"""Score retrieval and answers against a gold set: ranking, answers, citations, refusals, latency.
 
 A gold line is ``{"id", "question", "answers": [...], "sources": [...], "answerable": bool}``;
 with ``"all": true`` every listed item must appear, and ``"a|b"`` gives alternatives
-for one item (see eval/gold/README.md).
+for one item (see eval/gold/README.md). Other fields are kept and ignored.
+
+:func:`run` turns each gold question into a :class:`Record` (the ranking, and the answer
+unless only retrieval is evaluated); the metric functions are pure functions over records,
+and :func:`compute_metrics` gathers them for one :class:`Setting`. Writing the results is
+:mod:`rag.eval_report`.
+
+Example:
+    >>> from rag.index import Index
+    >>> gold = load_gold("eval/gold/seeds.jsonl")
+    >>> setting = Setting(mode="bm25", retrieval_only=True)
+    >>> records = list(run(gold, Index.open(".rag/index", create=False), setting))
+    >>> compute_metrics(records, setting.k)["retrieval"]["hit@1"]
 """
 
 from __future__ import annotations
@@ -10,11 +22,19 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from rag.answering import DEFAULT_K
+from rag.generation import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from rag.answering import Assistant
+    from rag.index import Index
 
 
 def load_gold(path: str | Path) -> list[dict[str, Any]]:
@@ -72,3 +92,349 @@ def token_f1(answer: str, gold_answers: Iterable[str]) -> float:
 
 def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
+
+
+# ---------------------------------------------------------------------- per-question records
+
+_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+# hit@n is reported for these n; the ranking searched is at least this deep.
+HIT_AT = (1, 3, 5)
+
+
+def strip_markers(text: str) -> str:
+    """The answer without citation markers, so ``[2]`` is not scored as the word "2"."""
+    return _MARKER.sub("", text)
+
+
+def exact_match(answer: str, gold_answers: Iterable[str]) -> bool:
+    """SQuAD exact match: the normalised answer equals a normalised gold answer."""
+    said = normalize(answer)
+    return any(said == normalize(gold) for gold in gold_answers)
+
+
+def scoring_answers(gold: dict[str, Any]) -> list[str]:
+    """The strings token F1 and exact match compare against.
+
+    A list question (``all``) is one reference made of the first alternative of every item;
+    otherwise each acceptable answer is a reference of its own.
+    """
+    if gold.get("all"):
+        return [" ".join(item.split("|")[0] for item in gold["answers"])]
+    return list(gold["answers"])
+
+
+@dataclass(frozen=True)
+class Record:
+    """What one gold question got: the ranking, and (unless retrieval only) the answer.
+
+    ``retrieved`` holds ``(doc_id, chunk_id)`` pairs in rank order; ``citations`` and
+    ``sentences`` are dicts shaped as in ``rag ask --json``; ``answer`` is None when only
+    retrieval was evaluated.
+    """
+
+    id: str
+    question: str
+    gold: dict[str, Any]
+    retrieved: tuple[tuple[str, str], ...]
+    answer: str | None = None
+    refused: bool = False
+    citations: tuple[dict[str, Any], ...] = ()
+    sentences: tuple[dict[str, Any], ...] = ()
+    timings: dict[str, float | None] = field(default_factory=dict)
+    model: str | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.gold.get("answerable", True))
+
+    def docs(self, chunks: int | None = None) -> list[str]:
+        """Distinct doc ids in rank order, from the first ``chunks`` retrieved chunks (all if None)."""
+        return list(dict.fromkeys(doc for doc, _ in self.retrieved[:chunks]))
+
+    def correct(self) -> bool:
+        """Answer accuracy for an answerable question (a refusal is wrong)."""
+        return self.answer is not None and not self.refused and is_correct(strip_markers(self.answer), self.gold)
+
+    def f1(self) -> float:
+        if self.answer is None or self.refused:
+            return 0.0
+        return token_f1(strip_markers(self.answer), scoring_answers(self.gold))
+
+    def exact(self) -> bool:
+        if self.answer is None or self.refused:
+            return False
+        return exact_match(strip_markers(self.answer), scoring_answers(self.gold))
+
+    def to_dict(self) -> dict[str, Any]:
+        """One line of ``answers.jsonl``."""
+        row: dict[str, Any] = {
+            "id": self.id,
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "citations": list(self.citations),
+            "sentences": list(self.sentences),
+            "retrieved": [
+                {"rank": rank, "doc_id": doc, "chunk_id": chunk}
+                for rank, (doc, chunk) in enumerate(self.retrieved, start=1)
+            ],
+            "timings": self.timings,
+            "model": self.model,
+        }
+        if self.answer is not None and self.answerable:
+            row["score"] = {"correct": self.correct(), "f1": round(self.f1(), 4), "exact": self.exact()}
+        return row
+
+
+# ---------------------------------------------------------------------- metrics (pure functions)
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def ndcg(ranked_docs: list[str], sources: Iterable[str], k: int) -> float:
+    """Binary-relevance nDCG of the first ``k`` distinct docs against the gold ``sources``."""
+    gold = set(sources)
+    if not gold:
+        return 0.0
+    dcg = sum(1 / np.log2(i + 2) for i, doc in enumerate(ranked_docs[:k]) if doc in gold)
+    ideal = sum(1 / np.log2(i + 2) for i in range(min(len(gold), k)))
+    return float(dcg / ideal)
+
+
+def reciprocal_rank(ranked_docs: list[str], sources: Iterable[str]) -> float:
+    gold = set(sources)
+    return next((1 / rank for rank, doc in enumerate(ranked_docs, start=1) if doc in gold), 0.0)
+
+
+def retrieval_metrics(records: list[Record], k: int) -> dict[str, float | int | None]:
+    """Document-level retrieval quality over the answerable questions that name sources.
+
+    hit@n: a gold doc among the first n distinct docs. recall@k: share of gold docs among the
+    docs of the first ``k`` chunks (the passages the model gets); any@k / all@k: one / every
+    gold doc there. MRR over the whole ranking; nDCG@k over the docs of the first ``k`` chunks.
+    """
+    scored = [r for r in records if r.answerable and r.gold.get("sources")]
+    out: dict[str, float | int | None] = {"questions": len(scored)}
+    for n in HIT_AT:
+        out[f"hit@{n}"] = _mean(bool(set(r.gold["sources"]) & set(r.docs()[:n])) for r in scored)
+    top = [(set(r.gold["sources"]), set(r.docs(k))) for r in scored]
+    out["recall@k"] = _mean(len(gold & got) / len(gold) for gold, got in top)
+    out["any@k"] = _mean(bool(gold & got) for gold, got in top)
+    out["all@k"] = _mean(gold <= got for gold, got in top)
+    out["mrr"] = _mean(reciprocal_rank(r.docs(), r.gold["sources"]) for r in scored)
+    out["ndcg@k"] = _mean(ndcg(r.docs(k), r.gold["sources"], k) for r in scored)
+    return out
+
+
+def answer_metrics(records: list[Record]) -> dict[str, float | int | None]:
+    """Accuracy (every item for list questions), token F1 and exact match on answerable questions."""
+    scored = [r for r in records if r.answer is not None and r.answerable]
+    return {
+        "questions": len(scored),
+        "accuracy": _mean(r.correct() for r in scored),
+        "f1": _mean(r.f1() for r in scored),
+        "exact_match": _mean(r.exact() for r in scored),
+    }
+
+
+def citation_metrics(records: list[Record]) -> dict[str, float | int | None]:
+    """How well answers cite, over answerable questions that were answered.
+
+    Citations count per document: the docs an answer cites with a supported citation.
+    precision: share of those docs that are gold sources, pooled over questions; recall: per
+    question, share of gold sources cited; supported_sentences: share of the sentences of
+    every non-refused answer that carry a verified citation.
+    """
+    answered = [r for r in records if r.answer is not None and not r.refused]
+    scored = [r for r in answered if r.answerable and r.gold.get("sources")]
+    cited = [({c["doc_id"] for c in r.citations if c.get("supported")}, set(r.gold["sources"])) for r in scored]
+    checks = [doc in gold for docs, gold in cited for doc in sorted(docs)]
+    recall = [len(docs & gold) / len(gold) for docs, gold in cited]
+    sentences = [bool(s.get("supported")) for r in answered for s in r.sentences]
+    return {
+        "questions": len(scored),
+        "cited_docs": len(checks),
+        "precision": _mean(checks),
+        "recall": _mean(recall),
+        "supported_sentences": _mean(sentences),
+    }
+
+
+def refusal_metrics(records: list[Record]) -> dict[str, float | int | None]:
+    """refusal_accuracy: share of unanswerable questions refused; false_refusals: of answerable ones."""
+    answered = [r for r in records if r.answer is not None]
+    unanswerable = [r.refused for r in answered if not r.answerable]
+    answerable = [r.refused for r in answered if r.answerable]
+    return {
+        "unanswerable": len(unanswerable),
+        "refusal_accuracy": _mean(unanswerable),
+        "false_refusals": _mean(answerable),
+    }
+
+
+def latency_metrics(records: list[Record]) -> dict[str, float | None]:
+    """p50 and p95, in seconds, of each timing present (first token only where one came)."""
+    out: dict[str, float | None] = {}
+    for name in ("retrieve_s", "first_token_s", "total_s"):
+        values = [r.timings[name] for r in records if r.timings.get(name) is not None]
+        if values:
+            out[f"{name}_p50"] = percentile(values, 50)  # type: ignore[arg-type]
+            out[f"{name}_p95"] = percentile(values, 95)  # type: ignore[arg-type]
+    return out
+
+
+def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
+    """Every metric for one setting; the answer groups are absent when only retrieval ran.
+
+    Example:
+        >>> metrics = compute_metrics(records, k=4)
+        >>> metrics["retrieval"]["hit@1"], metrics["answers"]["accuracy"]
+    """
+    out: dict[str, Any] = {"questions": len(records), "retrieval": retrieval_metrics(records, k)}
+    if any(r.answer is not None for r in records):
+        out["answers"] = answer_metrics(records)
+        out["citations"] = citation_metrics(records)
+        out["refusals"] = refusal_metrics(records)
+    out["latency"] = latency_metrics(records)
+    return out
+
+
+# ---------------------------------------------------------------------- running a setting
+
+COMPARE_AXES = ("model", "mode", "k")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration to evaluate: retrieval mode, passages given to the model, model."""
+
+    mode: str = "hybrid"
+    k: int = DEFAULT_K
+    model: str = DEFAULT_MODEL
+    retrieval_only: bool = False
+
+    def __post_init__(self) -> None:
+        from rag.retrieval import check_mode
+
+        check_mode(self.mode)
+        if self.k < 1:
+            raise ValueError(f"k must be > 0, got {self.k}")
+
+    @property
+    def label(self) -> str:
+        """A short name for tables and charts, e.g. ``qwen-1.5b hybrid k=4``."""
+        parts = ([] if self.retrieval_only else [self.model]) + [self.mode, f"k={self.k}"]
+        return " ".join(parts)
+
+    @property
+    def slug(self) -> str:
+        """The label as a folder name."""
+        parts = ([] if self.retrieval_only else [Path(self.model).name]) + [self.mode, f"k{self.k}"]
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model}
+
+
+def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
+    """The settings named by ``--compare AXIS=V1,V2,...`` options (several multiply out).
+
+    Models vary slowest, so each model is loaded once.
+
+    Example:
+        >>> [s.mode for s in parse_compare(["mode=bm25,dense"], Setting())]
+        ['bm25', 'dense']
+    """
+    axes: dict[str, list[Any]] = {}
+    for spec in specs:
+        axis, sep, values = spec.partition("=")
+        axis = axis.strip()
+        if not sep or axis not in COMPARE_AXES:
+            raise ValueError(f"--compare takes AXIS=V1,V2 with AXIS one of {', '.join(COMPARE_AXES)}; got '{spec}'")
+        if axis in axes:
+            raise ValueError(f"--compare names '{axis}' twice")
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not items:
+            raise ValueError(f"--compare {axis}= needs at least one value")
+        if axis == "k":
+            if not all(v.isdigit() for v in items):
+                raise ValueError(f"--compare k= takes whole numbers, got '{values}'")
+            axes[axis] = [int(v) for v in items]
+        else:
+            axes[axis] = list(dict.fromkeys(items))
+    if "model" in axes and base.retrieval_only:
+        raise ValueError("comparing models needs answers; drop --retrieval-only")
+    settings = [base]
+    for axis in COMPARE_AXES:
+        if axis in axes:
+            settings = [replace(s, **{axis: v}) for s in settings for v in axes[axis]]
+    return settings
+
+
+def check_gold(gold: list[dict[str, Any]]) -> None:
+    """Reject what would make scores meaningless: empty questions, repeated ids, bad fields."""
+    seen: set[str] = set()
+    for row in gold:
+        qid = str(row["id"])
+        if qid in seen:
+            raise ValueError(f"gold id '{qid}' appears twice")
+        seen.add(qid)
+        if not row["question"].strip():
+            raise ValueError(f"gold question '{qid}' is empty")
+        for name in ("answers", "sources"):
+            if not isinstance(row[name], list) or not all(isinstance(x, str) for x in row[name]):
+                raise ValueError(f"gold question '{qid}': '{name}' must be a list of strings")
+        if row["answerable"] and not row["answers"]:
+            raise ValueError(f"gold question '{qid}' is answerable but lists no answers")
+
+
+def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: Assistant | None = None) -> Iterator[Record]:
+    """Yield one :class:`Record` per gold question, in order, for ``setting``.
+
+    The ranking scored is ``index.search`` at depth ``max(k, 5)`` (the model is given its first
+    ``k`` chunks); ``assistant`` answers unless the setting is retrieval only.
+    """
+    import time
+
+    depth = max(setting.k, max(HIT_AT))
+    for row in gold:
+        started = time.perf_counter()
+        hits = index.search(row["question"], k=depth, mode=setting.mode)  # type: ignore[arg-type]
+        retrieve_s = time.perf_counter() - started
+        base = Record(
+            id=str(row["id"]), question=row["question"], gold=row,
+            retrieved=tuple((h.doc_id, h.chunk_id) for h in hits),
+            timings={"retrieve_s": round(retrieve_s, 4)},
+        )
+        if setting.retrieval_only or assistant is None:
+            yield base
+            continue
+        result = assistant.ask(row["question"], k=setting.k, mode=setting.mode)  # type: ignore[arg-type]
+        shown = result.to_dict()
+        yield replace(
+            base, answer=result.text, refused=result.refused, citations=tuple(shown["citations"]),
+            sentences=tuple(shown["sentences"]), timings=shown["timings"], model=result.model,
+        )
+
+
+def corpus_index_dir(corpus: str | Path) -> Path:
+    """Where ``rag eval --corpus`` keeps a corpus's own index: beside the default index, in
+    ``eval-index/<name>-<hash of the corpus path>`` (``.rag/eval-index/...`` by default)."""
+    import hashlib
+
+    from rag.index import default_index_dir
+
+    path = Path(corpus).resolve()
+    name = path.name if path.is_dir() else f"{path.parent.name}-{path.stem}"
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    return default_index_dir().parent / "eval-index" / f"{name}-{digest}"
+
+
+def unknown_sources(gold: list[dict[str, Any]], index: Index) -> tuple[set[str], int]:
+    """The gold source doc ids missing from ``index``, and how many distinct ones the gold names."""
+    named = {doc for row in gold for doc in row["sources"]}
+    known = {doc.id for doc in index.documents()}
+    return named - known, len(named)

@@ -1,0 +1,291 @@
+"""Run gold-set evaluations and write their results: answers, metrics, a report and a chart.
+
+For each :class:`~rag.evaluation.Setting` the answers go to ``answers.jsonl`` one line at a
+time (a Ctrl-C keeps every finished line); ``metrics.json``, ``report.md`` and ``chart.png``
+are written at the end, and also when the run is interrupted, over what was done. With
+several settings each one's answers go to a subfolder named after it, and the report puts
+the settings side by side.
+
+Example:
+    >>> from rag.index import Index
+    >>> from rag.evaluation import Setting, load_gold
+    >>> results = evaluate(load_gold("eval/gold/seeds.jsonl"), Index.open(".rag/index"),
+    ...                    [Setting(mode="bm25", retrieval_only=True)], out=Path("eval/results/demo"))
+    >>> results[0].metrics["retrieval"]["hit@1"]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.evaluation import Record, Setting, compute_metrics, run
+
+if TYPE_CHECKING:
+    from rag.answering import Assistant
+    from rag.generation import GenerationSettings
+    from rag.index import Index
+
+
+@dataclass
+class Result:
+    """The records one setting produced so far, out of ``planned`` questions."""
+
+    setting: Setting
+    planned: int
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.records) == self.planned
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return compute_metrics(self.records, self.setting.k)
+
+
+def evaluate(
+    gold: list[dict[str, Any]],
+    index: Index,
+    settings: Sequence[Setting],
+    out: Path,
+    generation: GenerationSettings | None = None,
+    progress: bool = False,
+    context: dict[str, Any] | None = None,
+    make_assistant: Callable[[Setting, Assistant | None], Assistant] | None = None,
+) -> list[Result]:
+    """Evaluate every setting on ``gold`` and write the results under ``out``.
+
+    A model is loaded once and reused by consecutive settings that name it. On Ctrl-C the
+    metrics and report cover what was finished, then the interrupt propagates.
+
+    Args:
+        context: extra facts for ``metrics.json`` and the report (command, gold file, index).
+        make_assistant: builds the assistant for a setting from the previous one (tests pass
+            one with a scripted generator); the default opens ``setting.model``.
+    """
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[Result] = []
+    previous: Assistant | None = None
+    make = make_assistant or (lambda s, prev: _assistant(index, s, prev, generation))
+    try:
+        for setting in settings:
+            result = Result(setting, len(gold))
+            results.append(result)
+            assistant = None
+            if not setting.retrieval_only:
+                assistant = previous = make(setting, previous)
+                if progress and assistant.generator is None:
+                    print(f"loading {setting.model} ...", end="\r", flush=True, file=sys.stderr)
+                assistant.load()
+            folder = out / setting.slug if len(settings) > 1 else out
+            folder.mkdir(parents=True, exist_ok=True)
+            with (folder / "answers.jsonl").open("w", encoding="utf-8") as sink:
+                bar = tqdm(
+                    run(gold, index, setting, assistant), total=len(gold), desc=setting.label, unit=" q",
+                    disable=None if progress else True,
+                )
+                for record in bar:
+                    result.records.append(record)
+                    sink.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+                    sink.flush()
+    except KeyboardInterrupt:
+        write_results(out, results, context, interrupted=True)
+        raise
+    write_results(out, results, context)
+    return results
+
+
+def _assistant(index: Index, setting: Setting, previous: Assistant | None, generation: GenerationSettings | None) -> Assistant:
+    from rag.answering import Assistant
+
+    # subtle: reuse the loaded model when only the mode or k changes.
+    generator = previous.generator if previous is not None and previous.model == setting.model else None
+    kwargs = {"settings": generation} if generation is not None else {}
+    return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator, **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def write_results(out: Path, results: list[Result], context: dict[str, Any] | None = None, interrupted: bool = False) -> None:
+    """Write ``metrics.json``, ``report.md`` and ``chart.png`` for ``results`` into ``out``."""
+    context = dict(context or {})
+    context.setdefault("date", time.strftime("%Y-%m-%d %H:%M"))
+    payload = {
+        **context,
+        "interrupted": interrupted,
+        "settings": [
+            {
+                "label": r.setting.label, **r.setting.to_dict(),
+                "answered": len(r.records), "planned": r.planned, "metrics": r.metrics,
+            }
+            for r in results
+        ],
+    }
+    (out / "metrics.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    chart = out / "chart.png"
+    has_chart = write_chart(chart, results)
+    (out / "report.md").write_text(report(results, context, interrupted, chart.name if has_chart else None), encoding="utf-8")
+
+
+# (group, key, label, kind): kind "rate" prints two decimals, "s" seconds.
+ROWS: list[tuple[str, str, str, str]] = [
+    ("retrieval", "hit@1", "hit@1", "rate"),
+    ("retrieval", "hit@3", "hit@3", "rate"),
+    ("retrieval", "hit@5", "hit@5", "rate"),
+    ("retrieval", "recall@k", "recall@k", "rate"),
+    ("retrieval", "any@k", "any gold doc in top k", "rate"),
+    ("retrieval", "all@k", "all gold docs in top k", "rate"),
+    ("retrieval", "mrr", "MRR", "rate"),
+    ("retrieval", "ndcg@k", "nDCG@k", "rate"),
+    ("answers", "accuracy", "accuracy", "rate"),
+    ("answers", "f1", "token F1", "rate"),
+    ("answers", "exact_match", "exact match", "rate"),
+    ("citations", "precision", "precision", "rate"),
+    ("citations", "recall", "recall", "rate"),
+    ("citations", "supported_sentences", "sentences with a verified citation", "rate"),
+    ("refusals", "refusal_accuracy", "refusal accuracy (unanswerable)", "rate"),
+    ("refusals", "false_refusals", "false refusals (answerable)", "rate"),
+    ("latency", "retrieve_s", "retrieval p50 / p95", "s"),
+    ("latency", "first_token_s", "first token p50 / p95", "s"),
+    ("latency", "total_s", "total p50 / p95", "s"),
+]
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _cell(metrics: dict[str, Any], group: str, key: str, kind: str) -> str | None:
+    values = metrics.get(group)
+    if values is None:
+        return None
+    if kind == "s":
+        p50, p95 = values.get(f"{key}_p50"), values.get(f"{key}_p95")
+        return None if p50 is None else f"{_seconds(p50)} / {_seconds(p95)}"
+    value = values.get(key)
+    return "–" if value is None else f"{value:.2f}"
+
+
+def report(results: list[Result], context: dict[str, Any], interrupted: bool = False, chart: str | None = None) -> str:
+    """The markdown report: what was run, then one column of metrics per setting."""
+    lines = ["# Evaluation" + (f": {context['gold']}" if context.get("gold") else ""), ""]
+    for name in ("command", "gold", "index", "date"):
+        if context.get(name):
+            value = context[name]
+            lines.append(f"- {name}: `{value}`" if name in ("command", "index") else f"- {name}: {value}")
+    for r in results:
+        answerable = sum(bool(rec.answerable) for rec in r.records)
+        lines.append(
+            f"- {r.setting.label}: {len(r.records)} of {r.planned} questions"
+            f" ({answerable} answerable, {len(r.records) - answerable} unanswerable)"
+        )
+    if interrupted:
+        lines += ["", "**Interrupted**: the figures cover only the questions finished."]
+    lines += ["", "| metric | " + " | ".join(r.setting.label for r in results) + " |",
+              "|---|" + "---|" * len(results)]
+    metrics = [r.metrics for r in results]
+    group_names = {"retrieval": "retrieval (documents)", "answers": "answers (answerable questions)",
+                   "citations": "citations (answered questions)", "refusals": "refusals", "latency": "latency"}
+    current = None
+    for group, key, label, kind in ROWS:
+        cells = [_cell(m, group, key, kind) for m in metrics]
+        if all(c is None for c in cells):
+            continue
+        if group != current:
+            current = group
+            lines.append(f"| **{group_names[group]}** |" + " |" * len(results))
+        lines.append(f"| {label} | " + " | ".join(c or "–" for c in cells) + " |")
+    k_values = sorted({r.setting.k for r in results})
+    lines += [
+        "",
+        f"k = {', '.join(map(str, k_values))} passages given to the model. Retrieval is per document (chunk hits "
+        "deduplicated in rank order) over answerable questions: hit@n counts a gold document among the first n "
+        "documents, recall@k is the share of gold documents among those of the first k chunks, MRR covers the "
+        "ranking searched (at least 5 chunks). Accuracy: the answer contains a gold answer (every item of a list "
+        "question); token F1 and exact match use SQuAD normalisation. Citation precision: supported citations "
+        "whose document is a gold source; recall: gold sources cited, per question.",
+    ]
+    if chart:
+        lines += ["", f"![chart]({chart})"]
+    return "\n".join(lines) + "\n"
+
+
+BARS: dict[str, list[tuple[str, str, str]]] = {
+    "answers": [
+        ("answers", "accuracy", "accuracy"),
+        ("answers", "f1", "token F1"),
+        ("citations", "precision", "citation\nprecision"),
+        ("citations", "recall", "citation\nrecall"),
+        ("citations", "supported_sentences", "supported\nsentences"),
+        ("refusals", "refusal_accuracy", "refusal\naccuracy"),
+    ],
+    "retrieval": [
+        ("retrieval", "hit@1", "hit@1"),
+        ("retrieval", "hit@5", "hit@5"),
+        ("retrieval", "recall@k", "recall@k"),
+        ("retrieval", "all@k", "all@k"),
+        ("retrieval", "mrr", "MRR"),
+        ("retrieval", "ndcg@k", "nDCG@k"),
+    ],
+}
+
+
+def write_chart(path: Path, results: list[Result]) -> bool:
+    """Bars of answer and citation quality (or retrieval quality) per setting; beside them, when
+    several settings answered, accuracy and citation precision against median total latency.
+
+    Returns False (and writes nothing) when there is nothing to plot.
+    """
+    results = [r for r in results if r.records]
+    if not results:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [r.metrics for r in results]
+    answered = all("answers" in m for m in metrics)
+    bars = BARS["answers" if answered else "retrieval"]
+    scatter = answered and len(results) > 1
+    fig, axes = plt.subplots(1, 2 if scatter else 1, figsize=(12 if scatter else 8, 4.2), squeeze=False)
+    ax = axes[0][0]
+    width = 0.8 / len(results)
+    for i, (r, m) in enumerate(zip(results, metrics)):
+        values = [m[group].get(key) or 0.0 for group, key, _ in bars]
+        xs = [j + (i - (len(results) - 1) / 2) * width for j in range(len(bars))]
+        ax.bar(xs, values, width=width, label=r.setting.label)
+    ax.set_xticks(range(len(bars)), [label for *_, label in bars], fontsize=8)
+    ax.set_ylim(0, 1.2)  # room for the legend above the bars
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_title("answers and citations" if answered else "retrieval (documents)")
+    ax.legend(fontsize=8, loc="upper center", ncol=min(len(results), 3))
+    if scatter:
+        ax = axes[0][1]
+        for r, m in zip(results, metrics):
+            latency = m["latency"].get("total_s_p50")
+            if latency is None:
+                continue
+            ax.scatter(latency, m["answers"]["accuracy"] or 0.0, marker="o", color="tab:blue")
+            ax.scatter(latency, m["citations"]["precision"] or 0.0, marker="^", color="tab:orange")
+            ax.annotate(r.setting.label, (latency, m["answers"]["accuracy"] or 0.0), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        ax.scatter([], [], marker="o", color="tab:blue", label="accuracy")
+        ax.scatter([], [], marker="^", color="tab:orange", label="citation precision")
+        ax.set_xlabel("total latency p50 (s)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title("quality against latency")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
