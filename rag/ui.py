@@ -1,0 +1,554 @@
+"""The chat window: a Gradio app over :class:`~rag.answering.Assistant`.
+
+Three parts, each usable without the others:
+
+- rendering: :func:`render_answer` and :func:`render_sources` turn an :class:`Answer` into
+  HTML. Everything that comes from a document or the model is escaped first, so markup
+  inside an article is shown, never run; only our own tags (``<mark>``, ``<sup>``...) remain.
+- :class:`ChatService`: what the app does, free of Gradio: one index, each model loaded
+  once, one question at a time (llama.cpp is not thread-safe), uploads checked and
+  confined to the data directory.
+- :func:`build_app` / :func:`launch`: the Gradio wiring. Gradio is imported there only.
+
+Example:
+    >>> from rag.ui import ChatService, launch
+    >>> launch(ChatService.open(".rag/index"))      # http://127.0.0.1:7860, blocks  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.answering import DEFAULT_K, MAX_QUESTION_CHARS, Answer, Assistant, check_question
+from rag.citations import Citation
+from rag.conversation import Turn, resolve_followup
+from rag.feedback import MAX_COMMENT_CHARS, record_feedback
+from rag.generation import DEFAULT_MODEL, GenerationSettings
+from rag.index import Index
+from rag.loading import SUPPORTED_SUFFIXES
+from rag.models import BUNDLED, data_dir
+from rag.retrieval import MODES, Mode, check_mode
+from rag.types import Hit
+
+if TYPE_CHECKING:
+    import gradio
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MAX_K = 10
+MAX_UPLOAD_FILES = 20
+MAX_UPLOAD_MB = 20
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+UPLOAD_LIMITS = (
+    f"At most {MAX_UPLOAD_FILES} files at a time, {MAX_UPLOAD_MB} MB each: "
+    + " ".join(sorted(SUPPORTED_SUFFIXES))
+)
+EMPTY_SOURCES = '<div class="rag-sources"><p class="rag-note">The sources of each answer appear here.</p></div>'
+
+# ------------------------------------------------------------------ rendering
+
+# Besides HTML, the chat renders Markdown: characters Markdown or LaTeX would act on become
+# numeric entities too, which both show as the character itself. One table, one pass, so
+# no entity is escaped twice.
+_INERT = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
+    | {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-!|~$:="}
+)
+_SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
+
+
+def escape_text(text: str) -> str:
+    """``text`` as inert HTML: no tag, attribute, entity, Markdown or LaTeX in it takes effect."""
+    return text.translate(_INERT)
+
+
+def _cite_marks(numbers: Sequence[int]) -> str:
+    return "".join(f'<sup class="rag-cite">{escape_text(f"[{n}]")}</sup>' for n in numbers)
+
+
+def render_answer(answer: Answer, searched: str | None = None) -> str:
+    """The answer as chat HTML: each sentence with its ``[n]`` markers, unsupported ones marked.
+
+    ``searched`` is the standalone question a follow-up was rewritten to; it is shown so the
+    user can see what was looked up.
+    """
+    parts: list[str] = []
+    if searched and searched != answer.question:
+        searched = None
+    if searched:
+        parts.append(f'<p class="rag-searched"><em>Searched for: {escape_text(searched)}</em></p>')
+    if answer.refused:
+        parts.append(f'<p class="rag-refusal"><strong>{escape_text(answer.text)}</strong></p>')
+        return "\n".join(parts)
+    if not answer.sentences:
+        parts.append(f"<p>{escape_text(answer.text)}</p>")
+        return "\n".join(parts)
+    sentences = []
+    for s in answer.sentences:
+        # The checker leaves a space where a marker stood before the full stop ("prize [1]." -> "prize .").
+        body = escape_text(_SPACE_BEFORE_STOP.sub(r"\1", s.text)) + _cite_marks(s.citations)
+        if not s.supported:
+            body = (
+                f'<span class="rag-unsupported" title="No source supports this sentence">{body} '
+                "<em>(not supported by the sources)</em></span>"
+            )
+        sentences.append(body)
+    parts.append("<p>" + " ".join(sentences) + "</p>")
+    return "\n".join(parts)
+
+
+def _marked(text: str, spans: list[tuple[int, int]]) -> str:
+    """Escaped ``text`` with ``spans`` (offsets into it; merged where they overlap) in ``<mark>``."""
+    merged: list[list[int]] = []
+    for a, b in sorted((max(0, a), min(len(text), b)) for a, b in spans):
+        if a >= b:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, pos = [], 0
+    for a, b in merged:
+        out.append(escape_text(text[pos:a]))
+        out.append(f'<mark class="rag-quote">{escape_text(text[a:b])}</mark>')
+        pos = b
+    out.append(escape_text(text[pos:]))
+    return "".join(out)
+
+
+def _head(n: int | None, hit: Hit, extra: str = "") -> str:
+    label = f'<span class="rag-n">{escape_text(f"[{n}]")}</span> ' if n is not None else ""
+    meta = " · ".join(escape_text(x) for x in (hit.doc_id, hit.date or "no date") if x) + extra
+    return f'<div class="rag-head">{label}<strong>{escape_text(hit.title or hit.doc_id)}</strong> <small>{meta}</small></div>'
+
+
+def render_sources(answer: Answer | None) -> str:
+    """The sources panel: each cited passage with its supporting quotes highlighted, then the
+    other retrieved passages in a collapsed list."""
+    if answer is None:
+        return EMPTY_SOURCES
+    by_n: dict[int, list[Citation]] = {}
+    for c in answer.citations:
+        by_n.setdefault(c.n, []).append(c)
+    hits_by_chunk = {h.chunk_id: h for h in answer.hits}
+    source_hits = {s.n: s.hit for s in answer.sources}
+    out = ['<div class="rag-sources">']
+    if by_n:
+        out.append("<h3>Sources</h3>")
+    elif answer.refused:
+        out.append('<p class="rag-note">No passage answers this question.</p>')
+    cited_chunks = set()
+    for n, cites in by_n.items():
+        hit = source_hits.get(n) or hits_by_chunk.get(cites[0].chunk_id)
+        if hit is None:
+            continue
+        cited_chunks.add(hit.chunk_id)
+        inside = [(c.start - hit.start, c.end - hit.start) for c in cites if hit.start <= c.start and c.end <= hit.end]
+        notes = []
+        if any(not c.supported for c in cites):
+            notes.append("the highlighted sentence is the closest match, but it does not support the answer")
+        if any(c.added for c in cites):
+            notes.append("the checker attached this source to a sentence the model left uncited")
+        out.append(f'<section class="rag-source" id="rag-source-{n}">{_head(n, hit)}')
+        out.append(f'<p class="rag-passage">{_marked(hit.text, inside)}</p>')
+        for c in cites:
+            if (c.start - hit.start, c.end - hit.start) not in inside:
+                out.append(f'<blockquote><mark class="rag-quote">{escape_text(c.quote)}</mark></blockquote>')
+        out.extend(f'<p class="rag-note">{escape_text(note)}</p>' for note in notes)
+        out.append("</section>")
+    others = [h for h in answer.hits if h.chunk_id not in cited_chunks]
+    if others:
+        label = "Other retrieved passages" if by_n else "Retrieved passages"
+        out.append(f'<details class="rag-others"><summary>{label} ({len(others)})</summary>')
+        for h in others:
+            score = escape_text(f" · score {h.score:.3f}")
+            out.append(f'<div class="rag-hit">{_head(None, h, score)}<p class="rag-passage">{escape_text(h.text)}</p></div>')
+        out.append("</details>")
+    out.append("</div>")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ uploads
+
+def safe_upload_name(name: str) -> str:
+    """A file name that stays inside the upload folder: the last path component, with
+    anything but letters, digits, ``.``, ``-`` and ``_`` replaced.
+
+    Raises:
+        ValueError: nothing usable is left, or the type is not one ``rag index`` reads.
+    """
+    base = re.split(r"[/\\]", str(name))[-1]
+    base = re.sub(r"[^\w.-]+", "_", base).lstrip("._-")[-120:]
+    suffix = Path(base).suffix.lower()
+    if not Path(base).stem or suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(f"'{name}' is not a supported file; allowed: {' '.join(sorted(SUPPORTED_SUFFIXES))}")
+    return base
+
+
+def check_uploads(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """``(file, safe name)`` for each upload, or a ValueError naming the limit it breaks."""
+    if not paths:
+        raise ValueError("choose one or more files to add")
+    if len(paths) > MAX_UPLOAD_FILES:
+        raise ValueError(f"{len(paths)} files chosen; at most {MAX_UPLOAD_FILES} can be added at a time")
+    checked = []
+    for raw in paths:
+        path = Path(raw)
+        name = safe_upload_name(path.name)
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise ValueError(f"{name} is {size / 1024 / 1024:.1f} MB; the limit is {MAX_UPLOAD_MB} MB per file")
+        checked.append((path, name))
+    return checked
+
+
+# ------------------------------------------------------------------ the service
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_DONE = object()
+
+
+@dataclass
+class ChatService:
+    """The app's work without Gradio: answer, list, add and remove documents, record feedback.
+
+    One lock serialises everything that uses the model or changes the index, so any number
+    of sessions can call it; each model is loaded once, on first use, and kept.
+    """
+
+    index: Index
+    model: str = DEFAULT_MODEL
+    k: int = DEFAULT_K
+    mode: Mode = "hybrid"
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    assistants: dict[str, Assistant] = field(default_factory=dict)
+    upload_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self.check_settings(self.model, self.k, self.mode)
+
+    @classmethod
+    def open(
+        cls, index_dir: str | Path | None = None, model: str = DEFAULT_MODEL, k: int = DEFAULT_K,
+        mode: Mode = "hybrid", settings: GenerationSettings | None = None,
+    ) -> ChatService:
+        """Open (or create) the index; the model is loaded by :meth:`load` or the first question."""
+        return cls(Index.open(index_dir), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
+
+    def models(self) -> list[str]:
+        """The models users may pick: the served one, any already set up, and the bundled ones."""
+        return list(dict.fromkeys([self.model, *self.assistants, *BUNDLED]))
+
+    def check_settings(self, model: str, k: int, mode: str) -> None:
+        # subtle: the model list is closed, so a client cannot make the server load an
+        # arbitrary file or call an arbitrary URL (paths and openai: URLs are valid model names).
+        if model != self.model and model not in self.assistants and model not in BUNDLED:
+            raise ValueError(f"unknown model '{model}'; this server offers {', '.join(self.models())}")
+        if not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise ValueError(f"number of passages must be 1 to {MAX_K}, got {k}")
+        check_mode(mode)
+
+    def _assistant(self, model: str) -> Assistant:
+        if model not in self.assistants:
+            self.assistants[model] = Assistant(self.index, model=model, k=self.k, mode=self.mode, settings=self.settings)
+        return self.assistants[model]
+
+    def load(self, model: str | None = None) -> None:
+        """Load ``model`` (default: the served one) now, so the first question does not wait."""
+        model = model or self.model
+        self.check_settings(model, self.k, self.mode)
+        with self._lock:
+            self._assistant(model).load()
+
+    def stream(
+        self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None
+    ) -> Iterator[str | Answer]:
+        """Like :meth:`Assistant.stream`, one question at a time across all callers.
+
+        The work runs in its own thread, so the lock is released even if the caller stops
+        reading (a browser tab closed mid-answer).
+        """
+        model, k, mode = model or self.model, k or self.k, mode or self.mode
+        self.check_settings(model, k, mode)
+        question = check_question(question)
+        items: queue.Queue[object] = queue.Queue()
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    for item in self._assistant(model).stream(question, k=k, mode=mode):
+                        items.put(item)
+            except BaseException as e:  # noqa: BLE001 - handed to the reader, who re-raises it
+                items.put(_Failed(e))
+            finally:
+                items.put(_DONE)
+
+        threading.Thread(target=work, name="rag-answer", daemon=True).start()
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+
+    def ask(self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None) -> Answer:
+        """The final :class:`Answer` of :meth:`stream`."""
+        answer = None
+        for item in self.stream(question, model, k, mode):
+            if isinstance(item, Answer):
+                answer = item
+        if answer is None:
+            raise RuntimeError("the assistant finished without an answer")
+        return answer
+
+    def document_rows(self) -> list[list[Any]]:
+        """``[id, title, date, chunks]`` for each indexed document."""
+        counts: dict[str, int] = {}
+        for chunk in self.index.chunks():
+            counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+        return [[d.id, d.title, d.date or "", counts.get(d.id, 0)] for d in self.index.documents()]
+
+    def add_files(self, paths: Sequence[str | Path]) -> str:
+        """Copy uploads into the data directory and index them, as ``rag index`` would.
+
+        Raises:
+            ValueError: too many files, one too large, or of a type that cannot be indexed.
+        """
+        checked = check_uploads(paths)
+        folder = (self.upload_dir or data_dir() / "uploads").resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        copies = []
+        for src, name in checked:
+            dest = (folder / name).resolve()
+            if dest.parent != folder:  # safe_upload_name should make this impossible; never trust it alone
+                raise ValueError(f"'{src.name}' would be written outside the upload folder")
+            shutil.copyfile(src, dest)
+            copies.append(dest)
+        with self._lock:
+            report = self.index.add(copies)
+        lines = [report.summary()]
+        for skipped in report.skipped:
+            Path(skipped.source).unlink(missing_ok=True)
+            lines.append(f"skipped {Path(skipped.source).name}: {skipped.reason}")
+        return "\n".join(lines)
+
+    def remove(self, doc_id: str) -> str:
+        """Delete a document from the index (and its uploaded copy, if it came from the app)."""
+        if not doc_id:
+            raise ValueError("choose a document to remove")
+        with self._lock:
+            self.index.remove(doc_id)
+        folder = (self.upload_dir or data_dir() / "uploads").resolve()
+        for suffix in SUPPORTED_SUFFIXES:
+            copy = (folder / f"{doc_id}{suffix}").resolve()
+            if copy.parent == folder:
+                copy.unlink(missing_ok=True)
+        return f"removed {doc_id}; {len(self.index.documents())} documents left"
+
+
+# ------------------------------------------------------------------ the Gradio app
+
+CSS = """
+.rag-sources { font-size: 0.95em; }
+.rag-source, .rag-hit { border-left: 3px solid #c7d2fe; padding: 2px 10px; margin: 8px 0; }
+.rag-passage { white-space: pre-wrap; margin: 4px 0; }
+mark.rag-quote { background: #fde68a; color: inherit; padding: 0 1px; }
+.rag-unsupported { text-decoration: underline wavy #dc2626; }
+.rag-refusal { color: #92400e; }
+.rag-note, .rag-searched { color: #6b7280; font-size: 0.9em; }
+sup.rag-cite { color: #4338ca; font-weight: 600; }
+"""
+
+
+def import_gradio() -> Any:
+    """Import Gradio with its telemetry off (it reads the setting at import)."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import gradio
+    except ImportError:
+        raise ImportError("the chat window needs gradio: pip install gradio (or pip install -e .)") from None
+    return gradio
+
+
+def build_app(service: ChatService) -> gradio.Blocks:
+    """The Gradio app. Its API endpoints: ``/answer`` (question, model, k, mode -> the
+    answer as ``rag ask --json`` data), ``/chat`` (what the chat box calls), ``/feedback``,
+    ``/documents``, ``/add_documents`` and ``/remove_document``."""
+    gr = import_gradio()
+
+    def chat(question: str, shown: list[dict[str, str]], turns: list[Turn], model: str, k: float, mode: str):  # type: ignore[no-untyped-def]
+        asked = (question or "").strip()
+        if not asked:
+            raise gr.Error("Type a question first.")
+        searched = resolve_followup(asked, turns)
+        shown = [*shown, {"role": "user", "content": escape_text(asked)}, {"role": "assistant", "content": "…"}]
+        searching = '<div class="rag-sources"><p class="rag-note">Searching…</p></div>'
+        yield shown, shown, searching, turns, None, "", ""
+        text, answer = "", None
+        try:
+            for item in service.stream(searched, model, int(k), mode):  # type: ignore[arg-type]
+                if isinstance(item, Answer):
+                    answer = item
+                else:
+                    text += item
+                    shown[-1] = {"role": "assistant", "content": escape_text(text)}
+                    yield shown, shown, gr.skip(), turns, None, "", ""
+        except (ValueError, KeyError, OSError, RuntimeError) as e:
+            raise gr.Error(str(e)) from None
+        assert answer is not None
+        shown[-1] = {"role": "assistant", "content": render_answer(answer, searched if searched != asked else None)}
+        turns = [*turns, Turn(searched, answer.text, answer.refused)]
+        yield shown, shown, render_sources(answer), turns, (asked, answer), "", ""
+
+    def answer(question: str, model: str = "", k: int = 0, mode: str = "") -> dict[str, Any]:
+        """Answer one question (no conversation); returns the ``rag ask --json`` data."""
+        try:
+            return service.ask(question, model or None, int(k) or None, mode or None).to_dict()  # type: ignore[arg-type]
+        except (ValueError, KeyError, OSError, RuntimeError) as e:
+            raise gr.Error(str(e)) from None
+
+    def feedback(rating: str, comment: str, last: tuple[str, Answer] | None) -> tuple[str, str]:
+        if last is None:
+            raise gr.Error("Ask a question first; feedback is about the last answer.")
+        try:
+            record_feedback(last[1], rating, comment, asked=last[0])
+        except (ValueError, OSError) as e:
+            raise gr.Error(str(e)) from None
+        return f"Thanks: feedback ({rating}) saved for “{escape_text(last[0])}”.", ""
+
+    def documents() -> list[list[Any]]:
+        return service.document_rows()
+
+    def doc_views(message: str) -> tuple[str, list[list[Any]], Any]:
+        rows = service.document_rows()
+        return escape_text(message), rows, gr.update(choices=[r[0] for r in rows], value=None)
+
+    def add(files: list[str] | None) -> tuple[str, list[list[Any]], Any, None]:
+        try:
+            message = service.add_files(files or [])
+        except (ValueError, OSError) as e:
+            raise gr.Error(str(e)) from None
+        return (*doc_views(message), None)
+
+    def remove(doc_id: str | None) -> tuple[str, list[list[Any]], Any]:
+        try:
+            return doc_views(service.remove(doc_id or ""))
+        except (ValueError, KeyError) as e:
+            raise gr.Error(str(e.args[0] if isinstance(e, KeyError) else e)) from None
+
+    def load_model(model: str) -> str:
+        try:
+            service.load(model)
+        except (ValueError, OSError, RuntimeError) as e:
+            raise gr.Error(str(e)) from None
+        return f"{escape_text(model)} is loaded."
+
+    with gr.Blocks(title="rag: answers from your articles", analytics_enabled=False) as app:
+        shown = gr.State([])
+        turns = gr.State([])
+        last = gr.State(None)
+        gr.Markdown("## Answers from your articles, with sources you can check")
+        with gr.Tab("Ask"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Chat", elem_id="rag-chat", height=480, sanitize_html=True, allow_tags=False,
+                        latex_delimiters=[], feedback_options=None, buttons=["copy"],
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            placeholder="Ask a question about the articles…", show_label=False, scale=5,
+                            elem_id="rag-question", max_length=MAX_QUESTION_CHARS, submit_btn=False,
+                        )
+                        ask = gr.Button("Ask", variant="primary", scale=1, elem_id="rag-ask")
+                    with gr.Row():
+                        up = gr.Button("👍 Good answer", size="sm", elem_id="rag-up")
+                        down = gr.Button("👎 Bad answer", size="sm", elem_id="rag-down")
+                        new = gr.Button("New conversation", size="sm")
+                    comment = gr.Textbox(
+                        label="Comment on the last answer (optional)", max_length=MAX_COMMENT_CHARS, lines=1,
+                    )
+                    status = gr.Markdown(elem_id="rag-status")
+                with gr.Column(scale=2):
+                    sources = gr.HTML(EMPTY_SOURCES, elem_id="rag-sources", js_on_load=None)
+            with gr.Accordion("Settings", open=False):
+                with gr.Row():
+                    model = gr.Dropdown(service.models(), value=service.model, label="Model")
+                    k = gr.Slider(1, MAX_K, value=service.k, step=1, label="Passages to retrieve")
+                    mode = gr.Radio(list(MODES), value=service.mode, label="Retrieval mode")
+        with gr.Tab("Documents"):
+            table = gr.Dataframe(
+                value=None, headers=["id", "title", "date", "chunks"], interactive=False,
+                label="Indexed documents", elem_id="rag-docs",
+            )
+            with gr.Row():
+                with gr.Column():
+                    files = gr.File(
+                        label=f"Add files. {UPLOAD_LIMITS}", file_count="multiple",
+                        file_types=sorted(SUPPORTED_SUFFIXES),
+                    )
+                    add_button = gr.Button("Add to the index", variant="primary")
+                with gr.Column():
+                    doc_id = gr.Dropdown([r[0] for r in service.document_rows()], value=None, label="Document")
+                    remove_button = gr.Button("Remove from the index", variant="stop")
+            doc_status = gr.Markdown(elem_id="rag-doc-status")
+
+        model_queue = {"concurrency_limit": 1, "concurrency_id": "model"}
+        gr.on(
+            [question.submit, ask.click], chat, inputs=[question, shown, turns, model, k, mode],
+            outputs=[chatbot, shown, sources, turns, last, question, status], api_name="chat", **model_queue,
+        )
+        gr.api(answer, api_name="answer", **model_queue)
+        up.click(lambda c, l: feedback("up", c, l), [comment, last], [status, comment], api_name="feedback_up")
+        down.click(lambda c, l: feedback("down", c, l), [comment, last], [status, comment], api_name="feedback_down")
+        new.click(
+            lambda: ([], [], [], None, EMPTY_SOURCES, ""), outputs=[chatbot, shown, turns, last, sources, status],
+            api_visibility="private",
+        )
+        chatbot.clear(
+            lambda: ([], [], None, EMPTY_SOURCES), outputs=[shown, turns, last, sources], api_visibility="private"
+        )
+        model.change(load_model, model, status, api_visibility="private", **model_queue)
+        gr.api(documents, api_name="documents")
+        app.load(doc_views, gr.State(""), [doc_status, table, doc_id], api_visibility="private")
+        add_button.click(add, files, [doc_status, table, doc_id, files], api_name="add_documents", **model_queue)
+        remove_button.click(remove, doc_id, [doc_status, table, doc_id], api_name="remove_document", **model_queue)
+    return app
+
+
+def launch(
+    service: ChatService, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, block: bool = True
+) -> tuple[gradio.Blocks, str]:
+    """Serve the app at ``http://host:port`` (no share link, no telemetry); returns the app and its URL.
+
+    With ``block=False`` it returns at once (tests); call ``app.close()`` to stop it.
+    """
+    gr = import_gradio()
+    app = build_app(service)
+    app.queue(max_size=64)
+    app.launch(
+        server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
+        max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=["api"], run_history=False, ssr_mode=False,
+        mcp_server=False, enable_monitoring=False, show_error=True, quiet=not block, css=CSS,
+        theme=gr.themes.Default(),
+    )
+    return app, app.local_url
+
+
+__all__ = [
+    "ChatService", "build_app", "launch", "import_gradio", "render_answer", "render_sources", "escape_text", "safe_upload_name",
+    "check_uploads", "MAX_UPLOAD_FILES", "MAX_UPLOAD_MB",
+]

@@ -1,0 +1,100 @@
+"""The chat window in real headless Chromium (Debian's ``chromium``), driven by Playwright.
+
+``make test`` installs Chromium when it is missing; elsewhere these tests are skipped
+without it, except under CI, where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from rag.ui import ChatService  # noqa: E402
+
+from .test_ui import make_service  # noqa: E402
+from .test_ui_app import running  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+SCREENSHOTS = Path(os.environ.get("RAG_SCREENSHOT_DIR") or Path(__file__).resolve().parent.parent / "build" / "screenshots")
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (make test does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path, tiny_corpus: Path) -> ChatService:
+    return make_service(tmp_path, tiny_corpus, pause=0.02)
+
+
+@pytest.fixture
+def page(browser: object, service: ChatService) -> Iterator[object]:
+    with running(service) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        yield page
+        page.close()
+
+
+def ask(page: object, question: str) -> None:
+    box = page.locator("#rag-question textarea")  # type: ignore[attr-defined]
+    box.fill(question)
+    box.press("Enter")
+    page.locator("#rag-sources mark.rag-quote").first.wait_for(state="visible")  # type: ignore[attr-defined]
+
+
+def test_question_answer_citation_and_highlighted_quote(page: object) -> None:
+    ask(page, "Which bakery won the sourdough prize?")
+    chat = page.locator("#rag-chat")  # type: ignore[attr-defined]
+    sync_api.expect(chat).to_contain_text("The Miller bakery in Ashford won the national sourdough prize.")
+    sync_api.expect(chat.locator("sup.rag-cite").first).to_have_text("[1]")
+    sources = page.locator("#rag-sources")  # type: ignore[attr-defined]
+    sync_api.expect(sources.locator(".rag-source .rag-head").first).to_contain_text("[1] Village Bakery Wins Bread Prize")
+    sync_api.expect(sources.locator("mark.rag-quote").first).to_have_text(
+        "The Miller bakery in Ashford won the national sourdough prize on Friday."
+    )
+    others = sources.locator("details.rag-others")
+    sync_api.expect(others).not_to_have_attribute("open", re.compile(".*"))  # collapsed until clicked
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=True)  # type: ignore[attr-defined]
+    assert (SCREENSHOTS / "chat.png").stat().st_size > 10_000
+
+
+def test_markup_in_articles_and_answers_never_runs(page: object) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
+    ask(page, "How did the harbour festival open?")
+    sources = page.locator("#rag-sources")  # type: ignore[attr-defined]
+    sources.locator("summary").first.click() if sources.locator("summary").count() else None
+    # The markup is on the page as text: in the title, the passage and the model's answer.
+    sync_api.expect(sources).to_contain_text('Harbour <img src=x onerror="window.__xss=1"> Festival Opens <script>')
+    sync_api.expect(sources).to_contain_text("${window.__xss=4}")
+    sync_api.expect(page.locator("#rag-chat")).to_contain_text('<img src=x onerror="window.__xss=6">')  # type: ignore[attr-defined]
+    page.get_by_role("tab", name="Documents").click()  # type: ignore[attr-defined]
+    sync_api.expect(page.locator("#rag-docs")).to_contain_text("Harbour <img src=x")  # type: ignore[attr-defined]
+    page.wait_for_timeout(500)  # type: ignore[attr-defined]  # give a broken image's onerror time to fire
+    assert page.evaluate("typeof window.__xss") == "undefined"  # type: ignore[attr-defined]
+    assert page.evaluate("document.querySelectorAll('[onerror], a[href^=\"javascript\"]').length") == 0  # type: ignore[attr-defined]
+    assert dialogs == []

@@ -1,0 +1,166 @@
+"""The running app, driven through its API with gradio_client (as another program would)."""
+
+from __future__ import annotations
+
+import html
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+from gradio_client import Client, handle_file  # noqa: E402
+
+from rag.feedback import feedback_path  # noqa: E402
+from rag.ui import MAX_UPLOAD_FILES, ChatService, launch  # noqa: E402
+
+from .test_ui import make_service  # noqa: E402
+
+BAKERY = "Which bakery won the sourdough prize?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running(service: ChatService) -> Iterator[str]:
+    """The app served on a free loopback port for the duration of the block."""
+    app, url = launch(service, port=free_port(), block=False)
+    try:
+        yield url
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path, tiny_corpus: Path) -> ChatService:
+    return make_service(tmp_path, tiny_corpus, pause=0.005)
+
+
+@pytest.fixture
+def url(service: ChatService) -> Iterator[str]:
+    with running(service) as url:
+        yield url
+
+
+def test_ask_through_the_api_returns_answer_and_citations(url: str) -> None:
+    assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
+    client = Client(url, verbose=False)
+    data = client.predict(BAKERY, api_name="/answer")
+    assert data["answer"].startswith("The Miller bakery in Ashford won") and not data["refused"]
+    [citation] = data["citations"]
+    assert citation["doc_id"] == "bakery" and citation["supported"]
+    assert citation["quote"] == "The Miller bakery in Ashford won the national sourdough prize on Friday."
+    assert {h["doc_id"] for h in data["retrieved"]} >= {"bakery"}
+    refused = client.predict("What does the rye loaf cost?", "", 2, "bm25", api_name="/answer")
+    assert refused["refused"] and refused["citations"] == [] and len(refused["retrieved"]) <= 2
+
+
+def test_chat_endpoint_streams_into_the_window_and_fills_the_sources(url: str) -> None:
+    client = Client(url, verbose=False)
+    job = client.submit(BAKERY, api_name="/chat")
+    messages, sources, question, status = job.result()
+    assert len(job.outputs()) > 2  # the answer arrived in pieces before the final rendering
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    shown = messages[-1]["content"][0]["text"]
+    assert shown.startswith("<p>The Miller bakery in Ashford") and '<sup class="rag-cite">' in shown
+    assert '<mark class="rag-quote">The Miller bakery in Ashford won the national sourdough prize on Friday.</mark>' in sources
+    assert question == ""
+
+
+def test_followups_use_this_sessions_history_only(url: str) -> None:
+    alice, bob = Client(url, verbose=False), Client(url, verbose=False)
+    alice.predict(BAKERY, api_name="/chat")
+    messages, sources, _, _ = alice.predict("and where is it?", api_name="/chat")
+    followup = html.unescape(messages[-1]["content"][0]["text"])
+    assert "Searched for: Where is it? (Follow-up to: Which bakery won the sourdough prize?" in followup
+    assert "rag-quote" in sources
+    # Bob never asked about the bakery: his follow-up has nothing to lean on.
+    messages, sources, _, _ = bob.predict("and where is it?", api_name="/chat")
+    assert "do not contain the answer" in messages[-1]["content"][0]["text"] and "Searched for" not in messages[-1]["content"][0]["text"]
+
+
+def test_concurrent_sessions_are_queued_and_do_not_mix(url: str, service: ChatService) -> None:
+    questions = [BAKERY, "How did the harbour festival open?", "Where did the lava flow?"] * 2
+    jobs = [Client(url, verbose=False).submit(q, api_name="/answer") for q in questions]
+    answers = [job.result(timeout=120) for job in jobs]
+    for q, a in zip(questions, answers):
+        assert a["question"] == q
+    assert [a["citations"][0]["doc_id"] for a in answers] == ["bakery", "harbour", "volcano"] * 2
+    assert service.assistants["routed"].generator.most_active == 1  # type: ignore[union-attr]
+
+
+def test_feedback_is_saved_with_question_answer_and_citations(url: str) -> None:
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match="Ask a question first"):
+        client.predict("", api_name="/feedback_down")
+    client.predict(BAKERY, api_name="/chat")
+    status, comment = client.predict("spot on", api_name="/feedback_up")
+    assert "saved" in status and comment == ""
+    [record] = [json.loads(line) for line in feedback_path().read_text(encoding="utf-8").splitlines()]
+    assert record["rating"] == "up" and record["comment"] == "spot on" and record["question"] == BAKERY
+    assert record["answer"].startswith("The Miller bakery") and record["citations"][0]["doc_id"] == "bakery"
+
+
+def test_documents_can_be_listed_added_and_removed(url: str, tmp_path: Path) -> None:
+    client = Client(url, verbose=False)
+    assert {row[0] for row in client.predict(api_name="/documents")} == {"volcano", "chess", "bakery", "harbour"}
+    new = tmp_path / "glacier.md"
+    new.write_text("# Glacier Retreats\n\nThe Rhone glacier lost two metres of ice.", encoding="utf-8")
+    status, table, _, _ = client.predict([handle_file(new)], api_name="/add_documents")
+    assert status.startswith("1 added") and "glacier" in [row[0] for row in table["data"]]
+    status, table, _ = client.predict("glacier", api_name="/remove_document")
+    assert status.startswith("removed glacier") and "glacier" not in [row[0] for row in table["data"]]
+    many = []
+    for i in range(MAX_UPLOAD_FILES + 1):
+        many.append(tmp_path / f"n{i}.txt")
+        many[-1].write_text("Words.", encoding="utf-8")
+    with pytest.raises(Exception, match=f"at most {MAX_UPLOAD_FILES} can be added at a time"):
+        client.predict([handle_file(p) for p in many], api_name="/add_documents")
+    with pytest.raises(Exception, match="unknown model"):
+        client.predict(BAKERY, "/etc/passwd.gguf", api_name="/answer")
+
+
+@pytest.mark.integration
+def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -> None:
+    """`rag serve` end to end: the bundled embedder and Qwen model, a real server process."""
+    import subprocess
+    import sys
+    import time
+
+    from rag.index import Index
+
+    from .conftest import SEEDS
+
+    Index.open(tmp_path / "index").add([SEEDS])
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag", "serve", "--index-dir", str(tmp_path / "index"), "--port", str(port), "--threads", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"rag serve did not start:\n{server.stdout.read() if server.stdout else ''}") from None
+                time.sleep(2)
+        data = client.predict("When did Bernard Quintin visit Doha?", api_name="/answer")
+        assert not data["refused"] and "December" in data["answer"], data["answer"]
+        assert {c["doc_id"] for c in data["citations"] if c["supported"]} == {"000_309b2881ceff4657"}
+        assert data["model"] == "qwen-1.5b"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
