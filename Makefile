@@ -1,10 +1,13 @@
-# Two commands for a new user: `make run` (index the seeds, answer a sample question; the chat
-# window replaces the sample question when the UI lands) and `make test`.
-# Both install into the project's own virtual environment, .venv, and nothing else.
+# Two commands for a new user: `make run` (index the seeds, open the chat window at
+# http://127.0.0.1:7860) and `make test`.
+# Both install into the project's own virtual environment, .venv; `make test` also installs
+# Debian's chromium for the browser tests when /usr/bin/chromium is missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SAMPLE_QUESTION ?= When did Belgium's Minister of Security and the Interior visit Doha?
+PORT ?= 7860
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test index clean
 
@@ -27,9 +30,13 @@ index: $(VENV)/.installed-app
 	$(BIN)/rag index seeds
 
 run: index
-	$(BIN)/rag ask "$(SAMPLE_QUESTION)"
+	$(BIN)/rag serve --port $(PORT)
 
-test: $(VENV)/.installed-test
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(VENV)/.installed-test $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 clean:

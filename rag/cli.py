@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_dir(p)
     p.set_defaults(func=cmd_remove)
 
+    p = sub.add_parser("serve", help="open the chat window (a Gradio app) at http://127.0.0.1:7860")
+    _add_index_dir(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--model", default=None, help="model loaded at start (default qwen-1.5b); the window offers the bundled ones too")
+    p.add_argument("--k", type=int, default=None, help="passages to retrieve (default 4)")
+    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("eval", help="score retrieval, answers, citations and refusals on a gold set")
     p.add_argument("--gold", type=Path, required=True, help="gold questions (JSONL; see eval/gold/README.md)")
     p.add_argument("--corpus", type=Path, default=None, help="index this folder or JSONL first, into its own index (reused when unchanged)")
@@ -227,6 +238,37 @@ def cmd_remove(args: argparse.Namespace) -> int:
     index = _open(args)
     index.remove(args.doc_id)
     print(f"removed {args.doc_id}; {len(index.documents())} documents left")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rag.answering import DEFAULT_K
+    from rag.generation import DEFAULT_MODEL, GenerationSettings
+
+    if not 0 < args.port < 65536:
+        raise CommandError(f"--port must be 1 to 65535, got {args.port}")
+    from rag.ui import ChatService, import_gradio, launch
+
+    try:
+        import_gradio()  # before the slow model load, so a missing install fails at once
+    except ImportError as e:
+        raise CommandError(str(e)) from None
+    settings = GenerationSettings()
+    for field, value in (("threads", args.threads), ("max_tokens", args.max_tokens)):
+        if value is not None:
+            settings = replace(settings, **{field: value})
+    service = ChatService.open(
+        args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings
+    )
+    if not service.index.documents():
+        print(f"the index at {service.index.path} is empty: add files in the Documents tab", file=sys.stderr)
+    print(f"loading {service.model}...", file=sys.stderr)
+    service.load()
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"listening on {args.host}: anyone who can reach this machine can use the app", file=sys.stderr)
+    launch(service, host=args.host, port=args.port)
     return 0
 
 
