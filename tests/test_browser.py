@@ -87,7 +87,7 @@ def test_markup_in_articles_and_answers_never_runs(page: object) -> None:
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
     ask(page, "How did the harbour festival open?")
     sources = page.locator("#rag-sources")  # type: ignore[attr-defined]
-    sources.locator("summary").first.click() if sources.locator("summary").count() else None
+    sources.locator("details.rag-others summary").click()  # render the collapsed passages too
     # The markup is on the page as text: in the title, the passage and the model's answer.
     sync_api.expect(sources).to_contain_text('Harbour <img src=x onerror="window.__xss=1"> Festival Opens <script>')
     sync_api.expect(sources).to_contain_text("${window.__xss=4}")
