@@ -127,7 +127,8 @@ def scoring_answers(gold: dict[str, Any]) -> list[str]:
 class Record:
     """What one gold question got: the ranking, and (unless retrieval only) the answer.
 
-    ``retrieved`` holds ``(doc_id, chunk_id)`` pairs in rank order; ``citations`` and
+    ``retrieved`` holds ``(doc_id, chunk_id)`` pairs in rank order and ``scores`` their
+    scores (``score``, and ``dense``/``bm25`` where present); ``citations`` and
     ``sentences`` are dicts shaped as in ``rag ask --json``; ``answer`` is None when only
     retrieval was evaluated.
     """
@@ -137,6 +138,7 @@ class Record:
     gold: dict[str, Any]
     retrieved: tuple[tuple[str, str], ...]
     answer: str | None = None
+    scores: tuple[dict[str, float], ...] = ()
     refused: bool = False
     citations: tuple[dict[str, Any], ...] = ()
     sentences: tuple[dict[str, Any], ...] = ()
@@ -175,7 +177,7 @@ class Record:
             "citations": list(self.citations),
             "sentences": list(self.sentences),
             "retrieved": [
-                {"rank": rank, "doc_id": doc, "chunk_id": chunk}
+                {"rank": rank, "doc_id": doc, "chunk_id": chunk, **(self.scores[rank - 1] if rank <= len(self.scores) else {})}
                 for rank, (doc, chunk) in enumerate(self.retrieved, start=1)
             ],
             "timings": self.timings,
@@ -407,6 +409,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
         base = Record(
             id=str(row["id"]), question=row["question"], gold=row,
             retrieved=tuple((h.doc_id, h.chunk_id) for h in hits),
+            scores=tuple({"score": round(h.score, 4), **{n: round(v, 4) for n, v in h.scores.items()}} for h in hits),
             timings={"retrieve_s": round(retrieve_s, 4)},
         )
         if setting.retrieval_only or assistant is None:
