@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,7 +69,7 @@ def index(tmp_path: Path, tiny_corpus: Path) -> Index:
     return index
 
 
-def scripted(generator: ByQuestionGenerator, index: Index):  # type: ignore[no-untyped-def]
+def scripted(generator: ByQuestionGenerator, index: Index) -> Callable[[Setting, Assistant | None], Assistant]:
     return lambda setting, previous: Assistant(index, model=setting.model, k=setting.k, mode=setting.mode,
                                                generator=generator)
 
