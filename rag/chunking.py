@@ -29,6 +29,10 @@ _ABBREVIATIONS = frozenset(
 )
 # A sentence ends at . ! or ? (with closing quotes or brackets) followed by white space.
 _END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)")
+_WORD = re.compile(r"\S+")
+# Longer sentences are counted and cut by streaming over their words instead of splitting
+# them into a list (50 MB with no full stop would otherwise be millions of small strings).
+_LONG_SENTENCE_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -88,21 +92,35 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _word_spans(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
-    """Cut one over-long sentence into pieces of at most ``size`` words."""
-    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
-    for i in range(0, len(words), size):
-        piece = words[i : i + size]
-        yield piece[0][0], piece[-1][1]
+def _word_spans(text: str, start: int, end: int, size: int) -> Iterator[tuple[int, int, int]]:
+    """Cut one sentence into pieces of at most ``size`` words: ``(start, end, words)``.
+
+    Streams over the words, so a "sentence" of many megabytes (text with no full stop or
+    line break) costs no more memory than its pieces.
+    """
+    first = last = count = 0
+    for m in _WORD.finditer(text, start, end):
+        if count == 0:
+            first = m.start()
+        last = m.end()
+        count += 1
+        if count == size:
+            yield first, last, count
+            count = 0
+    if count:
+        yield first, last, count
 
 
 def chunk_spans(text: str, config: ChunkConfig = ChunkConfig()) -> list[tuple[int, int]]:
     """The ``(start, end)`` spans of the chunks of ``text``."""
     units: list[tuple[int, int, int]] = []  # (start, end, words)
     for start, end in split_sentences(text):
+        if end - start > _LONG_SENTENCE_CHARS:
+            units.extend(_word_spans(text, start, end, config.size))
+            continue
         n = len(text[start:end].split())
         if n > config.size:
-            units.extend((a, b, len(text[a:b].split())) for a, b in _word_spans(text, start, end, config.size))
+            units.extend(_word_spans(text, start, end, config.size))
         else:
             units.append((start, end, n))
 

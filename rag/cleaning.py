@@ -71,7 +71,9 @@ TAIL_MARKERS = [
 ]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+# Runs of two or more spaces, or one unusual space; a lone " " is left alone, so ordinary
+# text has no match (re.sub builds one piece per match: millions for a 50 MB file).
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200b\u202f\u205f\u3000]")
 
 
 def normalize(text: str) -> str:
