@@ -176,10 +176,10 @@ class Index:
             index._generation = live
             return index
         if live is None:
-            if not create:
-                raise IndexOpenError(f"no index at {root}; create one with: rag index PATH")
             if root.is_dir() and any(p.name.startswith("gen-") for p in root.iterdir()):
                 raise IndexOpenError(f"index at {root} is damaged (no {root}/CURRENT); {_rebuild_hint(root)}")
+            if not create:
+                raise IndexOpenError(f"no index at {root}; create one with: rag index PATH")
             return cls._new(root, embedder, chunking, dense_index)
         manifest = _read_manifest(live, root)
         index = cls._from_manifest(root, manifest, embedder, chunking, dense_index)
@@ -279,10 +279,11 @@ class Index:
                 f"index at {self.path} is damaged ({type(e).__name__}: {e}); {_rebuild_hint(self.path)}"
             ) from None
         sizes = {"chunks": len(chunks), "vectors": len(vectors), "faiss": dense.size, "bm25": bm25.size}
-        if len(set(sizes.values())) != 1 or (len(vectors) and vectors.shape[1] != self.settings.dim):
-            raise IndexOpenError(
-                f"index at {self.path} is inconsistent ({sizes}); {_rebuild_hint(self.path)}"
-            )
+        problem = "" if len(set(sizes.values())) == 1 else f"row counts differ: {sizes}"
+        if len(vectors) and vectors.shape[1] != self.settings.dim:
+            problem = f"vectors have {vectors.shape[1]} dimensions, the manifest says {self.settings.dim}"
+        if problem:
+            raise IndexOpenError(f"index at {self.path} is inconsistent ({problem}); {_rebuild_hint(self.path)}")
         self._generation = generation
         self._docs, self._hashes, self._chunks = docs, hashes, chunks
         self._vectors, self._dense, self._bm25 = vectors, dense, bm25
@@ -421,6 +422,7 @@ class Index:
                 (report.updated if doc.id in self._docs else report.added).append(doc.id)
                 changed.append(doc)
             if not changed:
+                self._store.collect()  # a writer killed after its switch left the old generation
                 return report
             new_chunks = [c for doc in changed for c in chunk_document(doc, self.settings.chunking)]
             by_id = {doc.id: doc for doc in changed}

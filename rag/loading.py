@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,18 @@ class Skipped:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.reason}"
+        return f"{printable(self.source)}: {self.reason}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN``, safe to print to a terminal."""
+    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def _has_control(text: str) -> bool:
+    # subtle: ids are printed by `rag docs` and shown in the UI; an escape sequence in a
+    # file name or a JSONL id could otherwise rewrite the user's terminal.
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 class LoadError(ValueError):
@@ -79,6 +91,8 @@ def load(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
         try:
             if suffix == ".jsonl":
                 yield from _load_jsonl(file)
+            elif _has_control(doc_id_for(file, root)):
+                yield Skipped(str(file), "the file name contains control characters")
             else:
                 yield _load_file(file, doc_id_for(file, root), suffix)
         except LoadError as e:
@@ -141,6 +155,9 @@ def _load_jsonl(file: Path) -> Iterator[Document | Skipped]:
         if not isinstance(doc_id, (str, int)) or str(doc_id).strip() == "":
             yield Skipped(where, "missing '_id' or 'id'")
             continue
+        if _has_control(str(doc_id)):
+            yield Skipped(where, "the id contains control characters")
+            continue
         if not isinstance(text, str) or not text.strip():
             yield Skipped(where, "missing or empty 'text'")
             continue
@@ -196,7 +213,7 @@ def _markdown_text(md: str) -> tuple[str, str]:
     text = _MD_LINK.sub(r"\1", text)
     text = _MD_HEADING.sub("", text)
     text = _MD_EMPHASIS.sub("", text)
-    return _MD_EMPHASIS.sub("", title), text
+    return normalize(_MD_EMPHASIS.sub("", title)), text  # a heading can hold control characters too
 
 
 def _pdf_text(file: Path) -> tuple[str, tuple[int, ...]]:

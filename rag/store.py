@@ -85,8 +85,10 @@ class GenerationStore:
     def commit(self, write: Callable[[Path], None]) -> Path:
         """Write a new generation with ``write(folder)`` and make it the live one."""
         self.root.mkdir(parents=True, exist_ok=True)
-        live = self.current()
-        number = int(_GENERATION.fullmatch(live.name)[1]) + 1 if live else 1
+        # Number past every generation folder, not just the live one: a rebuild may be
+        # replacing an index whose CURRENT is unreadable.
+        numbers = [int(m[1]) for p in self.root.iterdir() if (m := _GENERATION.fullmatch(p.name))]
+        number = max(numbers, default=0) + 1
         final = self.root / f"gen-{number:06d}"
         tmp = self.root / f".tmp-{final.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -108,6 +110,18 @@ class GenerationStore:
             raise
         self._collect(keep=final)
         return final
+
+    def collect(self) -> None:
+        """Delete what a killed writer left behind (old generations, temporary folders).
+
+        Call with the writer lock held; the live generation is never touched.
+        """
+        try:
+            live = self.current()
+        except (OSError, ValueError):
+            return
+        if live is not None and live.is_dir():
+            self._collect(keep=live)
 
     def _collect(self, keep: Path) -> None:
         """Delete generations and temporary folders other than ``keep``."""
