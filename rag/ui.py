@@ -186,7 +186,7 @@ def safe_upload_name(name: str) -> str:
         ValueError: nothing usable is left, or the type is not one ``rag index`` reads.
     """
     base = re.split(r"[/\\]", str(name))[-1]
-    base = re.sub(r"[^\w.-]+", "_", base).lstrip("._-")[-120:]
+    base = re.sub(r"[^\w.-]+", "_", base)[-120:].lstrip("._-")  # cut first, so no cut leaves a hidden file
     suffix = Path(base).suffix.lower()
     if not Path(base).stem or suffix not in SUPPORTED_SUFFIXES:
         raise ValueError(f"'{name}' is not a supported file; allowed: {' '.join(sorted(SUPPORTED_SUFFIXES))}")
