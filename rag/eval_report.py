@@ -263,7 +263,7 @@ def write_chart(path: Path, results: list[Result]) -> bool:
     for i, (r, m) in enumerate(zip(results, metrics)):
         values = [m[group].get(key) or 0.0 for group, key, _ in bars]
         xs = [j + (i - (len(results) - 1) / 2) * width for j in range(len(bars))]
-        ax.bar(xs, values, width=width, label=r.setting.label)
+        ax.bar(xs, values, width=width, label=r.setting.label, color=f"C{i}")
     ax.set_xticks(range(len(bars)), [label for *_, label in bars], fontsize=8)
     ax.set_ylim(0, 1.2)  # room for the legend above the bars
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -271,16 +271,15 @@ def write_chart(path: Path, results: list[Result]) -> bool:
     ax.legend(fontsize=8, loc="upper center", ncol=min(len(results), 3))
     if scatter:
         ax = axes[0][1]
-        for r, m in zip(results, metrics):
+        # Colours match the bars (one per setting); the marker tells the metric.
+        for i, m in enumerate(metrics):
             latency = m["latency"].get("total_s_p50")
             if latency is None:
                 continue
-            ax.scatter(latency, m["answers"]["accuracy"] or 0.0, marker="o", color="tab:blue")
-            ax.scatter(latency, m["citations"]["precision"] or 0.0, marker="^", color="tab:orange")
-            ax.annotate(r.setting.label, (latency, m["answers"]["accuracy"] or 0.0), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")
-        ax.scatter([], [], marker="o", color="tab:blue", label="accuracy")
-        ax.scatter([], [], marker="^", color="tab:orange", label="citation precision")
+            ax.scatter(latency, m["answers"]["accuracy"] or 0.0, marker="o", s=60, color=f"C{i}")
+            ax.scatter(latency, m["citations"]["precision"] or 0.0, marker="^", s=60, color=f"C{i}")
+        ax.scatter([], [], marker="o", color="grey", label="accuracy")
+        ax.scatter([], [], marker="^", color="grey", label="citation precision")
         ax.set_xlabel("total latency p50 (s)")
         ax.set_ylim(0, 1.05)
         ax.set_title("quality against latency")
