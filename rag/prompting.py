@@ -11,6 +11,7 @@ The instruction comes first and never changes, so llama.cpp reuses its cached pr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +27,12 @@ INSTRUCTION = (
     "Answer in one or two short sentences. "
     "If the answer is not in the sources, say that you don't know."
 )
-CONTEXT_WORDS = 110  # prompt budget for source sentences (about 150 tokens)
-MAX_SENTENCES = 6
-LEXICAL_WEIGHT = 0.5  # sentence relevance = dense cosine + this * query-term overlap
+CONTEXT_WORDS = 150  # prompt budget for source sentences (about 200 tokens)
+MAX_SENTENCES = 8
+# Added to the first hit's sentences so they are chosen first: more than any relevance
+# (cosine <= 1, overlap <= 1) can separate.
+FIRST_HIT_BONUS = 2.0
+LEXICAL_WEIGHT = 1.0  # sentence relevance = dense cosine + this * IDF-weighted query-term overlap
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,18 @@ def is_heading(text: str, title: str) -> bool:
     return text == title or (len(text.split()) <= 12 and not text.rstrip("\"'”’)").endswith((".", "!", "?", ":")))
 
 
-def lexical_overlap(query_terms: set[str], text: str) -> float:
-    """Share of the query's content terms that occur in ``text`` (stemmed, no stopwords)."""
-    if not query_terms:
-        return 0.0
-    return len(query_terms & set(tokenize([text])[0])) / len(query_terms)
+def lexical_overlap(query_terms: set[str], texts: list[str]) -> np.ndarray:
+    """Per text, the IDF-weighted share of the query's content terms it contains.
+
+    IDF is taken over ``texts`` themselves: a term every candidate shares (the corpus's
+    topic words, "Qatar", "cybersecurity") says little about which sentence answers.
+    """
+    if not query_terms or not texts:
+        return np.zeros(len(texts))
+    terms = [set(t) & query_terms for t in tokenize(texts)]
+    idf = {t: math.log(1 + len(texts) / (1 + sum(t in ts for ts in terms))) for t in query_terms}
+    total = sum(idf.values())
+    return np.array([sum(idf[t] for t in ts) / total for ts in terms])
 
 
 def select_sources(
@@ -88,8 +99,11 @@ def select_sources(
 ) -> tuple[Source, ...]:
     """Pick the sentences of ``hits`` most relevant to ``question`` within the word budget.
 
-    Sentences shared by overlapping chunks are considered once. The best sentence is
-    always kept, even if it alone exceeds the budget.
+    The first hit is kept whole (within the budget): retrieval ranks passages better than
+    the sentence scorer ranks single sentences, and an answer often sits next to the
+    sentence that matches the question. The rest of the budget goes to the best sentences
+    of the other hits. Sentences shared by overlapping chunks are considered once. The
+    best sentence is always kept, even if it alone exceeds the budget.
     """
     seen: set[tuple[str, int]] = set()
     candidates: list[tuple[int, Span]] = []  # (hit index, sentence)
@@ -102,9 +116,9 @@ def select_sources(
         return ()
     vectors = embedder.embed([question] + [span.text for _, span in candidates])
     dense = vectors[1:] @ vectors[0]
-    terms = set(tokenize([question])[0])
-    lexical = np.array([lexical_overlap(terms, span.text) for _, span in candidates])
+    lexical = lexical_overlap(set(tokenize([question])[0]), [span.text for _, span in candidates])
     relevance = dense + LEXICAL_WEIGHT * lexical
+    relevance[[j for j, (i, _) in enumerate(candidates) if i == 0]] += FIRST_HIT_BONUS
 
     chosen: list[int] = []
     words = 0

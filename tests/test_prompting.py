@@ -1,0 +1,51 @@
+"""Sentence selection and prompt layout (fake embedder, hand-made hits)."""
+
+from __future__ import annotations
+
+from rag.prompting import CONTEXT_WORDS, build_prompt, lexical_overlap, select_sources
+from rag.sparse import tokenize
+from rag.types import Hit
+
+from .conftest import FakeEmbedder
+
+
+def hit(rank: int, doc_id: str, text: str, title: str = "Title") -> Hit:
+    return Hit(chunk_id=f"{doc_id}#0", doc_id=doc_id, title=title, text=text, start=0, end=len(text),
+               score=1.0 / rank, rank=rank)
+
+
+def test_a_term_every_candidate_shares_weighs_less_than_a_rare_one() -> None:
+    terms = set(tokenize(["Qatar budget"])[0])
+    texts = ["Qatar signed a pact.", "Qatar met Belgium.", "The budget of Qatar grew."]
+    overlap = lexical_overlap(terms, texts)
+    assert overlap[2] == 1.0  # both terms
+    assert 0 < overlap[0] < 0.5  # only the common term: less than half the weight
+    assert overlap[0] == overlap[1]
+
+
+def test_the_first_hit_is_kept_whole_and_the_rest_fill_the_budget() -> None:
+    first = "The council met on Monday. It discussed roads. The weather was fine."  # 12 words
+    second = "Harbour budget rose to 9 million. The harbour budget debate was long."  # 2 x 6 words
+    hits = [hit(1, "a", first), hit(2, "b", second)]
+    sources = select_sources("What was the harbour budget?", hits, FakeEmbedder(), budget_words=20)
+    assert [s.hit.doc_id for s in sources] == ["a", "b"]
+    # Every sentence of the first hit, though none matches the question as well as the second's ...
+    assert sources[0].text == first
+    # ... and one sentence of the second: both would not fit in 20 words.
+    assert len(sources[1].sentences) == 1 and "harbour budget" in sources[1].text.lower()
+
+
+def test_the_budget_bounds_the_words_but_keeps_the_best_sentence() -> None:
+    long_sentence = " ".join(["word"] * (CONTEXT_WORDS + 20)) + "."
+    sources = select_sources("word?", [hit(1, "a", long_sentence + " Short one.")], FakeEmbedder())
+    assert sum(len(s.text.split()) for s in sources) <= CONTEXT_WORDS + 21
+    assert sources and long_sentence in sources[0].text
+
+
+def test_the_prompt_numbers_sources_in_retrieval_order_after_the_fixed_instruction() -> None:
+    hits = [hit(1, "a", "Alpha fact one."), hit(2, "b", "Beta fact two.")]
+    prompt = build_prompt("Which fact?", select_sources("Which fact?", hits, FakeEmbedder()))
+    lines = prompt.text.splitlines()
+    assert "[1] Title: Alpha fact one." in lines and "[2] Title: Beta fact two." in lines
+    assert lines.index("[1] Title: Alpha fact one.") < lines.index("[2] Title: Beta fact two.")
+    assert prompt.text.index("Question: Which fact?") > prompt.text.index("[2]")
