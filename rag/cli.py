@@ -359,12 +359,13 @@ def _eval_command(args: argparse.Namespace) -> str:
 
 
 def _error_types() -> tuple[type[BaseException], ...]:
+    from rag.generation import GeneratorError
     from rag.index import IndexOpenError
     from rag.models import ModelUnavailableError
     from rag.store import IndexBusyError
 
     return (
-        CommandError, IndexOpenError, IndexBusyError, ModelUnavailableError,
+        CommandError, IndexOpenError, IndexBusyError, ModelUnavailableError, GeneratorError,
         ValueError, KeyError, FileNotFoundError, PermissionError,
     )
 

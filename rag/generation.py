@@ -57,6 +57,10 @@ class Generator(Protocol):
         ...
 
 
+class GeneratorError(RuntimeError):
+    """A model backend cannot run: a missing package, an unreachable or failing server."""
+
+
 def as_messages(prompt: str | list[Message]) -> list[Message]:
     """A plain prompt becomes one user message (what the bundled models follow best)."""
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
@@ -74,7 +78,7 @@ class LlamaCppGenerator:
         try:
             from llama_cpp import Llama
         except ImportError:
-            raise RuntimeError("the llama-cpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
+            raise GeneratorError("the llama-cpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
         if not path.is_file():
             raise ValueError(f"no GGUF file at {path}")
         self.name = name or path.name
@@ -112,7 +116,7 @@ class TransformersGenerator:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
-            raise RuntimeError("the transformers backend needs transformers and torch") from None
+            raise GeneratorError("the transformers backend needs transformers and torch") from None
         if not path.exists():
             raise ValueError(f"no model directory at {path}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -182,9 +186,9 @@ class OpenAIGenerator:
         try:
             response = urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as e:
-            raise RuntimeError(f"{self.base_url} answered HTTP {e.code}: {e.read()[:200]!r}") from None
+            raise GeneratorError(f"{self.base_url} answered HTTP {e.code}: {e.read()[:200]!r}") from None
         except (urllib.error.URLError, OSError) as e:
-            raise RuntimeError(f"cannot reach the OpenAI-compatible server at {self.base_url}: {e}") from None
+            raise GeneratorError(f"cannot reach the OpenAI-compatible server at {self.base_url}: {e}") from None
         with response:
             for raw in response:
                 line = raw.decode("utf-8").strip()
