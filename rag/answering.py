@@ -2,7 +2,8 @@
 
 The pipeline for one question: retrieve -> refuse early if nothing is relevant -> select
 sentences and build the prompt -> generate (streamed) -> recognise a refusal -> verify
-citations. :class:`Assistant` is the one object to use.
+citations -> withhold an answer that does not answer from the sources
+(:func:`rag.citations.unanswered`). :class:`Assistant` is the one object to use.
 
 Example:
     >>> from rag import Assistant
@@ -19,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.citations import AnswerSentence, Citation, is_refusal, verify
-from rag.generation import DEFAULT_MODEL, GenerationSettings, Generator, as_messages, load_generator
+from rag.citations import AnswerSentence, Citation, is_refusal, unanswered, verify
+from rag.generation import DEFAULT_MODEL, GenerationSettings, Generator, load_generator
 from rag.index import Index
-from rag.prompting import INSTRUCTION, Prompt, Source, build_prompt, select_sources
+from rag.prompting import Prompt, Source, build_prompt, fixed_prefix, select_sources
 from rag.retrieval import Mode, check_mode
 from rag.types import Hit
 
@@ -30,7 +31,7 @@ MAX_QUESTION_CHARS = 1000
 DEFAULT_K = 4
 # Refuse without generating when the best passage is this far from the question (cosine of
 # the bundled MiniLM). The lowest best-passage cosine of an answerable seeds gold question was
-# 0.27 (eval/run_gold.py prints it per question), so this only stops off-topic questions;
+# 0.27 (`rag eval` records it per question in answers.jsonl), so this only stops off-topic questions;
 # the plausible unanswerable ones (lowest 0.38) are left to the model and the checker.
 MIN_RELEVANCE = 0.2
 REFUSAL_TEXT = "The articles do not contain the answer to this question."
@@ -139,8 +140,8 @@ class Assistant:
         """Load the model now (it is otherwise loaded by the first question) and warm its cache."""
         if self.generator is None:
             self.generator = load_generator(self.model, self.settings)
-            # Evaluate the fixed instruction once so the first question reuses its cache.
-            for _ in self.generator.stream(as_messages(INSTRUCTION), max_tokens=1):
+            # Evaluate the fixed prefix once so the first question reuses its cache.
+            for _ in self.generator.stream([*fixed_prefix(), {"role": "user", "content": "Sources:"}], max_tokens=1):
                 pass
         return self.generator
 
@@ -179,7 +180,7 @@ class Assistant:
         generator = self.load()
         pieces: list[str] = []
         first_token_s = None
-        for piece in generator.stream(as_messages(prompt.text), max_tokens=self.settings.max_tokens):
+        for piece in generator.stream(list(prompt.messages), max_tokens=self.settings.max_tokens):
             if first_token_s is None:
                 first_token_s = time.perf_counter() - started
             pieces.append(piece)
@@ -190,6 +191,11 @@ class Assistant:
             yield self._refusal(question, hits, prompt.sources, timings, prompt.text, "the model found no answer", raw)
             return
         text, sentences, citations = verify(raw, prompt.sources, question)
+        reason = unanswered(text, question, sentences)
+        if reason is not None:
+            # Withheld: the raw answer and the reason stay on the Answer for the curious.
+            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, reason, raw)
+            return
         yield Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,

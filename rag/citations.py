@@ -78,7 +78,8 @@ def parse_markers(text: str, valid: set[int]) -> tuple[str, list[int]]:
     cited: list[int] = []
 
     def keep(m: re.Match[str]) -> str:
-        numbers = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        # A "number" of thousands of digits would overflow int(); no source has 7 digits.
+        numbers = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1)) if len(x) <= 6]
         good = [n for n in numbers if n in valid]
         cited.extend(n for n in good if n not in cited)
         return "".join(f"[{n}]" for n in good)
@@ -90,6 +91,42 @@ def parse_markers(text: str, valid: set[int]) -> tuple[str, list[int]]:
 def is_refusal(text: str) -> bool:
     """Whether the model said the sources do not answer (anywhere in a short answer)."""
     return bool(REFUSAL.search(text))
+
+
+# Questions whose answer is a number, an amount or a date.
+_ASKS_QUANTITY = re.compile(
+    r"\b(how (many|much|long|old)|(what|which) (year|date|percentage|number|amount)|in what year|on what date)\b",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundreds?"
+    r"|thousands?|millions?|billions?|dozens?|several|few|january|february|march|april|may|june|july|august"
+    r"|september|october|november|december)\b",
+    re.IGNORECASE,
+)
+_CHOICE = re.compile(r"\b(or|whether)\b", re.IGNORECASE)
+
+
+def unanswered(answer: str, question: str, sentences: list[AnswerSentence]) -> str | None:
+    """Why a non-refusal ``answer`` still does not answer ``question`` from the sources, or None.
+
+    Small models rarely say "I don't know"; they make something up or echo the question.
+    Three plain checks catch most of it (see eval/README.md, "Refusals"):
+
+    - no sentence of the answer is supported by the sources it was checked against;
+    - the answer adds no content word to the question ("Who met X?" -> "X [1]."), unless
+      the question offers a choice ("A or B?") or the answer is yes or no;
+    - the question asks for a number, amount or date and the answer has none.
+    """
+    if not any(s.supported for s in sentences):
+        return "no sentence of the answer is supported by the sources"
+    text = MARKER.sub("", answer)
+    said = set(tokenize([text])[0]) - set(tokenize([question])[0])
+    if not said and not _CHOICE.search(question) and text.strip(" .!").lower() not in ("yes", "no"):
+        return "the answer only repeats the question"
+    if _ASKS_QUANTITY.search(question) and not _QUANTITY.search(text):
+        return "the question asks for a number or date and the answer gives none"
+    return None
 
 
 def _numbers(text: str) -> set[str]:

@@ -6,7 +6,8 @@ prompt carries the sentences of the retrieved chunks that best match the questio
 within a word budget, grouped per chunk in document order. Each group is one numbered
 source, so a citation ``[n]`` maps back to one chunk and its exact character offsets.
 
-The instruction comes first and never changes, so llama.cpp reuses its cached prefix.
+The instruction and a worked example come first and never change, so llama.cpp reuses
+their cached prefix.
 """
 
 from __future__ import annotations
@@ -18,15 +19,43 @@ import numpy as np
 
 from rag.chunking import split_sentences
 from rag.embedding import EmbeddingModel
+from rag.generation import Message
 from rag.sparse import tokenize
 from rag.types import Hit
 
-# Soft wording, one user message: what the bundled Qwen models follow (see eval/README.md).
+# The fixed start of every conversation: the instruction and one worked example, as chat
+# turns. Without the example the bundled 1.5B model restated the question in a long sentence
+# and almost never refused; with it, it answers in a few words and says "I don't know"
+# more often (eval/README.md, "Answers"). The example is invented and off-topic on purpose,
+# so it cannot leak facts into answers. It never changes, so llama.cpp evaluates it once
+# and reuses the cached prefix for every question.
 INSTRUCTION = (
-    "Answer the question using only the numbered sources. Cite the sources you used like [1]. "
-    "Answer in one or two short sentences. "
-    "If the answer is not in the sources, say that you don't know."
+    "Answer the question using only the numbered sources. Start with the answer itself in a few words, "
+    "then cite the source like [1]. Answer in one short sentence. "
+    "If the sources do not state the answer, reply: I don't know."
 )
+EXAMPLE_SOURCES = (
+    "Sources:\n"
+    "[1] City Opens Harbour Bridge: The Harbour Bridge opened to traffic on 3 May 2021 after four years of work. "
+    "The mayor said the bridge would cut journey times across the bay by half.\n"
+    "[2] Council Approves Transport Plan: The council approved a transport plan that includes two new bus lines."
+)
+EXAMPLE_TURNS = (
+    ("When did the Harbour Bridge open?", "On 3 May 2021 [1]."),
+    ("Who designed the Harbour Bridge?", "I don't know."),
+    ("What does the transport plan include?", "Two new bus lines [2]."),
+)
+
+
+def fixed_prefix() -> list[Message]:
+    """The instruction and the worked example: the messages before every question's own."""
+    messages: list[Message] = []
+    for i, (question, answer) in enumerate(EXAMPLE_TURNS):
+        content = f"Question: {question}" if i else f"{INSTRUCTION}\n\n{EXAMPLE_SOURCES}\n\nQuestion: {question}"
+        messages += [{"role": "user", "content": content}, {"role": "assistant", "content": answer}]
+    return messages
+
+
 CONTEXT_WORDS = 150  # prompt budget for source sentences (about 200 tokens)
 MAX_SENTENCES = 8
 # Added to the first hit's sentences so they are chosen first: more than any relevance
@@ -59,11 +88,16 @@ class Source:
 
 @dataclass(frozen=True)
 class Prompt:
-    """The exact text sent to the model and the sources it numbers."""
+    """The exact messages sent to the model and the sources they number."""
 
     question: str
     sources: tuple[Source, ...]
-    text: str
+    messages: tuple[Message, ...]
+
+    @property
+    def text(self) -> str:
+        """The messages as readable text (``rag ask --show-prompt``)."""
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages)
 
 
 def sentence_spans(hit: Hit) -> list[Span]:
@@ -141,8 +175,7 @@ def select_sources(
 
 
 def build_prompt(question: str, sources: tuple[Source, ...]) -> Prompt:
-    """The prompt text: instruction, numbered sources (title: sentences), question."""
-    lines = [INSTRUCTION, "", "Sources:"]
-    lines += [f"[{s.n}] {s.hit.title}: {s.text}" for s in sources]
-    lines += ["", f"Question: {question}", "Answer:"]
-    return Prompt(question=question, sources=sources, text="\n".join(lines))
+    """The fixed prefix, then one user message: numbered sources (title: sentences), question."""
+    lines = ["Sources:", *(f"[{s.n}] {s.hit.title}: {s.text}" for s in sources), "", f"Question: {question}"]
+    messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})
+    return Prompt(question=question, sources=sources, messages=messages)

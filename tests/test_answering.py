@@ -8,6 +8,7 @@ import pytest
 from rag.answering import REFUSAL_TEXT, Answer, Assistant
 from rag.generation import load_generator
 from rag.index import Index
+from rag.prompting import fixed_prefix
 
 from .conftest import FakeEmbedder
 
@@ -19,10 +20,12 @@ class ScriptedGenerator:
 
     def __init__(self, reply: str) -> None:
         self.reply = reply
-        self.prompts: list[str] = []
+        self.prompts: list[str] = []  # the last (question) message of each call
+        self.conversations: list[list[dict[str, str]]] = []
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         self.prompts.append(messages[-1]["content"])
+        self.conversations.append(messages)
         for word in self.reply.split(" "):
             yield word + " "
 
@@ -45,8 +48,10 @@ def test_answer_with_verified_citation(index: Index) -> None:
     [c] = answer.citations
     assert c.doc_id == "bakery" and c.supported
     assert index.document("bakery").text[c.start : c.end] == c.quote
-    prompt = a.generator.prompts[0]  # type: ignore[union-attr]
-    assert prompt.startswith("Answer the question using only the numbered sources.")
+    [messages] = a.generator.conversations  # type: ignore[union-attr]
+    assert messages[:-1] == fixed_prefix()  # the cached prefix, unchanged
+    assert messages[0]["content"].startswith("Answer the question using only the numbered sources.")
+    prompt = messages[-1]["content"]
     assert "[1] Village Bakery Wins Bread Prize:" in prompt and "Question: Which bakery won" in prompt
     d = answer.to_dict()
     assert set(d) >= {"question", "answer", "refused", "citations", "retrieved", "timings", "model"}

@@ -91,7 +91,7 @@ def test_markup_in_articles_and_answers_never_runs(page: object) -> None:
     # The markup is on the page as text: in the title, the passage and the model's answer.
     sync_api.expect(sources).to_contain_text('Harbour <img src=x onerror="window.__xss=1"> Festival Opens <script>')
     sync_api.expect(sources).to_contain_text("${window.__xss=4}")
-    sync_api.expect(page.locator("#rag-chat")).to_contain_text('<img src=x onerror="window.__xss=6">')  # type: ignore[attr-defined]
+    sync_api.expect(page.locator("#rag-chat")).to_contain_text('<img src=x onerror="window.__xss=3">')  # type: ignore[attr-defined]
     page.get_by_role("tab", name="Documents").click()  # type: ignore[attr-defined]
     sync_api.expect(page.locator("#rag-docs")).to_contain_text("Harbour <img src=x")  # type: ignore[attr-defined]
     page.wait_for_timeout(500)  # type: ignore[attr-defined]  # give a broken image's onerror time to fire

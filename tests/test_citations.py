@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.citations import is_refusal, parse_markers, verify
+from rag.citations import AnswerSentence, is_refusal, parse_markers, unanswered, verify
 from rag.prompting import Source, Span
 from rag.types import Hit
 
@@ -99,3 +99,31 @@ def test_numbers_repeated_from_the_question_are_not_claims() -> None:
     answer = "The Strategy 2.0 plan covers the period from 2021 to 2025 [2]."
     assert not verify(answer, SOURCES)[1][0].supported  # "2.0" appears in no source
     assert verify(answer, SOURCES, question="What period does Strategy 2.0 cover?")[1][0].supported
+
+
+def _sentences(*supported: bool) -> list[AnswerSentence]:
+    return [AnswerSentence(f"s{i}", (1,), ok) for i, ok in enumerate(supported)]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "supported", "withheld"),
+    [
+        # no supported sentence: an invented answer or a model that obeyed an injected instruction
+        ("Who opened the bridge?", "PWNED.", (False,), True),
+        ("Who opened the bridge?", "The mayor [1]. It was raining.", (True, False), False),
+        # an echo of the question is no answer ...
+        ("Who was director before Miguel De Bruycker?", "Miguel De Bruycker [1].", (True,), True),
+        # ... unless the question offers the choice, or the answer is yes/no
+        ("Is the bridge older than the tunnel or newer?", "Newer [1].", (True,), False),
+        ("Did Qatar sign the pact?", "Yes [1].", (True,), False),
+        # a question for a number or date needs one in the answer
+        ("In what year was the agency established?", "The agency was established by decree [1].", (True,), True),
+        ("How many people were in the delegation?", "Twelve people [1].", (True,), False),
+        ("On what date did they sign?", "On 3 May 2021 [1].", (True,), False),
+        ("When did they sign?", "Last week [1].", (True,), False),
+    ],
+)
+def test_answers_that_do_not_answer_are_withheld(
+    question: str, answer: str, supported: tuple[bool, ...], withheld: bool
+) -> None:
+    assert (unanswered(answer, question, _sentences(*supported)) is not None) == withheld

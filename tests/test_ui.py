@@ -39,7 +39,7 @@ HOSTILE = {
 REPLIES = {
     "bakery": "The Miller bakery in Ashford won the national sourdough prize [1].",
     "lava": "Lava flowed down the eastern slope [1]. It reached the sea on Tuesday [1].",
-    "harbour": 'The festival opened on Saturday with <b>fireworks</b> and <img src=x onerror="window.__xss=6"> tall ships [1].',
+    "harbour": 'The festival opened on Saturday with <b>fireworks</b> and <img src=x onerror="window.__xss=3"> tall ships [1].',
     "olympiad": "India won the open section [1].",
 }
 
@@ -139,7 +139,7 @@ def test_hostile_document_and_answer_render_as_text(service: ChatService) -> Non
     for html in (render_answer(answer), render_sources(answer)):
         assert tags(html) <= {"p", "sup", "span", "em", "strong", "div", "section", "mark", "small", "h3", "details", "summary", "blockquote"}
         assert "onerror=" not in html and "${" not in html and "javascript:" not in html
-    assert escape_text('<img src=x onerror="window.__xss=6">') in render_answer(answer)
+    assert escape_text('<img src=x onerror="window.__xss=3">') in render_answer(answer)
 
 
 def test_searched_question_is_shown_for_followups(service: ChatService) -> None:
