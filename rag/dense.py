@@ -84,7 +84,18 @@ class DenseIndex:
         k = min(k, self.size)
         if k < 1:
             return []
-        scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32, copy=False), k)
+        import faiss
+
+        # subtle: one query gains nothing from FAISS's OpenMP threads, and when another process
+        # holds a core their barrier stalls: flat search over 10k chunks took 36 ms instead of
+        # 0.5 ms on 2 busy cores (eval/bench.py). The setting is per calling thread; restore it
+        # so builds in this thread stay parallel.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32, copy=False), k)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
 
     def save(self, file: Path) -> None:

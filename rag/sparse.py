@@ -64,8 +64,10 @@ class BM25Index:
         terms = self._terms(query)
         if self._retriever is None or k < 1 or not terms:
             return []
+        # subtle: n_threads=0 scores in this thread; n_threads=1 starts a thread pool for every
+        # query, which doubled BM25 latency at 10k chunks and far more on a busy CPU (eval/bench.py).
         rows, scores = self._retriever.retrieve(
-            [terms], k=min(k, self.size), show_progress=False, n_threads=1
+            [terms], k=min(k, self.size), show_progress=False, n_threads=0
         )
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
 
