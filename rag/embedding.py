@@ -21,6 +21,10 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 32
 # Show a progress bar when embedding at least this many texts.
 PROGRESS_MIN_TEXTS = 256
+# Batches smaller than this (a query, the sentences of a few passages) run on one torch thread.
+# subtle: on 2 cores with another process busy, torch's threads wait on each other; one query
+# took 1.5 s with 2 threads and 81 ms with 1 (eval/bench.py). Indexing batches keep every core.
+SINGLE_THREAD_BELOW = 64
 
 
 @runtime_checkable
@@ -116,11 +120,20 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN_TEXTS
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show,
-        )
+        model = self.model
+        import torch
+
+        threads = torch.get_num_threads()
+        if len(texts) < SINGLE_THREAD_BELOW:
+            torch.set_num_threads(1)
+        try:
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show,
+            )
+        finally:
+            torch.set_num_threads(threads)
         return np.ascontiguousarray(vectors, dtype=np.float32)
