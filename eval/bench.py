@@ -1,0 +1,907 @@
+"""Performance benchmark: each stage against its raw engine, and how cost grows with the corpus.
+
+Writes ``eval/results/bench.json`` and ``eval/results/bench.md``. Sections can be run
+alone (``--only retrieval``); a later run updates only the sections it ran, so the file
+always holds the latest figure of every section, each with the load average seen while
+it ran.
+
+    .venv/bin/python eval/bench.py                 # everything (about 25 minutes on 2 cores)
+    .venv/bin/python eval/bench.py --quick         # small sizes, a few questions: a smoke run
+    .venv/bin/python eval/bench.py --only generation,e2e
+
+What is measured (every figure is a median over repeated runs or a percentile over queries):
+
+- indexing: chunks per second through ``Index.add`` (what ``rag index`` runs) against
+  ``SentenceTransformer.encode`` alone on the same passage texts with the same batch size,
+  on the seeds and HotpotQA; the ``rag index`` command's wall time; and the pipeline's
+  non-embedding cost (load, chunk, hash, FAISS, BM25, write) on synthetic corpora up to 100k
+  chunks with a free synthetic embedder, plus open time and memory per chunk.
+- retrieval: synthetic clustered 384-d unit vectors and Zipf-distributed synthetic texts at
+  1k..1M chunks: FAISS flat / HNSW / IVF build, save size, load time, query latency through
+  ``DenseIndex.search`` against ``faiss.Index.search`` on the same index, recall@10 against
+  flat; BM25 build/size/load/latency against bm25s given pre-tokenised terms; ``Index.search``
+  latency for dense, BM25 and hybrid.
+- generation: prefill and decode tokens per second through ``LlamaCppGenerator.stream``
+  against ``llama_cpp.Llama.generate`` on the same token ids (same model, n_ctx, n_batch,
+  threads), with the KV cache reset before every run on both sides.
+- e2e: time to first token and total time of ``Assistant`` on the seeds gold questions.
+- cold: seconds from launching ``rag ask`` to the first byte of the answer on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+HOTPOT = ROOT / "eval/benchmarks/hotpotqa/corpus.jsonl"
+SEEDS_GOLD = ROOT / "eval/gold/seeds.jsonl"
+SECTIONS = ("indexing", "retrieval", "generation", "e2e", "cold")
+DIM = 384
+K = 10
+MODELS = ("qwen-0.5b", "qwen-1.5b")
+
+
+# ---------------------------------------------------------------------- pure helpers
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100, linear interpolation) of ``values``."""
+    if not len(values):
+        raise ValueError("percentile of no values")
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """Median, p95 and count of a list of timings (seconds)."""
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def synthetic_vectors(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors (float32) with the neighbourhood structure of sentence embeddings.
+
+    Uniform random vectors in 384 dimensions have no neighbours at all (every pair is
+    nearly orthogonal), which makes approximate search look far worse than on text. Here
+    each vector is a topic (about 200 vectors each) plus a sub-topic (about 5) plus noise,
+    weighted so the mean cosine to the nearest neighbour is about 0.6, to the 10th about
+    0.3 and between random pairs 0, as measured for MiniLM on the HotpotQA passages
+    (0.63, 0.32, 0.02).
+    """
+    rng = np.random.default_rng(seed)
+    topics = rng.standard_normal((max(2, n // 200), dim), dtype=np.float32) * np.float32(np.sqrt(0.32 / dim))
+    leaves = rng.standard_normal((max(2, n // 5), dim), dtype=np.float32) * np.float32(np.sqrt(0.31 / dim))
+    leaf_topic = rng.integers(0, len(topics), len(leaves))
+    out = np.empty((n, dim), dtype=np.float32)
+    step = 100_000
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        leaf = rng.integers(0, len(leaves), b - a)
+        block = topics[leaf_topic[leaf]] + leaves[leaf]
+        block += rng.standard_normal((b - a, dim), dtype=np.float32) * np.float32(np.sqrt(0.37 / dim))
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[a:b] = block
+    return out
+
+
+def perturb(vectors: np.ndarray, seed: int = 1, noise: float = 1.0) -> np.ndarray:
+    """Unit vectors near the given ones (cosine about 0.7): queries with a known neighbourhood."""
+    rng = np.random.default_rng(seed)
+    out = vectors + rng.standard_normal(vectors.shape, dtype=np.float32) * np.float32(noise / np.sqrt(vectors.shape[1]))
+    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+VOCAB = 50_000
+
+
+def synthetic_texts(n: int, words: int = 60, seed: int = 0, sentence: int = 15) -> list[str]:
+    """``n`` texts of ``words`` Zipf-distributed made-up words, in sentences of ``sentence`` words."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i:x}z" for i in range(VOCAB)], dtype=object)
+    p = 1.0 / np.arange(1, VOCAB + 1) ** 1.07
+    p /= p.sum()
+    out: list[str] = []
+    step = 50_000
+    for a in range(0, n, step):
+        ids = rng.choice(VOCAB, size=(min(n, a + step) - a, words), p=p)
+        for row in vocab[ids]:
+            parts = [" ".join(row[i : i + sentence]) + "." for i in range(0, words, sentence)]
+            out.append(" ".join(w.capitalize() if i == 0 else w for i, w in enumerate(" ".join(parts).split(" "))))
+    return out
+
+
+def query_from(text: str, seed: int, words: int = 4) -> str:
+    """A keyword query: ``words`` distinct words picked from ``text``."""
+    rng = np.random.default_rng(seed)
+    tokens = list(dict.fromkeys(w.strip(".").lower() for w in text.split()))
+    picked = rng.choice(len(tokens), size=min(words, len(tokens)), replace=False)
+    return " ".join(tokens[i] for i in sorted(picked))
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each exact top-k row found in the approximate top-k row."""
+    if approx.shape[0] != exact.shape[0]:
+        raise ValueError(f"{approx.shape[0]} approximate rows, {exact.shape[0]} exact rows")
+    hits = [len(set(a.tolist()) & set(e.tolist()) - {-1}) / max(1, len(set(e.tolist()) - {-1})) for a, e in zip(approx, exact)]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def dir_bytes(path: Path) -> int:
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def ratio(project: float, raw: float) -> float | None:
+    return round(project / raw, 3) if raw else None
+
+
+class SyntheticEmbedder:
+    """A free embedder: passages get the next rows of a synthetic matrix, known queries their vector.
+
+    Lets the index pipeline and ``Index.search`` run at 100k-1M chunks without the 20+
+    minutes the real model would need, so their own overhead is what is measured.
+    """
+
+    name = "synthetic"
+    dim = DIM
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = np.random.default_rng(seed)
+        self.queries: dict[str, np.ndarray] = {}
+        self.passages: np.ndarray | None = None
+        self._next = 0
+        self.seconds = 0.0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        if texts and all(t in self.queries for t in texts):
+            out = np.stack([self.queries[t] for t in texts])
+        elif self.passages is not None and self._next + len(texts) <= len(self.passages):
+            out = self.passages[self._next : self._next + len(texts)]
+            self._next += len(texts)
+        else:
+            out = synthetic_vectors(len(texts), seed=int(self._rng.integers(1 << 30)))
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+class TimedEmbedder:
+    """Wraps an embedder and adds up the seconds spent in ``embed``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name, self.dim = inner.name, inner.dim
+        self.seconds = 0.0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.inner.embed(texts)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+def synthetic_documents(chunks: int, seed: int = 0) -> list[Any]:
+    """Documents of 330 words (4 chunks of the default 120/30 words each)."""
+    from rag.types import Document
+
+    n_docs = max(1, chunks // 4)
+    texts = synthetic_texts(n_docs, words=330, seed=seed)
+    return [Document(id=f"syn{i}", title=f"Synthetic {i}", text=t, source="synthetic") for i, t in enumerate(texts)]
+
+
+# ---------------------------------------------------------------------- sections
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {load_average()[:1]}] {msg}", flush=True)
+
+
+def passages(path: Path) -> list[str]:
+    """The exact texts ``Index.add`` embeds for ``path``."""
+    from rag.chunking import ChunkConfig, chunk_document
+    from rag.index import passage_text
+    from rag.loading import load
+    from rag.types import Document
+
+    docs = [d for d in load([path]) if isinstance(d, Document)]
+    return [passage_text(d, c) for d in docs for c in chunk_document(d, ChunkConfig())]
+
+
+def bench_indexing(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from rag.dense import resolve_kind
+    from rag.embedding import DEFAULT_BATCH_SIZE, Embedder
+    from rag.index import Index
+
+    out: dict[str, Any] = {"batch_size": DEFAULT_BATCH_SIZE, "corpora": [], "synthetic": []}
+    embedder = Embedder()  # what `rag index` uses, loaded once so both sides exclude model loading
+    model = embedder.model
+    model.encode(["warm up the model"] * 8, batch_size=DEFAULT_BATCH_SIZE)
+    corpora = [("seeds", SEEDS)] + ([] if args.quick else [("hotpotqa", HOTPOT)])
+    for name, path in corpora:
+        texts = passages(path)
+        raw_s, pipe_s, embed_s = [], [], []
+        for r in range(args.repeats):
+            def raw() -> Any:
+                return model.encode(texts, batch_size=DEFAULT_BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True)
+
+            def pipeline() -> Any:
+                folder = Path(tempfile.mkdtemp(dir=work))
+                timer = TimedEmbedder(embedder)
+                seconds, report = timed(lambda: Index.open(folder / "ix", embedder=timer).add([path]))
+                shutil.rmtree(folder)
+                assert report.chunks == len(texts), (report.chunks, len(texts))
+                return seconds, timer.seconds
+
+            # Alternate the order so a load spike from other jobs does not always hit one side.
+            if r % 2:
+                p, e = pipeline()
+                raw_s.append(timed(raw)[0])
+            else:
+                raw_s.append(timed(raw)[0])
+                p, e = pipeline()
+            pipe_s.append(p)
+            embed_s.append(e)
+            log(f"indexing {name}: raw {raw_s[-1]:.2f}s pipeline {p:.2f}s (embed {e:.2f}s)")
+        n = len(texts)
+        row = {
+            "corpus": name, "chunks": n, "repeats": args.repeats,
+            "raw_encode_s": median(raw_s), "pipeline_s": median(pipe_s), "pipeline_embed_s": median(embed_s),
+            "raw_chunks_per_s": n / median(raw_s), "pipeline_chunks_per_s": n / median(pipe_s),
+            "overhead_s": median([p - e for p, e in zip(pipe_s, embed_s)]),
+        }
+        row["ratio"] = ratio(row["pipeline_chunks_per_s"], row["raw_chunks_per_s"])
+        # The command as a user runs it: interpreter start, imports and model loading included.
+        folder = Path(tempfile.mkdtemp(dir=work))
+        cli_s, _ = timed(lambda: subprocess.run(
+            [str(ROOT / ".venv/bin/rag"), "index", str(path), "--index-dir", str(folder / "ix"), "--quiet"],
+            check=True, capture_output=True,
+        ))
+        shutil.rmtree(folder)
+        row["cli_wall_s"] = cli_s
+        out["corpora"].append(row)
+        log(f"indexing {name}: {row}")
+
+    # Batch size: raw encode rate on the HotpotQA passages (or the seeds in a quick run).
+    texts = passages(SEEDS if args.quick else HOTPOT)[: args.batch_sample]
+    sweep = []
+    for batch in args.batch_sizes:
+        runs = [timed(lambda: model.encode(texts, batch_size=batch, normalize_embeddings=True))[0]
+                for _ in range(max(1, args.repeats - 1))]
+        sweep.append({"batch_size": batch, "chunks": len(texts), "chunks_per_s": len(texts) / median(runs), "runs": len(runs)})
+        log(f"encode batch {batch}: {sweep[-1]['chunks_per_s']:.1f} chunks/s")
+    out["batch_sizes"] = sweep
+
+    # The pipeline's own cost at scale, with a free embedder (the model would dominate otherwise).
+    for n in args.pipeline_sizes:
+        docs = synthetic_documents(n, seed=n)
+        folder = Path(tempfile.mkdtemp(dir=work))
+        fake = SyntheticEmbedder(seed=n)
+        index = Index.open(folder / "ix", embedder=fake)
+        rss0 = rss_bytes()
+        add_s, report = timed(lambda: index.add_documents(docs))
+        chunks = report.chunks
+        del index
+        gen = next(p for p in (folder / "ix").iterdir() if p.name.startswith("gen-"))
+        files = {p.name: dir_bytes(p) for p in gen.iterdir()}
+        opens, rss = [], []
+        for _ in range(args.repeats):
+            before = rss_bytes()
+            seconds, opened = timed(lambda: Index.open(folder / "ix", embedder=fake, create=False))
+            rss.append(rss_bytes() - before)
+            opens.append(seconds)
+            del opened
+        row = {
+            "chunks": chunks, "documents": len(docs), "dense_kind": resolve_kind("auto", chunks),
+            "add_s": add_s, "synthetic_embed_s": fake.seconds, "overhead_s": add_s - fake.seconds,
+            "overhead_chunks_per_s": chunks / max(1e-9, add_s - fake.seconds),
+            "open_s": median(opens), "open_rss_bytes_per_chunk": median(rss) / chunks,
+            "disk_bytes_per_chunk": sum(files.values()) / chunks,
+            "disk_bytes_per_chunk_by_file": {k: round(v / chunks, 1) for k, v in sorted(files.items())},
+            "add_rss_delta_bytes": rss_bytes() - rss0,
+        }
+        # What the real model would add: its raw rate on HotpotQA passages (similar length).
+        rates = [c["raw_chunks_per_s"] for c in out["corpora"] if c["corpus"] == "hotpotqa"] or [
+            c["raw_chunks_per_s"] for c in out["corpora"]
+        ]
+        if rates:
+            encode = chunks / rates[0]
+            row["extrapolated_real_s"] = encode + row["overhead_s"]
+            row["extrapolated_ratio"] = round(encode / row["extrapolated_real_s"], 3)
+        shutil.rmtree(folder)
+        out["synthetic"].append(row)
+        log(f"pipeline synthetic {n}: {row}")
+    return out
+
+
+def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    import faiss
+
+    from rag.dense import DenseIndex, resolve_kind
+    from rag.index import Index
+    from rag.sparse import BM25Index, tokenize
+    from rag.types import Chunk, Document
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    out: dict[str, Any] = {"k": K, "queries": args.queries, "dense": [], "bm25": [], "index": []}
+    for n in args.sizes:
+        log(f"retrieval n={n}: data")
+        vectors = synthetic_vectors(n, seed=n)
+        rng = np.random.default_rng(n + 1)
+        # Fewer queries at 1M: exact search there takes ~0.1 s a query, twice (project and raw).
+        qrows = rng.choice(n, size=args.queries if n < 1_000_000 else args.queries // 2, replace=n < args.queries)
+        queries = perturb(vectors[qrows], seed=n + 2)
+        keep: DenseIndex | None = None
+        exact_ids: np.ndarray | None = None
+        kinds = ["flat", "hnsw", "ivf"] if n <= args.hnsw_max else ["flat", "ivf"]
+        for kind in kinds:
+            builds = []
+            for _ in range(args.repeats if n <= 10_000 else 1):
+                rss0 = rss_bytes()
+                seconds, index = timed(lambda: DenseIndex.build(vectors, kind))
+                rss_delta = rss_bytes() - rss0
+                builds.append(seconds)
+            file = work / f"dense-{n}-{kind}.faiss"
+            index.save(file)
+            size = dir_bytes(file)
+            loads = [timed(lambda: DenseIndex.load(file, kind))[0] for _ in range(args.repeats)]
+            file.unlink()
+            raw = index._index
+            project_lat, raw_lat, raw1_lat, project_ids = [], [], [], []
+
+            def raw_one_thread(q: np.ndarray) -> Any:
+                faiss.omp_set_num_threads(1)
+                try:
+                    return raw.search(q.reshape(1, -1), K)
+                finally:
+                    faiss.omp_set_num_threads(os.cpu_count() or 1)
+
+            for q in queries[: min(20, len(queries))]:  # warm caches on both paths
+                index.search(q, K)
+                raw.search(q.reshape(1, -1), K)
+            for i, q in enumerate(queries):
+                # Alternate which side goes first: the second search of the same query finds
+                # the index pages it touches already in the CPU cache.
+                if i % 2:
+                    raw_s, _ = timed(lambda: raw.search(q.reshape(1, -1), K))
+                    project_s, hits = timed(lambda: index.search(q, K))
+                else:
+                    project_s, hits = timed(lambda: index.search(q, K))
+                    raw_s, _ = timed(lambda: raw.search(q.reshape(1, -1), K))
+                project_lat.append(project_s)
+                raw_lat.append(raw_s)
+                raw1_lat.append(timed(lambda: raw_one_thread(q))[0])
+                project_ids.append([r for r, _ in hits] + [-1] * (K - len(hits)))
+            ids = np.array(project_ids)
+            if kind == "flat":
+                exact_ids = ids
+            row = {
+                "n": n, "kind": kind, "build_s": median(builds), "build_repeats": len(builds),
+                "open_s": median(loads), "file_bytes_per_chunk": size / n, "build_rss_bytes_per_chunk": rss_delta / n,
+                "project": summary(project_lat), "raw": summary(raw_lat), "raw_1_thread": summary(raw1_lat),
+                "ratio_p50": ratio(percentile(project_lat, 50), min(percentile(raw_lat, 50), percentile(raw1_lat, 50))),
+                "recall_at_10": 1.0 if kind == "flat" else recall_at_k(ids, exact_ids),
+            }
+            out["dense"].append(row)
+            log(f"dense {n} {kind}: build {row['build_s']:.2f}s p50 {row['project']['p50']*1e3:.3f}ms "
+                f"raw {row['raw']['p50']*1e3:.3f}ms recall {row['recall_at_10']:.3f}")
+            if kind == resolve_kind("auto", n) or (kind == "flat" and keep is None):
+                keep = index  # what Index.search uses at this size
+            del index, raw
+
+        if n > args.bm25_max:
+            log(f"retrieval n={n}: BM25 and Index.search skipped (--bm25-max {args.bm25_max})")
+            continue
+        log(f"retrieval n={n}: texts")
+        texts = synthetic_texts(n, seed=n)
+        text_queries = [query_from(texts[r], seed=i) for i, r in enumerate(qrows)]
+        rss0 = rss_bytes()
+        bm25_build, bm25 = timed(lambda: BM25Index.build(texts))
+        bm25_rss = rss_bytes() - rss0
+        folder = work / f"bm25-{n}"
+        bm25.save(folder)
+        bm25_size = dir_bytes(folder)
+        bm25_loads = [timed(lambda: BM25Index.load(folder))[0] for _ in range(args.repeats)]
+        shutil.rmtree(folder)
+        retriever = bm25._retriever
+        terms = [bm25._terms(q) for q in text_queries]
+        project_lat, raw_lat = [], []
+        for i, (q, t) in enumerate(zip(text_queries, terms)):
+            def engine() -> Any:
+                return retriever.retrieve([t], k=K, show_progress=False, n_threads=0)
+
+            if i % 2:
+                raw_lat.append(timed(engine)[0])
+                project_lat.append(timed(lambda: bm25.search(q, K))[0])
+            else:
+                project_lat.append(timed(lambda: bm25.search(q, K))[0])
+                raw_lat.append(timed(engine)[0])
+        tok_lat = [timed(lambda: tokenize([q]))[0] for q in text_queries]
+        row = {
+            "n": n, "build_s": bm25_build, "open_s": median(bm25_loads), "file_bytes_per_chunk": bm25_size / n,
+            "build_rss_bytes_per_chunk": bm25_rss / n, "project": summary(project_lat), "raw": summary(raw_lat),
+            "tokenize_query": summary(tok_lat),
+            "ratio_p50": ratio(percentile(project_lat, 50), percentile(raw_lat, 50)),
+        }
+        out["bm25"].append(row)
+        log(f"bm25 {n}: build {bm25_build:.2f}s p50 {row['project']['p50']*1e3:.3f}ms raw {row['raw']['p50']*1e3:.3f}ms")
+
+        # Index.search over an in-memory index holding the same vectors and texts.
+        fake = SyntheticEmbedder()
+        fake.queries = {q: v for q, v in zip(text_queries, queries)}
+        index = Index._new(work / f"mem-{n}", fake, None, "auto")
+        docs = {f"d{i}": Document(id=f"d{i}", title=f"Synthetic {i}", text=t) for i, t in enumerate(texts)}
+        index._docs = docs
+        index._chunks = [Chunk(f"d{i}#0", f"d{i}", 0, len(t), t) for i, t in enumerate(texts)]
+        index._vectors, index._dense, index._bm25 = vectors, keep, bm25
+        lat: dict[str, list[float]] = {"dense": [], "bm25": [], "hybrid": []}
+        for q in text_queries[:10]:
+            index.search(q, k=4, mode="hybrid")
+        for q in text_queries:
+            for mode in lat:
+                lat[mode].append(timed(lambda: index.search(q, k=4, mode=mode))[0])
+        row = {"n": n, "dense_kind": keep.kind, **{m: summary(v) for m, v in lat.items()}}
+        row["hybrid_over_parts_p50"] = ratio(row["hybrid"]["p50"], row["dense"]["p50"] + row["bm25"]["p50"])
+        out["index"].append(row)
+        log(f"Index.search {n}: " + ", ".join(f"{m} {row[m]['p50']*1e3:.2f}ms" for m in lat))
+        del index, docs, texts, bm25, keep, vectors
+    if not args.query_embedding:
+        return out
+    # The query embedding that dense and hybrid search add on a real index.
+    from rag.embedding import Embedder
+
+    embedder = Embedder()
+    embedder.embed(["warm up"])
+    questions = [json.loads(line)["question"] for line in SEEDS_GOLD.read_text().splitlines()]
+    out["query_embedding"] = summary([timed(lambda: embedder.embed([q]))[0] for q in questions])
+    return out
+
+
+def seeds_index(work: Path) -> Path:
+    """An index of the seeds with the real embedder (built once per run)."""
+    from rag.index import Index
+
+    folder = work / "seeds-index"
+    if not folder.exists():
+        Index.open(folder).add([SEEDS])
+    return folder
+
+
+def _chat_prompt_tokens(llm: Any, messages: list[dict[str, str]]) -> list[int]:
+    """The token ids ``create_chat_completion`` evaluates for ``messages`` (the GGUF's chat template)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata["tokenizer.chat_template"]
+    eos = llm._model.token_get_text(llm.token_eos())
+    bos = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() >= 0 else ""
+    formatted = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=messages)
+    return llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+
+
+def bench_generation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from llama_cpp import Llama
+
+    from rag.answering import Assistant
+    from rag.generation import GenerationSettings, LlamaCppGenerator, as_messages
+    from rag.index import Index
+    from rag.models import gguf_path
+
+    assistant = Assistant(Index.open(seeds_index(work), create=False))
+    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()]
+    questions = [q["question"] for q in gold if q.get("answerable", True)][: args.prompts]
+    prompts = [assistant.prompt(q, assistant.retrieve(q)).text for q in questions]
+    settings = GenerationSettings(threads=args.threads)
+    out: dict[str, Any] = {"threads": args.threads, "context_size": settings.context_size, "n_batch": 512,
+                           "max_tokens": args.gen_tokens, "prompts": len(prompts), "models": []}
+    for name in args.models:
+        path = gguf_path(name)
+        project = LlamaCppGenerator(path, settings, name=name)
+        raw = Llama(model_path=str(path), n_ctx=settings.context_size, n_threads=args.threads,
+                    n_threads_batch=args.threads, n_batch=512, verbose=False)
+        runs: dict[str, list[dict[str, float]]] = {"project": [], "raw": []}
+
+        def run_project(messages: list[dict[str, str]]) -> dict[str, float]:
+            project._llm.reset()  # no prefix reuse: both sides evaluate the whole prompt
+            pieces, t_first = [], None
+            t0 = time.perf_counter()
+            for piece in project.stream(messages, max_tokens=args.gen_tokens):
+                if t_first is None:
+                    t_first = time.perf_counter()
+                pieces.append(piece)
+            t_end = time.perf_counter()
+            generated = max(1, project._llm.n_tokens - len(prompt_ids) + 1)
+            return {"prompt_tokens": len(prompt_ids), "generated": generated, "ttft": t_first - t0,
+                    "decode_s": t_end - t_first, "text": "".join(pieces)}
+
+        def run_raw(tokens: list[int], generated: int) -> dict[str, float]:
+            raw.reset()
+            count, t_first = 0, None
+            t0 = time.perf_counter()
+            for _ in raw.generate(tokens, temp=0.0, top_k=1, reset=True):
+                count += 1
+                if t_first is None:
+                    t_first = time.perf_counter()
+                if count >= generated:
+                    break
+            t_end = time.perf_counter()
+            return {"prompt_tokens": len(tokens), "generated": count, "ttft": t_first - t0, "decode_s": t_end - t_first}
+
+        for messages in (as_messages(prompts[0]),):  # warm both (page cache, first-call setup)
+            prompt_ids = _chat_prompt_tokens(project._llm, messages)
+            run_project(messages)
+            run_raw(prompt_ids, 4)
+        for r in range(args.repeats):
+            for text in prompts:
+                messages = as_messages(text)
+                prompt_ids = _chat_prompt_tokens(raw, messages)
+                if r % 2 == 0:
+                    p = run_project(messages)
+                    q = run_raw(prompt_ids, p["generated"])
+                else:
+                    # Raw first this time (so load drift does not favour one side), with the
+                    # token count the project produced for this prompt in the previous pass.
+                    known = [x["generated"] for x in runs["project"] if x.get("prompt") == text]
+                    q = run_raw(prompt_ids, known[-1] if known else args.gen_tokens)
+                    p = run_project(messages)
+                p["prompt"] = text
+                runs["project"].append(p)
+                runs["raw"].append(q)
+                log(f"{name}: prompt {p['prompt_tokens']} tok, project ttft {p['ttft']:.2f}s "
+                    f"decode {p['generated']} tok {p['decode_s']:.2f}s | raw ttft {q['ttft']:.2f}s "
+                    f"decode {q['generated']} tok {q['decode_s']:.2f}s")
+        rates = {}
+        for side, rs in runs.items():
+            rates[side] = {
+                "prefill_tok_per_s": median([x["prompt_tokens"] / x["ttft"] for x in rs]),
+                "decode_tok_per_s": median([(x["generated"] - 1) / x["decode_s"] for x in rs if x["generated"] > 1]),
+                "ttft_s": median([x["ttft"] for x in rs]),
+                "prompt_tokens": median([x["prompt_tokens"] for x in rs]),
+                "generated": median([x["generated"] for x in rs]),
+                "runs": len(rs),
+            }
+        out["models"].append({
+            "model": name, **rates,
+            "prefill_ratio": ratio(rates["project"]["prefill_tok_per_s"], rates["raw"]["prefill_tok_per_s"]),
+            "decode_ratio": ratio(rates["project"]["decode_tok_per_s"], rates["raw"]["decode_tok_per_s"]),
+        })
+        log(f"generation {name}: {out['models'][-1]}")
+        del project, raw
+    # Threads: the raw engine on one prompt with 1..cores threads (the smallest model, to keep it short).
+    out["threads_sweep"] = []
+    for threads in sorted({1, max(1, args.threads // 2), args.threads, os.cpu_count() or 1}):
+        llm = Llama(model_path=str(gguf_path(args.models[0])), n_ctx=settings.context_size, n_threads=threads,
+                    n_threads_batch=threads, n_batch=512, verbose=False)
+        ids = _chat_prompt_tokens(llm, as_messages(prompts[0]))
+        rs = []
+        for _ in range(args.repeats):
+            llm.reset()
+            count, t_first, t0 = 0, None, time.perf_counter()
+            for _ in llm.generate(ids, temp=0.0, top_k=1, reset=True):
+                count += 1
+                t_first = t_first or time.perf_counter()
+                if count >= args.gen_tokens:
+                    break
+            rs.append((len(ids) / (t_first - t0), (count - 1) / max(1e-9, time.perf_counter() - t_first)))
+        out["threads_sweep"].append({"model": args.models[0], "threads": threads,
+                                     "prefill_tok_per_s": median([a for a, _ in rs]),
+                                     "decode_tok_per_s": median([b for _, b in rs]), "runs": len(rs)})
+        log(f"threads {threads}: {out['threads_sweep'][-1]}")
+        del llm
+    return out
+
+
+def bench_e2e(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from rag.answering import Assistant
+    from rag.generation import GenerationSettings
+    from rag.index import Index
+
+    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()][: args.questions]
+    out: dict[str, Any] = {"questions": len(gold), "threads": args.threads, "models": []}
+    index = Index.open(seeds_index(work), create=False)
+    for name in args.models:
+        assistant = Assistant(index, model=name, settings=GenerationSettings(threads=args.threads))
+        load_s, _ = timed(assistant.load)
+        ttft, total, retrieve, refused_early = [], [], [], 0
+        for q in gold:
+            answer = assistant.ask(q["question"])
+            t = answer.timings
+            total.append(t.total_s)
+            retrieve.append(t.retrieve_s)
+            if t.first_token_s is None:
+                refused_early += 1
+            else:
+                ttft.append(t.first_token_s)
+        row = {"model": name, "load_s": load_s, "first_token": summary(ttft) if ttft else None,
+               "total": summary(total), "retrieve": summary(retrieve), "refused_before_generation": refused_early}
+        out["models"].append(row)
+        log(f"e2e {name}: {row}")
+        assistant.generator = None
+    return out
+
+
+def first_byte(cmd: list[str]) -> tuple[float, float]:
+    """Seconds from launching ``cmd`` to its first byte on stdout, and to its exit."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    byte = proc.stdout.read(1)
+    t_first = time.perf_counter() - t0
+    proc.stdout.read()
+    proc.wait()
+    if proc.returncode or not byte:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
+    return t_first, time.perf_counter() - t0
+
+
+def bench_cold(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    folder = seeds_index(work)
+    question = "When did Bernard Quintin visit Doha?"
+    out: dict[str, Any] = {"question": question, "runs": args.cold_runs, "models": [],
+                           "note": "OS page cache warm (model files read before); a fresh process each run"}
+    for name in args.models:
+        cmd = [str(ROOT / ".venv/bin/rag"), "ask", question, "--index-dir", str(folder), "--model", name,
+               "--threads", str(args.threads)]
+        runs = [first_byte(cmd) for _ in range(args.cold_runs)]
+        out["models"].append({"model": name, "first_byte_s": median([a for a, _ in runs]),
+                              "exit_s": median([b for _, b in runs]), "all_first_byte_s": [a for a, _ in runs]})
+        log(f"cold {name}: {out['models'][-1]}")
+    help_runs = [timed(lambda: subprocess.run([str(ROOT / ".venv/bin/rag"), "--help"], capture_output=True, check=True))[0]
+                 for _ in range(args.cold_runs)]
+    out["help_s"] = median(help_runs)
+    return out
+
+
+# ---------------------------------------------------------------------- report
+
+
+def _ms(s: dict[str, float] | None) -> str:
+    return "-" if not s else f"{s['p50'] * 1e3:.2f} / {s['p95'] * 1e3:.2f}"
+
+
+def _sec(s: dict[str, float] | None) -> str:
+    return "-" if not s else f"{s['p50']:.2f} / {s['p95']:.2f}"
+
+
+def _load(section: dict[str, Any]) -> str:
+    return f"load average {section.get('load_before', ['?'])[0]} -> {section.get('load_after', ['?'])[0]}"
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The tables of ``bench.md`` from the ``bench.json`` structure (any subset of sections)."""
+    m = results.get("machine", {})
+    lines = ["# Performance benchmark", "",
+             f"`eval/bench.py`; {m.get('cores', '?')} CPU cores, {m.get('cpu', '?')}, "
+             f"{m.get('memory_gib', '?')} GiB, Python {m.get('python', '?')}; commit {m.get('git_head', '?')}"
+             + (f" with uncommitted changes to {', '.join(m['modified_files'])}" if m.get("modified_files") else "")
+             + ". Each section gives the load "
+             "average (1 min) seen before and after it: other jobs shared the machine when it is above ~2.", ""]
+    s = results.get("indexing")
+    if s:
+        lines += [f"## Indexing ({_load(s)}; {s['corpora'][0]['repeats'] if s['corpora'] else '?'} runs, median)", "",
+                  f"`Index.add` (load, clean, chunk, embed, FAISS, BM25, atomic write) against "
+                  f"`SentenceTransformer.encode` alone on the same passage texts, batch size {s['batch_size']}, "
+                  "model loaded beforehand on both sides.", "",
+                  "| corpus | chunks | encode alone | through the pipeline | ratio | pipeline overhead | `rag index` wall (cold process) |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in s["corpora"]:
+            lines.append(f"| {r['corpus']} | {r['chunks']} | {r['raw_chunks_per_s']:.1f} chunks/s | "
+                         f"{r['pipeline_chunks_per_s']:.1f} chunks/s | {r['ratio']:.2f} | {r['overhead_s']:.2f} s | "
+                         f"{r['cli_wall_s']:.1f} s |")
+        if s.get("batch_sizes"):
+            lines += ["", "Encode rate by batch size (`SentenceTransformer.encode` alone, "
+                      f"{s['batch_sizes'][0]['chunks']} passages): "
+                      + ", ".join(f"{r['batch_size']}: {r['chunks_per_s']:.1f}" for r in s["batch_sizes"]) + " chunks/s."]
+        if s["synthetic"]:
+            lines += ["", "Synthetic corpora (330-word documents, 4 chunks each) through `Index.add_documents` with a "
+                      "free synthetic embedder: the pipeline's own cost; 'with the real model' adds the encode "
+                      "time at HotpotQA's measured rate (extrapolated, not run).", "",
+                      "| chunks | dense index | non-embedding time | non-embedding chunks/s | with the real model (extrapolated) | ratio (extrapolated) | open | disk per chunk | RSS per chunk after open |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for r in s["synthetic"]:
+                lines.append(
+                    f"| {r['chunks']:,} | {r['dense_kind']} | {r['overhead_s']:.2f} s | {r['overhead_chunks_per_s']:,.0f} | "
+                    f"{r.get('extrapolated_real_s', 0):.0f} s | {r.get('extrapolated_ratio', '-')} | {r['open_s']:.2f} s | "
+                    f"{r['disk_bytes_per_chunk']:,.0f} B | {r['open_rss_bytes_per_chunk']:,.0f} B |")
+            big = s["synthetic"][-1]
+            lines += ["", f"Disk bytes per chunk by file at {big['chunks']:,} chunks: "
+                      + ", ".join(f"{k} {v:,.0f}" for k, v in big["disk_bytes_per_chunk_by_file"].items()) + "."]
+    s = results.get("retrieval")
+    if s:
+        lines += ["", f"## Retrieval at scale ({_load(s)})", "",
+                  f"Synthetic clustered 384-d unit vectors and Zipf texts (60 words); {s['queries']} queries per size, "
+                  f"k={s['k']}; latency p50 / p95 in ms. 'project' is `DenseIndex.search`, 'raw' is "
+                  "`faiss.Index.search` on the same index object with FAISS's default threads (all cores) and "
+                  "with one OpenMP thread, timed alternately per query; the ratio is against the faster raw figure.", "",
+                  "| chunks | FAISS index | build | open | file per chunk | project p50 / p95 | raw p50 / p95 | raw, 1 thread | ratio (p50) | recall@10 vs flat |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in s["dense"]:
+            lines.append(f"| {r['n']:,} | {r['kind']} | {r['build_s']:.2f} s | {r['open_s'] * 1e3:.1f} ms | "
+                         f"{r['file_bytes_per_chunk']:,.0f} B | {_ms(r['project'])} | {_ms(r['raw'])} | "
+                         f"{_ms(r.get('raw_1_thread'))} | {r['ratio_p50']} | {r['recall_at_10']:.3f} |")
+        if s["bm25"]:
+            lines += ["", "BM25: 'project' is `BM25Index.search` (tokenise, stem, drop stopwords, retrieve); 'raw' is "
+                      "bm25s `retrieve` given the already-tokenised terms, in the calling thread (`n_threads=0`).", "",
+                      "| chunks | build | open | files per chunk | project p50 / p95 | raw p50 / p95 | ratio (p50) |",
+                      "|---|---|---|---|---|---|---|"]
+            for r in s["bm25"]:
+                lines.append(f"| {r['n']:,} | {r['build_s']:.2f} s | {r['open_s'] * 1e3:.1f} ms | "
+                             f"{r['file_bytes_per_chunk']:,.0f} B | {_ms(r['project'])} | {_ms(r['raw'])} | {r['ratio_p50']} |")
+        if s["index"]:
+            lines += ["", "`Index.search` (k=4; the query vector is looked up, so the model's query embedding, "
+                      f"{_ms(s.get('query_embedding'))} ms p50 / p95 for one MiniLM query"
+                      + (f", {s['query_embedding']['note']}" if (s.get("query_embedding") or {}).get("note") else "")
+                      + ", comes on top of dense and hybrid):", "",
+                      "| chunks | dense index | dense p50 / p95 | BM25 p50 / p95 | hybrid p50 / p95 | hybrid / (dense + BM25) |",
+                      "|---|---|---|---|---|---|"]
+            for r in s["index"]:
+                lines.append(f"| {r['n']:,} | {r['dense_kind']} | {_ms(r['dense'])} | {_ms(r['bm25'])} | "
+                             f"{_ms(r['hybrid'])} | {r['hybrid_over_parts_p50']} |")
+    s = results.get("generation")
+    if s:
+        lines += ["", f"## Generation ({_load(s)})", "",
+                  f"{s['prompts']} RAG prompts from the seeds gold questions, {s['threads']} threads, n_ctx "
+                  f"{s['context_size']}, n_batch {s['n_batch']}, greedy, up to {s['max_tokens']} new tokens; KV cache "
+                  "reset before every run. 'project' is `LlamaCppGenerator.stream` (chat template, streaming, "
+                  "detokenising); 'raw' is `Llama.generate` on the same token ids, stopped after as many tokens. "
+                  "Prefill = prompt tokens / time to first token.", "",
+                  "| model | prompt tokens | prefill project | prefill raw | ratio | decode project | decode raw | ratio | runs |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in s["models"]:
+            p, q = r["project"], r["raw"]
+            lines.append(f"| {r['model']} | {p['prompt_tokens']:.0f} | {p['prefill_tok_per_s']:.1f} tok/s | "
+                         f"{q['prefill_tok_per_s']:.1f} tok/s | {r['prefill_ratio']} | {p['decode_tok_per_s']:.1f} tok/s | "
+                         f"{q['decode_tok_per_s']:.1f} tok/s | {r['decode_ratio']} | {p['runs']} |")
+        if s.get("threads_sweep"):
+            lines += ["", "Threads (raw engine, " + s["threads_sweep"][0]["model"] + ", one prompt): "
+                      + "; ".join(f"{r['threads']}: prefill {r['prefill_tok_per_s']:.0f}, decode {r['decode_tok_per_s']:.1f} tok/s"
+                                  for r in s["threads_sweep"]) + "."]
+    s = results.get("e2e")
+    if s:
+        lines += ["", f"## End to end ({_load(s)})", "",
+                  f"`Assistant.ask` on the first {s['questions']} seeds gold questions (hybrid, k=4, {s['threads']} "
+                  "threads), model loaded first; seconds p50 / p95 from the question to the first token and to the "
+                  "verified answer. Questions refused before generation have no first token.", "",
+                  "| model | model load | retrieve + select | first token | total | refused before generation |",
+                  "|---|---|---|---|---|---|"]
+        for r in s["models"]:
+            lines.append(f"| {r['model']} | {r['load_s']:.1f} s | {_sec(r['retrieve'])} | {_sec(r['first_token'])} | "
+                         f"{_sec(r['total'])} | {r['refused_before_generation']} |")
+    s = results.get("cold")
+    if s:
+        lines += ["", f"## Cold start ({_load(s)})", "",
+                  f"`rag ask \"{s['question']}\"` as a new process, index built, {s['note']}; median of {s['runs']}.", "",
+                  "| model | launch to first answer byte | launch to exit |", "|---|---|---|"]
+        for r in s["models"]:
+            lines.append(f"| {r['model']} | {r['first_byte_s']:.1f} s | {r['exit_s']:.1f} s |")
+        lines.append(f"\n`rag --help`: {s['help_s']:.2f} s.")
+    lines += ["", "How these figures set the defaults: [eval/README.md](../README.md#performance)."]
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(memory, 1), "python": platform.python_version(),
+            "git_head": git("rev-parse", "--short", "HEAD"),
+            # The prompt (and so prompt length and answer time) follows the working tree, not HEAD.
+            "modified_files": git("diff", "--name-only", "HEAD").split()}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and few runs: a smoke test of every section")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})")
+    parser.add_argument("--out", type=Path, default=ROOT / "eval/results")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--bm25-max", type=int, default=None, help="largest corpus for BM25 and Index.search (default: all sizes)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per timed figure (default 3; quick 2)")
+    parser.add_argument("--batch-sizes", default=None, help="embedding batch sizes to compare, e.g. 16,32,64")
+    parser.add_argument("--questions", type=int, default=None, help="end to end: only the first N seeds gold questions")
+    parser.add_argument("--hnsw-max", type=int, default=None, help="largest corpus to build HNSW for (default: all sizes)")
+    args = parser.parse_args(argv)
+    overrides = {"bm25_max": args.bm25_max, "hnsw_max": args.hnsw_max, "questions": args.questions, "repeats": args.repeats,
+                 "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None}
+    args.sections = [s for s in args.only.split(",") if s]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    args.models = [m for m in args.models.split(",") if m]
+    args.query_embedding = True
+    if args.quick:
+        args.repeats, args.sizes, args.pipeline_sizes, args.queries = 2, [1000, 10_000], [1000], 50
+        args.bm25_max, args.hnsw_max, args.prompts, args.gen_tokens = 10_000, 10_000, 1, 16
+        args.questions, args.cold_runs = 3, 1
+        args.batch_sizes, args.batch_sample = [16, 32], 29
+    else:
+        args.repeats, args.sizes, args.pipeline_sizes, args.queries = 3, [1000, 10_000, 100_000, 1_000_000], [1000, 10_000, 100_000], 200
+        args.bm25_max, args.hnsw_max, args.prompts, args.gen_tokens = 1_000_000, 1_000_000, 3, 64
+        args.questions, args.cold_runs = 55, 3
+        args.batch_sizes, args.batch_sample = [8, 16, 32, 64, 128], 400
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    runners = {"indexing": bench_indexing, "retrieval": bench_retrieval, "generation": bench_generation,
+               "e2e": bench_e2e, "cold": bench_cold}
+    args.out.mkdir(parents=True, exist_ok=True)
+    # A quick run goes to an ignored folder so it never overwrites or sits beside the real figures.
+    json_file = (args.out / "bench-quick" if args.quick else args.out) / "bench.json"
+    json_file.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(json_file.read_text()) if json_file.exists() else {}
+    results["machine"] = machine()
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        work = Path(tmp)
+        for name in args.sections:
+            log(f"section {name}")
+            before = load_average()
+            t0 = time.perf_counter()
+            section = runners[name](args, work)
+            section.update(load_before=before, load_after=load_average(), seconds=round(time.perf_counter() - t0, 1),
+                           finished=time.strftime("%Y-%m-%d %H:%M:%S"), quick=args.quick)
+            results[name] = section
+            json_file.write_text(json.dumps(results, indent=1, default=float))
+            json_file.with_suffix(".md").write_text(render_markdown(results))
+            log(f"section {name} done in {section['seconds']} s")
+    print(f"wrote {json_file} and {json_file.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

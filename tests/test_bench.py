@@ -1,0 +1,86 @@
+"""The benchmark script's pure helpers and its retrieval section on tiny sizes (no timing asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_FILE = Path(__file__).resolve().parent.parent / "eval" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("rag_bench", _FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rag_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_percentiles_and_summary(bench) -> None:
+    assert bench.percentile([1, 2, 3, 4], 50) == 2.5
+    s = bench.summary([0.1] * 19 + [1.0])
+    assert s["p50"] == pytest.approx(0.1) and s["p95"] > 0.1 and s["n"] == 20
+    with pytest.raises(ValueError):
+        bench.percentile([], 50)
+
+
+def test_synthetic_vectors_are_unit_rows_with_neighbours(bench) -> None:
+    x = bench.synthetic_vectors(1000, dim=64, seed=3)
+    assert x.shape == (1000, 64) and x.dtype == np.float32
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -1)
+    nearest = sims.max(axis=1).mean()
+    assert nearest > 0.4 > abs(sims[np.triu_indices(1000, 1)].mean())  # structure, unlike uniform noise
+    np.testing.assert_array_equal(x, bench.synthetic_vectors(1000, dim=64, seed=3))
+    q = bench.perturb(x[:5])
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5) and ((q * x[:5]).sum(axis=1) > 0.5).all()
+
+
+def test_synthetic_texts_and_queries(bench) -> None:
+    texts = bench.synthetic_texts(20, words=30, seed=1)
+    assert len(texts) == 20 and all(len(t.split()) == 30 for t in texts)
+    assert texts[0].count(".") == 2  # sentences of 15 words
+    query = bench.query_from(texts[0], seed=0)
+    assert len(query.split()) == 4 and set(query.split()) <= {w.strip(".").lower() for w in texts[0].split()}
+
+
+def test_recall_at_k(bench) -> None:
+    exact = np.array([[1, 2, 3], [4, 5, 6]])
+    assert bench.recall_at_k(exact, exact) == 1.0
+    assert bench.recall_at_k(np.array([[1, 2, 9], [7, 8, 9]]), exact) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError):
+        bench.recall_at_k(exact[:1], exact)
+
+
+def test_synthetic_embedder_hands_out_passages_then_queries(bench) -> None:
+    fake = bench.SyntheticEmbedder()
+    fake.passages = bench.synthetic_vectors(10, seed=0)
+    fake.queries = {"q": fake.passages[3]}
+    np.testing.assert_array_equal(fake.embed(["a", "b"]), fake.passages[:2])
+    np.testing.assert_array_equal(fake.embed(["q"])[0], fake.passages[3])
+    assert fake.embed(["c"] * 20).shape == (20, bench.DIM)  # past the matrix: fresh vectors
+
+
+def test_retrieval_section_and_report_on_tiny_sizes(bench, tmp_path: Path) -> None:
+    args = bench.parse_args(["--quick", "--only", "retrieval"])
+    args.sizes, args.queries, args.repeats, args.bm25_max, args.hnsw_max = [300], 8, 1, 300, 300
+    args.query_embedding = False
+    section = bench.bench_retrieval(args, tmp_path)
+    assert [r["kind"] for r in section["dense"]] == ["flat", "hnsw", "ivf"]
+    assert section["dense"][0]["recall_at_10"] == 1.0
+    assert all(0.0 <= r["recall_at_10"] <= 1.0 for r in section["dense"])
+    assert section["bm25"][0]["n"] == 300 and section["index"][0]["hybrid"]["n"] == 8
+    section.update(load_before=[0.5], load_after=[0.6])
+    text = bench.render_markdown({"machine": bench.machine(), "retrieval": section})
+    assert "| 300 | hnsw |" in text and "## Retrieval at scale" in text and "## Generation" not in text
+
+
+def test_unknown_section_is_refused(bench) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--only", "indexing,warp"])
