@@ -312,8 +312,23 @@ def bench_indexing(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         log(f"encode batch {batch}: {sweep[-1]['chunks_per_s']:.1f} chunks/s")
     out["batch_sizes"] = sweep
 
-    # The pipeline's own cost at scale, with a free embedder (the model would dominate otherwise).
-    for n in args.pipeline_sizes:
+    rates = [c["raw_chunks_per_s"] for c in out["corpora"] if c["corpus"] == "hotpotqa"] or [
+        c["raw_chunks_per_s"] for c in out["corpora"]
+    ]
+    out["synthetic"] = pipeline_at_scale(args.pipeline_sizes, args.repeats, work, rates[0] if rates else None)
+    return out
+
+
+def pipeline_at_scale(sizes: Sequence[int], repeats: int, work: Path, encode_rate: float | None) -> list[dict[str, Any]]:
+    """The index pipeline's own cost (load, chunk, hash, FAISS, BM25, write) with a free embedder.
+
+    ``encode_rate`` (chunks/s of the real model alone) extrapolates what the real model would add.
+    """
+    from rag.dense import resolve_kind
+    from rag.index import Index
+
+    rows = []
+    for n in sizes:
         docs = synthetic_documents(n, seed=n)
         folder = Path(tempfile.mkdtemp(dir=work))
         fake = SyntheticEmbedder(seed=n)
@@ -325,7 +340,7 @@ def bench_indexing(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         gen = next(p for p in (folder / "ix").iterdir() if p.name.startswith("gen-"))
         files = {p.name: dir_bytes(p) for p in gen.iterdir()}
         opens, rss = [], []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             before = rss_bytes()
             seconds, opened = timed(lambda: Index.open(folder / "ix", embedder=fake, create=False))
             rss.append(rss_bytes() - before)
@@ -340,18 +355,14 @@ def bench_indexing(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "disk_bytes_per_chunk_by_file": {k: round(v / chunks, 1) for k, v in sorted(files.items())},
             "add_rss_delta_bytes": rss_bytes() - rss0,
         }
-        # What the real model would add: its raw rate on HotpotQA passages (similar length).
-        rates = [c["raw_chunks_per_s"] for c in out["corpora"] if c["corpus"] == "hotpotqa"] or [
-            c["raw_chunks_per_s"] for c in out["corpora"]
-        ]
-        if rates:
-            encode = chunks / rates[0]
+        if encode_rate:
+            encode = chunks / encode_rate
             row["extrapolated_real_s"] = encode + row["overhead_s"]
             row["extrapolated_ratio"] = round(encode / row["extrapolated_real_s"], 3)
         shutil.rmtree(folder)
-        out["synthetic"].append(row)
+        rows.append(row)
         log(f"pipeline synthetic {n}: {row}")
-    return out
+    return rows
 
 
 def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -726,7 +737,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         for r in s["corpora"]:
             lines.append(f"| {r['corpus']} | {r['chunks']} | {r['raw_chunks_per_s']:.1f} chunks/s | "
                          f"{r['pipeline_chunks_per_s']:.1f} chunks/s | {r['ratio']:.2f} | {r['overhead_s']:.2f} s | "
-                         f"{r['cli_wall_s']:.1f} s |")
+                         + (f"{r['cli_wall_s']:.1f} s |" if r.get("cli_wall_s") == r.get("cli_wall_s") else "- |"))
         if s.get("batch_sizes"):
             lines += ["", "Encode rate by batch size (`SentenceTransformer.encode` alone, "
                       f"{s['batch_sizes'][0]['chunks']} passages): "
@@ -740,7 +751,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             for r in s["synthetic"]:
                 lines.append(
                     f"| {r['chunks']:,} | {r['dense_kind']} | {r['overhead_s']:.2f} s | {r['overhead_chunks_per_s']:,.0f} | "
-                    f"{r.get('extrapolated_real_s', 0):.0f} s | {r.get('extrapolated_ratio', '-')} | {r['open_s']:.2f} s | "
+                    + (f"{r['extrapolated_real_s']:.0f} s | " if "extrapolated_real_s" in r else "- | ")
+                    + f"{r.get('extrapolated_ratio', '-')} | {r['open_s']:.2f} s | "
                     f"{r['disk_bytes_per_chunk']:,.0f} B | {r['open_rss_bytes_per_chunk']:,.0f} B |")
             big = s["synthetic"][-1]
             lines += ["", f"Disk bytes per chunk by file at {big['chunks']:,} chunks: "
