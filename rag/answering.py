@@ -23,7 +23,7 @@ from typing import Any
 from rag.citations import AnswerSentence, Citation, is_refusal, unanswered, verify
 from rag.generation import DEFAULT_MODEL, GenerationSettings, Generator, load_generator
 from rag.index import Index
-from rag.prompting import Prompt, Source, build_prompt, fixed_prefix, select_sources
+from rag.prompting import SOURCES_HEADER, Prompt, Source, build_prompt, fixed_prefix, select_sources
 from rag.retrieval import Mode, check_mode
 from rag.types import Hit
 
@@ -140,8 +140,10 @@ class Assistant:
         """Load the model now (it is otherwise loaded by the first question) and warm its cache."""
         if self.generator is None:
             self.generator = load_generator(self.model, self.settings)
-            # Evaluate the fixed prefix once so the first question reuses its cache.
-            for _ in self.generator.stream([*fixed_prefix(), {"role": "user", "content": "Sources:"}], max_tokens=1):
+            # Evaluate the fixed prefix (and the start of the question's message) once, so the
+            # first question reuses the cache.
+            warm = [*fixed_prefix(), {"role": "user", "content": SOURCES_HEADER}]
+            for _ in self.generator.stream(warm, max_tokens=1):
                 pass
         return self.generator
 

@@ -34,8 +34,9 @@ INSTRUCTION = (
     "then cite the source like [1]. Answer in one short sentence. "
     "If the sources do not state the answer, reply: I don't know."
 )
+SOURCES_HEADER = "Sources:"  # how the example's and every question's sources start
 EXAMPLE_SOURCES = (
-    "Sources:\n"
+    f"{SOURCES_HEADER}\n"
     "[1] City Opens Harbour Bridge: The Harbour Bridge opened to traffic on 3 May 2021 after four years of work. "
     "The mayor said the bridge would cut journey times across the bay by half.\n"
     "[2] Council Approves Transport Plan: The council approved a transport plan that includes two new bus lines."
@@ -178,6 +179,6 @@ def select_sources(
 
 def build_prompt(question: str, sources: tuple[Source, ...]) -> Prompt:
     """The fixed prefix, then one user message: numbered sources (title: sentences), question."""
-    lines = ["Sources:", *(f"[{s.n}] {s.hit.title}: {s.text}" for s in sources), "", f"Question: {question}"]
+    lines = [SOURCES_HEADER, *(f"[{s.n}] {s.hit.title}: {s.text}" for s in sources), "", f"Question: {question}"]
     messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})
     return Prompt(question=question, sources=sources, messages=messages)
