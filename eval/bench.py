@@ -365,6 +365,27 @@ def pipeline_at_scale(sizes: Sequence[int], repeats: int, work: Path, encode_rat
     return rows
 
 
+def nprobe_sweep(index: Any, queries: np.ndarray, exact_ids: np.ndarray | None) -> list[dict[str, Any]]:
+    """IVF recall@10 (against flat) and latency for a range of ``nprobe`` (lists searched)."""
+    raw = index._index
+    chosen = raw.nprobe
+    rows = []
+    for nprobe in (8, 16, 32, 64, 128, 256):
+        if nprobe > raw.nlist:
+            break
+        raw.nprobe = nprobe
+        lat, ids = [], []
+        for q in queries:
+            seconds, hits = timed(lambda: index.search(q, K))
+            lat.append(seconds)
+            ids.append([r for r, _ in hits] + [-1] * (K - len(hits)))
+        rows.append({"nprobe": nprobe, "nlist": raw.nlist, "project": summary(lat),
+                     "recall_at_10": recall_at_k(np.array(ids), exact_ids) if exact_ids is not None else None})
+        log(f"ivf nprobe {nprobe}/{raw.nlist}: p50 {rows[-1]['project']['p50']*1e3:.3f}ms recall {rows[-1]['recall_at_10']}")
+    raw.nprobe = chosen
+    return rows
+
+
 def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import faiss
 
@@ -433,6 +454,8 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "ratio_p50": ratio(percentile(project_lat, 50), min(percentile(raw_lat, 50), percentile(raw1_lat, 50))),
                 "recall_at_10": 1.0 if kind == "flat" else recall_at_k(ids, exact_ids),
             }
+            if kind == "ivf":
+                row["nprobe_sweep"] = nprobe_sweep(index, queries, exact_ids)
             out["dense"].append(row)
             log(f"dense {n} {kind}: build {row['build_s']:.2f}s p50 {row['project']['p50']*1e3:.3f}ms "
                 f"raw {row['raw']['p50']*1e3:.3f}ms recall {row['recall_at_10']:.3f}")
@@ -770,6 +793,15 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {r['n']:,} | {r['kind']} | {r['build_s']:.2f} s | {r['open_s'] * 1e3:.1f} ms | "
                          f"{r['file_bytes_per_chunk']:,.0f} B | {_ms(r['project'])} | {_ms(r['raw'])} | "
                          f"{_ms(r.get('raw_1_thread'))} | {r['ratio_p50']} | {r['recall_at_10']:.3f} |")
+        sweeps = [r for r in s["dense"] if r.get("nprobe_sweep")]
+        if sweeps:
+            lines += ["", "IVF: recall@10 against flat and project p50 by `nprobe` (lists searched of nlist):", "",
+                      "| chunks | nlist | " + " | ".join(f"nprobe {x['nprobe']}" for x in sweeps[-1]["nprobe_sweep"]) + " |",
+                      "|---|---|" + "---|" * len(sweeps[-1]["nprobe_sweep"])]
+            for r in sweeps:
+                cells = [f"{x['recall_at_10']:.3f}, {x['project']['p50'] * 1e3:.2f} ms" for x in r["nprobe_sweep"]]
+                cells += ["-"] * (len(sweeps[-1]["nprobe_sweep"]) - len(cells))
+                lines.append(f"| {r['n']:,} | {r['nprobe_sweep'][0]['nlist']} | " + " | ".join(cells) + " |")
         if s["bm25"]:
             lines += ["", "BM25: 'project' is `BM25Index.search` (tokenise, stem, drop stopwords, retrieve); 'raw' is "
                       "bm25s `retrieve` given the already-tokenised terms, in the calling thread (`n_threads=0`).", "",

@@ -42,6 +42,20 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     )
 
 
+def top_rows(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` highest positive scores as ``(row, score)`` pairs, best first (ties: lower row).
+
+    >>> top_rows(np.array([0.0, 2.0, 1.0, 3.0]), 2)
+    [(3, 3.0), (1, 2.0)]
+    """
+    k = min(k, len(scores))
+    if k < 1:
+        return []
+    rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    rows = rows[np.lexsort((rows, -scores[rows]))]
+    return [(int(r), float(scores[r])) for r in rows if scores[r] > 0]
+
+
 class BM25Index:
     """BM25 over a fixed list of texts; row ``i`` is the i-th text given to :meth:`build`."""
 
@@ -61,22 +75,20 @@ class BM25Index:
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """``(row, score)`` pairs, best first; only texts sharing a term with the query."""
-        terms = self._terms(query)
-        if self._retriever is None or k < 1 or not terms:
-            return []
-        # subtle: n_threads=0 scores in this thread; n_threads=1 starts a thread pool for every
-        # query, which doubled BM25 latency at 10k chunks and far more on a busy CPU (eval/bench.py).
-        rows, scores = self._retriever.retrieve(
-            [terms], k=min(k, self.size), show_progress=False, n_threads=0
-        )
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+        return top_rows(self.score_all(query), k)
 
-    def scores(self, query: str, rows: list[int]) -> np.ndarray:
-        """BM25 scores of ``query`` for the given rows (0 where no term matches)."""
+    def score_all(self, query: str) -> np.ndarray:
+        """The BM25 score of ``query`` for every row (0 where no term matches).
+
+        Hybrid search takes its keyword candidates and their scores from this one array,
+        so the query is tokenised and scored once.
+        """
         terms = self._terms(query)
-        if not terms or self._retriever is None:
-            return np.zeros(len(rows), dtype=np.float32)
-        return np.asarray(self._retriever.get_scores(terms), dtype=np.float32)[rows]
+        if self._retriever is None or not terms:
+            return np.zeros(self.size, dtype=np.float32)
+        # This is what bm25s's ``retrieve`` does before its top-k selection, without its
+        # per-call thread pool (which doubled BM25 latency at 10k chunks, eval/bench.py).
+        return np.asarray(self._retriever.get_scores(terms), dtype=np.float32)
 
     def _terms(self, query: str) -> list[str]:
         if self._retriever is None:

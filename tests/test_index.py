@@ -251,3 +251,42 @@ def test_vectors_are_stored_normalised(index_dir: Path, tiny_corpus: Path) -> No
     vectors = np.load(index_dir / (index_dir / "CURRENT").read_text() / "vectors.npy")
     assert vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_bm25_search_matches_bm25s_retrieve() -> None:
+    # different lengths, so no two texts tie and the top 10 is one set of rows
+    texts = [f"alpha {'beta ' * (i % 5)}gamma " + " ".join(f"filler{i}x{j}" for j in range(i)) for i in range(40)]
+    texts.append("unrelated words only")
+    bm25 = BM25Index.build(texts)
+    for query in ["beta gamma", "filler7x3 alpha", "alpha"]:
+        terms = bm25._terms(query)
+        rows, scores = bm25._retriever.retrieve([terms], k=10, show_progress=False, n_threads=0)
+        expected = {int(r): float(s) for r, s in zip(rows[0], scores[0]) if s > 0}
+        got = bm25.search(query, 10)
+        assert [s for _, s in got] == sorted(expected.values(), reverse=True)
+        assert {r: s for r, s in got} == pytest.approx(expected)
+
+
+def test_hybrid_fuses_both_retrievers_scores_over_their_candidates(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    query = "Gukesh top board India"
+    hits = index.search(query, k=len(index))
+    query_vector = index.embedder.embed([query])[0]
+    keyword = index._bm25.score_all(query)
+    for hit in hits:
+        row = next(i for i, c in enumerate(index.chunks()) if c.chunk_id == hit.chunk_id)
+        assert hit.scores["dense"] == pytest.approx(float(index._vectors[row] @ query_vector), abs=1e-5)
+        assert hit.scores.get("bm25", 0.0) == pytest.approx(float(keyword[row]))
+
+
+def test_vectors_are_memory_mapped_and_survive_later_writes(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    assert isinstance(index._vectors, np.memmap)  # one copy in memory: FAISS's
+    before = index.search("volcano eruption lava", k=2, mode="hybrid")
+    index.remove("chess")  # rebuilds from the mapped vectors; deletes the old generation's files
+    index.remove("bakery")
+    assert isinstance(open_index(index_dir)._vectors, np.memmap)
+    after = index.search("volcano eruption lava", k=2, mode="hybrid")
+    assert [h.doc_id for h in after] == ["volcano"] * len(after) and before[0].doc_id == "volcano"
