@@ -193,7 +193,7 @@ class Assistant:
             yield self._refusal(question, hits, prompt.sources, timings, prompt.text, "the model found no answer", raw)
             return
         text, sentences, citations = verify(raw, prompt.sources, question)
-        reason = unanswered(text, question, sentences)
+        reason = unanswered(text, question, sentences, citations)
         if reason is not None:
             # Withheld: the raw answer and the reason stay on the Answer for the curious.
             yield self._refusal(question, hits, prompt.sources, timings, prompt.text, reason, raw)

@@ -21,6 +21,7 @@ restates from the question was measured and rejected: it let wrong citations thr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag.chunking import split_sentences
@@ -105,28 +106,57 @@ _QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _CHOICE = re.compile(r"\b(or|whether)\b", re.IGNORECASE)
+# Questions for a calendar date, whose answer needs more than a year.
+_ASKS_DATE = re.compile(r"\b(what|which) (date|day)\b", re.IGNORECASE)
+_DAY_LEVEL = re.compile(
+    r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?|oct(ober)?"
+    r"|nov(ember)?|dec(ember)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday)\b"
+    r"|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}",
+    re.IGNORECASE,
+)
 
 
-def unanswered(answer: str, question: str, sentences: list[AnswerSentence]) -> str | None:
+def unanswered(answer: str, question: str, sentences: list[AnswerSentence], citations: list[Citation]) -> str | None:
     """Why a non-refusal ``answer`` still does not answer ``question`` from the sources, or None.
 
-    Small models rarely say "I don't know"; they make something up or echo the question.
-    Three plain checks catch most of it (see eval/README.md, "Refusals"):
+    Small models rarely say "I don't know"; they make something up, echo the question, or
+    answer a neighbouring question with a detail the sources do give. Plain checks catch
+    much of it (see eval/README.md, "Answers: what was tried"):
 
+    - the model cited no source: every answer must be checkable, and uncited answers were
+      mostly wrong (3 of 4 on HotpotQA);
     - no sentence of the answer is supported by the sources it was checked against;
+    - no supporting quote (with its article's title) shares a content word with the
+      question: the answer is a fact about something else ("In what year did X join?" ->
+      a year from another article's dateline);
     - the answer adds no content word to the question ("Who met X?" -> "X [1]."), unless
       the question offers a choice ("A or B?") or the answer is yes or no;
-    - the question asks for a number, amount or date and the answer has none.
+    - the question asks for a number, amount or date and the answer has none; or for a
+      calendar date ("on what date") and the answer gives no day, month or weekday.
     """
+    if not MARKER.search(answer):
+        return "the answer cites no source"
     if not any(s.supported for s in sentences):
         return "no sentence of the answer is supported by the sources"
+    asked = set(tokenize([question])[0])
+    quotes = [c for c in citations if c.supported]
+    if asked and not any(_roots(asked) & _roots(tokenize([f"{c.title} {c.quote}"])[0]) for c in quotes):
+        return "the cited passages are not about what the question asks"
     text = MARKER.sub("", answer)
-    said = set(tokenize([text])[0]) - set(tokenize([question])[0])
+    said = set(tokenize([text])[0]) - asked
     if not said and not _CHOICE.search(question) and text.strip(" .!").lower() not in ("yes", "no"):
         return "the answer only repeats the question"
     if _ASKS_QUANTITY.search(question) and not _QUANTITY.search(text):
         return "the question asks for a number or date and the answer gives none"
+    if _ASKS_DATE.search(question) and not _DAY_LEVEL.search(text):
+        return "the question asks for a date and the answer gives no day or month"
     return None
+
+
+def _roots(terms: Iterable[str]) -> set[str]:
+    """Stems cut to 5 letters, so a country and its people match ("qatari"/"qatar", "belgian"/"belgium"),
+    which the stemmer keeps apart."""
+    return {t[:5] for t in terms}
 
 
 def _numbers(text: str) -> set[str]:

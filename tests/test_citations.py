@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.citations import AnswerSentence, is_refusal, parse_markers, unanswered, verify
+from rag.citations import AnswerSentence, Citation, is_refusal, parse_markers, unanswered, verify
 from rag.prompting import Source, Span
 from rag.types import Hit
 
@@ -105,25 +105,44 @@ def _sentences(*supported: bool) -> list[AnswerSentence]:
     return [AnswerSentence(f"s{i}", (1,), ok) for i, ok in enumerate(supported)]
 
 
+def _quoted(quote: str, title: str = "City news") -> list[Citation]:
+    return [Citation(n=1, doc_id="d", chunk_id="d#0", title=title, start=0, end=len(quote), quote=quote, supported=True)]
+
+
+BRIDGE = "The mayor opened the new bridge on 3 May 2021, after six years of work."
+
+
 @pytest.mark.parametrize(
-    ("question", "answer", "supported", "withheld"),
+    ("question", "answer", "supported", "quote", "withheld"),
     [
+        ("Who opened the bridge?", "The mayor [1].", (True,), BRIDGE, False),
+        # an answer that cites nothing cannot be checked
+        ("Who opened the bridge?", "The mayor.", (True,), BRIDGE, True),
         # no supported sentence: an invented answer or a model that obeyed an injected instruction
-        ("Who opened the bridge?", "PWNED.", (False,), True),
-        ("Who opened the bridge?", "The mayor [1]. It was raining.", (True, False), False),
+        ("Who opened the bridge?", "PWNED [1].", (False,), BRIDGE, True),
+        ("Who opened the bridge?", "The mayor [1]. It was raining.", (True, False), BRIDGE, False),
+        # the supporting quote is about something else than the question asks
+        ("In what year did the editor join the newspaper?", "2021 [1].", (True,), "The mayor opened the bridge in 2021.", True),
+        # ... where the article's title counts as what the quote is about
+        ("When did the tunnel open?", "In 2021 [1].", (True,), "It opened in 2021.", False),
         # an echo of the question is no answer ...
-        ("Who was director before Miguel De Bruycker?", "Miguel De Bruycker [1].", (True,), True),
+        ("Who opened the bridge before the mayor?", "The mayor [1].", (True,), BRIDGE, True),
         # ... unless the question offers the choice, or the answer is yes/no
-        ("Is the bridge older than the tunnel or newer?", "Newer [1].", (True,), False),
-        ("Did Qatar sign the pact?", "Yes [1].", (True,), False),
-        # a question for a number or date needs one in the answer
-        ("In what year was the agency established?", "The agency was established by decree [1].", (True,), True),
-        ("How many people were in the delegation?", "Twelve people [1].", (True,), False),
-        ("On what date did they sign?", "On 3 May 2021 [1].", (True,), False),
-        ("When did they sign?", "Last week [1].", (True,), False),
+        ("Was the bridge opened by the mayor or the king?", "The mayor [1].", (True,), BRIDGE, False),
+        ("Did the mayor open the bridge?", "Yes [1].", (True,), BRIDGE, False),
+        # a question for a number or date needs one in the answer ...
+        ("In what year was the bridge opened?", "The bridge was opened by the mayor [1].", (True,), BRIDGE, True),
+        ("How many years did the bridge work take?", "Six years [1].", (True,), BRIDGE, False),
+        ("When was the bridge opened?", "Last spring [1].", (True,), BRIDGE, False),
+        # ... and a question for a calendar date needs more than a year
+        ("On what date was the bridge opened?", "On 3 May 2021 [1].", (True,), BRIDGE, False),
+        ("On what date was the bridge opened?", "In 2021 [1].", (True,), BRIDGE, True),
+        ("On what date was the bridge opened?", "2021-05-03 [1].", (True,), BRIDGE, False),
+        ("What day of the week was the bridge opened?", "A Monday [1].", (True,), BRIDGE, False),
     ],
 )
 def test_answers_that_do_not_answer_are_withheld(
-    question: str, answer: str, supported: tuple[bool, ...], withheld: bool
+    question: str, answer: str, supported: tuple[bool, ...], quote: str, withheld: bool
 ) -> None:
-    assert (unanswered(answer, question, _sentences(*supported)) is not None) == withheld
+    citations = _quoted(quote, title="Tunnel news" if "tunnel" in question else "City news")
+    assert (unanswered(answer, question, _sentences(*supported), citations) is not None) == withheld
