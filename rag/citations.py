@@ -85,8 +85,17 @@ def parse_markers(text: str, valid: set[int]) -> tuple[str, list[int]]:
         cited.extend(n for n in good if n not in cited)
         return "".join(f"[{n}]" for n in good)
 
-    cleaned = MARKER.sub(keep, text)
+    cleaned = _TRAILING_MARKERS.sub(_before_stop, MARKER.sub(keep, text))
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), cited
+
+
+# Markers placed after a sentence's full stop ("... composers. [1], [2]") belong to that
+# sentence; moved before the stop, they are checked with it instead of standing alone.
+_TRAILING_MARKERS = re.compile(r"([.!?])[ \t]*((?:\[\d+\][ \t]*[,;]?[ \t]*)+)(?=\s|$)")
+
+
+def _before_stop(m: re.Match[str]) -> str:
+    return " " + "".join(re.findall(r"\[\d+\]", m.group(2))) + m.group(1) + " "
 
 
 def is_refusal(text: str) -> bool:
@@ -129,7 +138,7 @@ def unanswered(answer: str, question: str, sentences: list[AnswerSentence], cita
     - no supporting quote (with its article's title) shares a content word with the
       question: the answer is a fact about something else ("In what year did X join?" ->
       a year from another article's dateline);
-    - the answer adds no content word to the question ("Who met X?" -> "X [1]."), unless
+    - the answer's words are a phrase of the question ("Who met X?" -> "X [1]."), unless
       the question offers a choice ("A or B?") or the answer is yes or no;
     - the question asks for a number, amount or date and the answer has none; or for a
       calendar date ("on what date") and the answer gives no day, month or weekday.
@@ -143,14 +152,23 @@ def unanswered(answer: str, question: str, sentences: list[AnswerSentence], cita
     if asked and not any(_roots(asked) & _roots(tokenize([f"{c.title} {c.quote}"])[0]) for c in quotes):
         return "the cited passages are not about what the question asks"
     text = MARKER.sub("", answer)
-    said = set(tokenize([text])[0]) - asked
-    if not said and not _CHOICE.search(question) and text.strip(" .!").lower() not in ("yes", "no"):
+    if _echoes(text, question) and not _CHOICE.search(question) and text.strip(" .!").lower() not in ("yes", "no"):
         return "the answer only repeats the question"
     if _ASKS_QUANTITY.search(question) and not _QUANTITY.search(text):
         return "the question asks for a number or date and the answer gives none"
     if _ASKS_DATE.search(question) and not _DAY_LEVEL.search(text):
         return "the question asks for a date and the answer gives no day or month"
     return None
+
+
+def _echoes(answer: str, question: str) -> bool:
+    """Whether the answer's content words are a phrase of the question ("Who was director
+    before Miguel De Bruycker?" -> "Miguel De Bruycker."). Words of the question recombined
+    ("fight song ... Lawrence, Kansas" -> "Kansas Song") are an answer."""
+    said = tokenize([answer])[0]
+    if not said:
+        return True
+    return f" {' '.join(said)} " in f" {' '.join(tokenize([question])[0])} "
 
 
 def _roots(terms: Iterable[str]) -> set[str]:
@@ -169,7 +187,7 @@ def support(sentence: str, evidence: str, question: str = "") -> float:
     as in "Strategy 2.0", are not claims)."""
     if not _numbers(sentence) - _numbers(question) <= _numbers(evidence):
         return 0.0
-    words = set(tokenize([sentence])[0])
+    words = set(tokenize([sentence])[0]) - {"yes"}  # "no" is a stopword already
     if not words:
         return 1.0  # nothing to check ("Yes.")
     return len(words & set(tokenize([evidence])[0])) / len(words)

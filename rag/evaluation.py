@@ -144,6 +144,8 @@ class Record:
     sentences: tuple[dict[str, Any], ...] = ()
     timings: dict[str, float | None] = field(default_factory=dict)
     model: str | None = None
+    raw: str | None = None  # the model's own words, before verification
+    refusal_reason: str | None = None
 
     @property
     def answerable(self) -> bool:
@@ -183,6 +185,10 @@ class Record:
             "timings": self.timings,
             "model": self.model,
         }
+        if self.raw is not None:
+            row["raw"] = self.raw
+        if self.refusal_reason is not None:
+            row["refusal_reason"] = self.refusal_reason
         if self.answer is not None and self.answerable:
             row["score"] = {"correct": self.correct(), "f1": round(self.f1(), 4), "exact": self.exact()}
         return row
@@ -420,6 +426,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
         yield replace(
             base, answer=result.text, refused=result.refused, citations=tuple(shown["citations"]),
             sentences=tuple(shown["sentences"]), timings=shown["timings"], model=result.model,
+            raw=result.raw, refusal_reason=result.refusal_reason,
         )
 
 

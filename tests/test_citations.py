@@ -95,6 +95,19 @@ def test_parser_never_crashes_or_invents_sources(text: str, valid: set[int]) -> 
     assert all(set(s.citations) <= {x.n for x in sources} for s in sentences)
 
 
+def test_markers_after_the_full_stop_belong_to_the_sentence_before() -> None:
+    assert parse_markers("Both are composers. [1], [2],", {1, 2}) == ("Both are composers [1][2].", [1, 2])
+    assert parse_markers("A is B. [1] C is D [2].", {1, 2})[0] == "A is B [1]. C is D [2]."
+    _, sentences, _ = verify("The plan has six goals. [2]", SOURCES)
+    assert [(s.citations, s.supported) for s in sentences] == [((2,), True)]
+
+
+def test_yes_or_no_needs_no_support_beyond_its_claim() -> None:
+    assert verify("Yes [2].", SOURCES, "Does the plan have six goals?")[1][0].supported
+    assert verify("Yes, the plan has six goals [2].", SOURCES)[1][0].supported
+    assert not verify("Yes, the plan has nine pillars [2].", SOURCES)[1][0].supported
+
+
 def test_numbers_repeated_from_the_question_are_not_claims() -> None:
     answer = "The Strategy 2.0 plan covers the period from 2021 to 2025 [2]."
     assert not verify(answer, SOURCES)[1][0].supported  # "2.0" appears in no source
@@ -127,6 +140,10 @@ BRIDGE = "The mayor opened the new bridge on 3 May 2021, after six years of work
         ("When did the tunnel open?", "In 2021 [1].", (True,), "It opened in 2021.", False),
         # an echo of the question is no answer ...
         ("Who opened the bridge before the mayor?", "The mayor [1].", (True,), BRIDGE, True),
+        # ... but question words recombined can be one
+        ("Which road did the mayor open with the new bridge?", "The bridge road [1].", (True,), BRIDGE, False),
+        ("Which song of the city of Kansas was played when the bridge opened?", "Kansas Song [1].", (True,),
+         "The Kansas Song was played when the bridge opened.", False),
         # ... unless the question offers the choice, or the answer is yes/no
         ("Was the bridge opened by the mayor or the king?", "The mayor [1].", (True,), BRIDGE, False),
         ("Did the mayor open the bridge?", "Yes [1].", (True,), BRIDGE, False),
