@@ -151,11 +151,15 @@ def select_sources(
                 candidates.append((i, span))
     if not candidates:
         return ()
-    vectors = embedder.embed([question] + [span.text for _, span in candidates])
-    dense = vectors[1:] @ vectors[0]
-    lexical = lexical_overlap(set(tokenize([question])[0]), [span.text for _, span in candidates])
-    relevance = dense + LEXICAL_WEIGHT * lexical
-    relevance[[j for j, (i, _) in enumerate(candidates) if i == 0]] += FIRST_HIT_BONUS
+    relevance = LEXICAL_WEIGHT * lexical_overlap(set(tokenize([question])[0]), [span.text for _, span in candidates])
+    first = [j for j, (i, _) in enumerate(candidates) if i == 0]
+    relevance[first] += FIRST_HIT_BONUS
+    # The first hit's sentences are chosen first whatever their cosine, so only the others
+    # are embedded: embedding the candidates is most of the time spent before the model.
+    others = [j for j, (i, _) in enumerate(candidates) if i != 0]
+    if others:
+        vectors = embedder.embed([question] + [candidates[j][1].text for j in others])
+        relevance[others] += vectors[1:] @ vectors[0]
 
     chosen: list[int] = []
     words = 0
