@@ -365,24 +365,40 @@ def pipeline_at_scale(sizes: Sequence[int], repeats: int, work: Path, encode_rat
     return rows
 
 
-def nprobe_sweep(index: Any, queries: np.ndarray, exact_ids: np.ndarray | None) -> list[dict[str, Any]]:
-    """IVF recall@10 (against flat) and latency for a range of ``nprobe`` (lists searched)."""
-    raw = index._index
-    chosen = raw.nprobe
+def _sweep(index: Any, queries: np.ndarray, exact_ids: np.ndarray | None, set_value: Callable[[int], None],
+           values: Sequence[int], name: str) -> list[dict[str, Any]]:
+    """Recall@10 (against flat) and ``DenseIndex.search`` latency for each value of one search knob."""
     rows = []
-    for nprobe in (8, 16, 32, 64, 128, 256):
-        if nprobe > raw.nlist:
-            break
-        raw.nprobe = nprobe
+    for value in values:
+        set_value(value)
         lat, ids = [], []
         for q in queries:
             seconds, hits = timed(lambda: index.search(q, K))
             lat.append(seconds)
             ids.append([r for r, _ in hits] + [-1] * (K - len(hits)))
-        rows.append({"nprobe": nprobe, "nlist": raw.nlist, "project": summary(lat),
+        rows.append({name: value, "project": summary(lat),
                      "recall_at_10": recall_at_k(np.array(ids), exact_ids) if exact_ids is not None else None})
-        log(f"ivf nprobe {nprobe}/{raw.nlist}: p50 {rows[-1]['project']['p50']*1e3:.3f}ms recall {rows[-1]['recall_at_10']}")
+        log(f"{name} {value}: p50 {rows[-1]['project']['p50']*1e3:.3f}ms recall {rows[-1]['recall_at_10']}")
+    return rows
+
+
+def nprobe_sweep(index: Any, queries: np.ndarray, exact_ids: np.ndarray | None) -> list[dict[str, Any]]:
+    """IVF: lists searched (``nprobe``) of ``nlist``."""
+    raw = index._index
+    chosen = raw.nprobe
+    values = [v for v in (8, 16, 32, 64, 128, 256) if v <= raw.nlist]
+    rows = _sweep(index, queries, exact_ids, lambda v: setattr(raw, "nprobe", v), values, "nprobe")
     raw.nprobe = chosen
+    return [{**r, "nlist": raw.nlist} for r in rows]
+
+
+def ef_search_sweep(index: Any, queries: np.ndarray, exact_ids: np.ndarray | None) -> list[dict[str, Any]]:
+    """HNSW: candidate list size (``efSearch``)."""
+    raw = index._index
+    chosen = raw.hnsw.efSearch
+    rows = _sweep(index, queries, exact_ids, lambda v: setattr(raw.hnsw, "efSearch", v),
+                  (16, 32, 64, 128, 256, 512), "ef_search")
+    raw.hnsw.efSearch = chosen
     return rows
 
 
@@ -456,6 +472,8 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             }
             if kind == "ivf":
                 row["nprobe_sweep"] = nprobe_sweep(index, queries, exact_ids)
+            if kind == "hnsw":
+                row["ef_search_sweep"] = ef_search_sweep(index, queries, exact_ids)
             out["dense"].append(row)
             log(f"dense {n} {kind}: build {row['build_s']:.2f}s p50 {row['project']['p50']*1e3:.3f}ms "
                 f"raw {row['raw']['p50']*1e3:.3f}ms recall {row['recall_at_10']:.3f}")
@@ -740,6 +758,21 @@ def _load(section: dict[str, Any]) -> str:
     return f"load average {section.get('load_before', ['?'])[0]} -> {section.get('load_after', ['?'])[0]}"
 
 
+def _sweep_table(rows: list[dict[str, Any]], key: str, knob: str, caption: str) -> list[str]:
+    sweeps = [r for r in rows if r.get(key)]
+    if not sweeps:
+        return []
+    values = sorted({x[knob] for r in sweeps for x in r[key]})
+    lines = ["", caption + ":", "", "| chunks | " + " | ".join(f"{knob} {v}" for v in values) + " |",
+             "|---|" + "---|" * len(values)]
+    for r in sweeps:
+        found = {x[knob]: x for x in r[key]}
+        cells = [f"{found[v]['recall_at_10']:.3f}, {found[v]['project']['p50'] * 1e3:.2f} ms" if v in found else "-"
+                 for v in values]
+        lines.append(f"| {r['n']:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The tables of ``bench.md`` from the ``bench.json`` structure (any subset of sections)."""
     m = results.get("machine", {})
@@ -793,15 +826,10 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {r['n']:,} | {r['kind']} | {r['build_s']:.2f} s | {r['open_s'] * 1e3:.1f} ms | "
                          f"{r['file_bytes_per_chunk']:,.0f} B | {_ms(r['project'])} | {_ms(r['raw'])} | "
                          f"{_ms(r.get('raw_1_thread'))} | {r['ratio_p50']} | {r['recall_at_10']:.3f} |")
-        sweeps = [r for r in s["dense"] if r.get("nprobe_sweep")]
-        if sweeps:
-            lines += ["", "IVF: recall@10 against flat and project p50 by `nprobe` (lists searched of nlist):", "",
-                      "| chunks | nlist | " + " | ".join(f"nprobe {x['nprobe']}" for x in sweeps[-1]["nprobe_sweep"]) + " |",
-                      "|---|---|" + "---|" * len(sweeps[-1]["nprobe_sweep"])]
-            for r in sweeps:
-                cells = [f"{x['recall_at_10']:.3f}, {x['project']['p50'] * 1e3:.2f} ms" for x in r["nprobe_sweep"]]
-                cells += ["-"] * (len(sweeps[-1]["nprobe_sweep"]) - len(cells))
-                lines.append(f"| {r['n']:,} | {r['nprobe_sweep'][0]['nlist']} | " + " | ".join(cells) + " |")
+        lines += _sweep_table(s["dense"], "nprobe_sweep", "nprobe", "IVF: recall@10 against flat, and p50, by "
+                              "`nprobe` (lists searched; nlist = sqrt(n))")
+        lines += _sweep_table(s["dense"], "ef_search_sweep", "ef_search", "HNSW (M=32): recall@10 against flat, "
+                              "and p50, by `efSearch`")
         if s["bm25"]:
             lines += ["", "BM25: 'project' is `BM25Index.search` (tokenise, stem, drop stopwords, retrieve); 'raw' is "
                       "bm25s `retrieve` given the already-tokenised terms, in the calling thread (`n_threads=0`).", "",

@@ -53,8 +53,10 @@ def convex_fusion(
 ) -> list[tuple[int, float]]:
     """Fuse two score arrays over the same ``candidates`` into ``(id, score)``, best first.
 
-    >>> convex_fusion([7, 8], np.array([0.9, 0.8]), np.array([0.0, 5.0]))[0][0]
-    8
+    A chunk second in dense search but far ahead in BM25 comes first:
+
+    >>> [row for row, _ in convex_fusion([7, 8, 9], np.array([0.9, 0.8, 0.7]), np.array([0.0, 5.0, 1.0]))]
+    [8, 7, 9]
     """
     combined = alpha * _min_max(dense.astype(np.float64)) + (1 - alpha) * _min_max(sparse.astype(np.float64))
     order = np.argsort(-combined, kind="stable")
