@@ -460,17 +460,20 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 index.search(q, K)
                 raw.search(q.reshape(1, -1), K)
             for i, q in enumerate(queries):
-                # Alternate which side goes first: the second search of the same query finds
+                # Rotate which of the three goes first: a later search of the same query finds
                 # the index pages it touches already in the CPU cache.
-                if i % 2:
-                    raw_s, _ = timed(lambda: raw.search(q.reshape(1, -1), K))
-                    project_s, hits = timed(lambda: index.search(q, K))
-                else:
-                    project_s, hits = timed(lambda: index.search(q, K))
-                    raw_s, _ = timed(lambda: raw.search(q.reshape(1, -1), K))
-                project_lat.append(project_s)
-                raw_lat.append(raw_s)
-                raw1_lat.append(timed(lambda: raw_one_thread(q))[0])
+                timings: dict[str, float] = {}
+                order = ["project", "raw", "raw1"][i % 3:] + ["project", "raw", "raw1"][: i % 3]
+                for side in order:
+                    if side == "project":
+                        timings[side], hits = timed(lambda: index.search(q, K))
+                    elif side == "raw":
+                        timings[side] = timed(lambda: raw.search(q.reshape(1, -1), K))[0]
+                    else:
+                        timings[side] = timed(lambda: raw_one_thread(q))[0]
+                project_lat.append(timings["project"])
+                raw_lat.append(timings["raw"])
+                raw1_lat.append(timings["raw1"])
                 project_ids.append([r for r, _ in hits] + [-1] * (K - len(hits)))
             ids = np.array(project_ids)
             if kind == "flat":
