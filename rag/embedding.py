@@ -23,10 +23,12 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 16
 # Show a progress bar when embedding at least this many texts.
 PROGRESS_MIN_TEXTS = 256
-# Batches smaller than this (a query, the sentences of a few passages) run on one torch thread.
+# Calls with fewer texts than this (a query) run on one torch thread.
 # subtle: on 2 cores with another process busy, torch's threads wait on each other; one query
-# took 1.5 s with 2 threads and 81 ms with 1 (eval/bench.py). Indexing batches keep every core.
-SINGLE_THREAD_BELOW = 64
+# took 1.5 s with 2 threads and 81 ms with 1 (eval/bench.py, load 7), while idle 2 threads save
+# only 2 ms on it (13.5 -> 11 ms). Larger calls gain more from every core when idle (20 sentences
+# for the prompt 300 -> 190 ms, 29 passages 490 -> 280 ms), so they keep them.
+SINGLE_THREAD_BELOW = 8
 
 
 @runtime_checkable
