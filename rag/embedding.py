@@ -113,7 +113,10 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        model = self.model
+        # sentence-transformers 5 renamed the method and warns on the old name.
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = get_dim()
         if dim is None:
             raise RuntimeError(f"embedder {self.name} does not report its dimension")
         return int(dim)
