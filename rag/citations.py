@@ -125,6 +125,26 @@ _DAY_LEVEL = re.compile(
 )
 
 
+# Questions for a place, and answers made only of time expressions ("In the first half of
+# 2024" for "Where was the meeting held?"): a neighbouring detail, not the answer.
+_ASKS_PLACE = re.compile(r"^\s*where\b|\b(in|at|to) (what|which) (city|country|place|town|venue|location)\b",
+                         re.IGNORECASE)
+_TIME_WORDS = re.compile(
+    r"\b(\d+(st|nd|rd|th|s)?|first|second|third|fourth|last|next|previous|early|earlier|late|later|mid|half"
+    r"|quarter|beginning|end|start|year|years|month|months|week|weeks|day|days|decade|century|today|tomorrow"
+    r"|yesterday|spring|summer|autumn|fall|winter|morning|evening|night|jan(uary)?|feb(ruary)?|mar(ch)?"
+    r"|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?|oct(ober)?|nov(ember)?|dec(ember)?|monday|tuesday"
+    r"|wednesday|thursday|friday|saturday|sunday|in|on|at|of|the|a|an|during|by|around|about|and|or|to|from"
+    r"|until|since|between)\b",
+    re.IGNORECASE,
+)
+
+
+def _only_time(text: str) -> bool:
+    """Whether ``text`` has words and every one of them belongs to a time expression."""
+    return bool(re.search(r"\w", text)) and not re.search(r"\w", _TIME_WORDS.sub(" ", text))
+
+
 def unanswered(answer: str, question: str, sentences: list[AnswerSentence], citations: list[Citation]) -> str | None:
     """Why a non-refusal ``answer`` still does not answer ``question`` from the sources, or None.
 
@@ -141,7 +161,8 @@ def unanswered(answer: str, question: str, sentences: list[AnswerSentence], cita
     - the answer's words are a phrase of the question ("Who met X?" -> "X [1]."), unless
       the question offers a choice ("A or B?") or the answer is yes or no;
     - the question asks for a number, amount or date and the answer has none; or for a
-      calendar date ("on what date") and the answer gives no day, month or weekday.
+      calendar date ("on what date") and the answer gives no day, month or weekday; or asks
+      where, and the answer only says when.
     """
     if not MARKER.search(answer):
         return "the answer cites no source"
@@ -158,6 +179,8 @@ def unanswered(answer: str, question: str, sentences: list[AnswerSentence], cita
         return "the question asks for a number or date and the answer gives none"
     if _ASKS_DATE.search(question) and not _DAY_LEVEL.search(text):
         return "the question asks for a date and the answer gives no day or month"
+    if _ASKS_PLACE.search(question) and _only_time(text):
+        return "the question asks where and the answer only says when"
     return None
 
 

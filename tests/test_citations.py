@@ -156,6 +156,12 @@ BRIDGE = "The mayor opened the new bridge on 3 May 2021, after six years of work
         ("On what date was the bridge opened?", "In 2021 [1].", (True,), BRIDGE, True),
         ("On what date was the bridge opened?", "2021-05-03 [1].", (True,), BRIDGE, False),
         ("What day of the week was the bridge opened?", "A Monday [1].", (True,), BRIDGE, False),
+        # a question for a place is not answered by a time
+        ("Where was the bridge opened?", "In May 2021 [1].", (True,), BRIDGE, True),
+        ("Where was the bridge opened?", "In the first half of the year [1].", (True,), BRIDGE, True),
+        ("Where was the bridge opened?", "In Doha, in May 2021 [1].", (True,), BRIDGE + " in Doha", False),
+        ("In which city was the bridge opened?", "Doha [1].", (True,), BRIDGE + " in Doha", False),
+        ("When was the bridge opened?", "In May 2021 [1].", (True,), BRIDGE, False),
     ],
 )
 def test_answers_that_do_not_answer_are_withheld(
