@@ -475,8 +475,10 @@ def build_app(service: ChatService) -> gradio.Blocks:
                         )
                         ask = gr.Button("Ask", variant="primary", scale=1, elem_id="rag-ask")
                     with gr.Row():
-                        up = gr.Button("👍 Good answer", size="sm", elem_id="rag-up")
-                        down = gr.Button("👎 Bad answer", size="sm", elem_id="rag-down")
+                        # ✓ and ✗ are in DejaVu, which every Chromium install has; 👍/👎 need a
+                        # colour-emoji font and showed as empty boxes without one.
+                        up = gr.Button("✓ Good answer", size="sm", elem_id="rag-up")
+                        down = gr.Button("✗ Bad answer", size="sm", elem_id="rag-down")
                         new = gr.Button("New conversation", size="sm")
                     comment = gr.Textbox(
                         label="Comment on the last answer (optional)", max_length=MAX_COMMENT_CHARS, lines=1,
