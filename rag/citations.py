@@ -115,14 +115,14 @@ _QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _CHOICE = re.compile(r"\b(or|whether)\b", re.IGNORECASE)
+# Month and weekday names, full or abbreviated.
+_CALENDAR = (
+    r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?|oct(ober)?"
+    r"|nov(ember)?|dec(ember)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+)
 # Questions for a calendar date, whose answer needs more than a year.
 _ASKS_DATE = re.compile(r"\b(what|which) (date|day)\b", re.IGNORECASE)
-_DAY_LEVEL = re.compile(
-    r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?|oct(ober)?"
-    r"|nov(ember)?|dec(ember)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday)\b"
-    r"|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}",
-    re.IGNORECASE,
-)
+_DAY_LEVEL = re.compile(rf"\b({_CALENDAR}|today|yesterday)\b|\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}", re.IGNORECASE)
 
 
 # Questions for a place, and answers made only of time expressions ("In the first half of
@@ -132,10 +132,8 @@ _ASKS_PLACE = re.compile(r"^\s*where\b|\b(in|at|to) (what|which) (city|country|p
 _TIME_WORDS = re.compile(
     r"\b(\d+(st|nd|rd|th|s)?|first|second|third|fourth|last|next|previous|early|earlier|late|later|mid|half"
     r"|quarter|beginning|end|start|year|years|month|months|week|weeks|day|days|decade|century|today|tomorrow"
-    r"|yesterday|spring|summer|autumn|fall|winter|morning|evening|night|jan(uary)?|feb(ruary)?|mar(ch)?"
-    r"|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?|oct(ober)?|nov(ember)?|dec(ember)?|monday|tuesday"
-    r"|wednesday|thursday|friday|saturday|sunday|in|on|at|of|the|a|an|during|by|around|about|and|or|to|from"
-    r"|until|since|between)\b",
+    rf"|yesterday|spring|summer|autumn|fall|winter|morning|evening|night|{_CALENDAR}"
+    r"|in|on|at|of|the|a|an|during|by|around|about|and|or|to|from|until|since|between)\b",
     re.IGNORECASE,
 )
 

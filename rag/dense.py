@@ -19,8 +19,8 @@ APPROXIMATE_FROM = 100_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 # Candidates HNSW keeps while searching. On 1M synthetic vectors recall@10 against exact search
-# was 0.81 at 64, 0.93 at 128 and 0.99 at 256 for 0.33 / 0.50 / 0.93 ms a query, against 62 ms
-# for exact search and ~10-50 ms for embedding the query (eval/results/bench.md).
+# was 0.81 at 64, 0.93 at 128 and 0.99 at 256 for 0.38 / 0.58 / 1.08 ms a query, against 49 ms
+# for exact search and ~12 ms for embedding the query (eval/results/bench.md).
 HNSW_EF_SEARCH = 256
 # IVF searches a share of its lists that grows with their number: a fixed 16 of sqrt(n) lists
 # kept recall@10 at 0.995 for 100k vectors but 0.75 at 1M (eval/results/bench.md, nprobe sweep).
