@@ -217,14 +217,24 @@ def support(sentence: str, evidence: str, question: str = "") -> float:
 def best_span(sentence: str, source: Source, question: str = "") -> tuple[float, Span]:
     """The source sentence that best supports ``sentence``, and its score.
 
-    A pair of adjacent sentences is also tried, since an answer often joins two.
+    A pair of sentences is also tried, since an answer often joins two, but only when they
+    are neighbours in the document: the quote is always the exact text between its offsets,
+    and it never takes in a sentence the model was not shown.
     """
     spans = list(source.sentences)
-    options = spans + [
-        Span(a.start, b.end, f"{a.text} {b.text}") for a, b in zip(spans, spans[1:])
-    ]
+    pairs = (_joined(source, a, b) for a, b in zip(spans, spans[1:]))
+    options = spans + [pair for pair in pairs if pair is not None]
     scored = [(support(sentence, s.text, question), s) for s in options]
     return max(scored, key=lambda pair: (pair[0], -(pair[1].end - pair[1].start)))
+
+
+def _joined(source: Source, a: Span, b: Span) -> Span | None:
+    """Sentences ``a`` and ``b`` of ``source`` as one span of the document, if only white space
+    (a space, a line break) separates them there."""
+    offset = source.hit.start
+    if source.hit.text[a.end - offset : b.start - offset].strip():
+        return None  # a sentence left out of the prompt lies between them
+    return Span(a.start, b.end, source.hit.text[a.start - offset : b.end - offset])
 
 
 def verify(

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rag.citations import AnswerSentence, Citation, is_refusal, parse_markers, unanswered, verify
-from rag.prompting import Source, Span
+from rag.prompting import Source, Span, sentence_spans
 from rag.types import Hit
 
 DOC_A = (
@@ -18,7 +18,6 @@ DOC_B = "The new strategic plan covers the period from 2021 to 2025 and has six 
 def source(n: int, doc_id: str, text: str, offset: int = 100) -> Source:
     hit = Hit(chunk_id=f"{doc_id}#0", doc_id=doc_id, title=doc_id.title(), text=text,
               start=offset, end=offset + len(text), score=1.0, rank=n)
-    from rag.prompting import sentence_spans
 
     return Source(n=n, hit=hit, sentences=tuple(sentence_spans(hit)))
 
@@ -169,3 +168,39 @@ def test_answers_that_do_not_answer_are_withheld(
 ) -> None:
     citations = _quoted(quote, title="Tunnel news" if "tunnel" in question else "City news")
     assert (unanswered(answer, question, _sentences(*supported), citations) is not None) == withheld
+
+
+WORDS = ("harbour", "bridge", "mayor", "council", "opened", "river", "tunnel", "station", "budget", "plan", "city")
+
+
+@st.composite
+def shown_sources(draw: st.DrawFn) -> tuple[str, Source, str]:
+    """A document of sentences split by spaces and line breaks, a chunk of it, a source showing
+    some of the chunk's sentences (others skipped), and an answer made of shown sentences' words."""
+    sentences = draw(st.lists(st.lists(st.sampled_from(WORDS), min_size=2, max_size=6), min_size=2, max_size=8))
+    texts = [" ".join(words).capitalize() + "." for words in sentences]
+    breaks = draw(st.lists(st.sampled_from([" ", "\n", " \n", "\n\n"]), min_size=len(texts), max_size=len(texts)))
+    preamble = "Preamble line.\n"
+    body = "".join(t + sep for t, sep in zip(texts, breaks)).rstrip()
+    document = preamble + body
+    hit = Hit(chunk_id="d#0", doc_id="d", title="Doc", text=body, start=len(preamble),
+              end=len(document), score=1.0, rank=1)
+
+    spans = sentence_spans(hit)
+    shown = draw(st.lists(st.booleans(), min_size=len(spans), max_size=len(spans)).filter(any))
+    chosen = tuple(s for s, keep in zip(spans, shown) if keep)
+    picked = draw(st.lists(st.sampled_from(chosen), min_size=1, max_size=2))
+    answer = " ".join(w for s in picked for w in s.text.rstrip(".").lower().split()) + " [1]."
+    return document, Source(n=1, hit=hit, sentences=chosen), answer
+
+
+@given(shown_sources())
+def test_quotes_are_exact_spans_of_shown_sentences(case: tuple[str, Source, str]) -> None:
+    document, src, answer = case
+    _, _, citations = verify(answer, (src,))
+    hidden = [s for s in sentence_spans(src.hit)
+              if s not in src.sentences]
+    for c in citations:
+        assert document[c.start : c.end] == c.quote  # the offsets slice exactly the quote
+        # ... and the quote covers no sentence the model was not shown
+        assert not any(c.start <= s.start and s.end <= c.end for s in hidden)
