@@ -85,7 +85,12 @@ def parse_markers(text: str, valid: set[int]) -> tuple[str, list[int]]:
         cited.extend(n for n in good if n not in cited)
         return "".join(f"[{n}]" for n in good)
 
-    cleaned = _TRAILING_MARKERS.sub(_before_stop, MARKER.sub(keep, text))
+    # subtle: removing a marker can join its neighbours into a new one ("[1[5]]" -> "[1]"), so
+    # markers are parsed again until nothing changes (valid ones are left as they are).
+    cleaned, previous = MARKER.sub(keep, text), text
+    while cleaned != previous:
+        cleaned, previous = MARKER.sub(keep, cleaned), cleaned
+    cleaned = _TRAILING_MARKERS.sub(_before_stop, cleaned)
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), cited
 
 

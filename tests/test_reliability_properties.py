@@ -120,3 +120,9 @@ def test_citation_parser_never_crashes_or_invents_a_source(answer: str, numbers:
 def test_citation_parser_survives_a_marker_with_thousands_of_digits() -> None:
     cleaned, cited = parse_markers("It was in Doha [" + "1" * 5000 + "].", {1})
     assert cited == [] and "[" not in cleaned
+
+
+def test_a_marker_formed_by_removing_another_is_parsed_too() -> None:
+    # "[1[5]]": dropping the invalid [5] leaves "[1]", which must be checked like any marker.
+    assert parse_markers("It was in Doha [1[5]].", set()) == ("It was in Doha.", [])
+    assert parse_markers("It was in Doha [1[5]].", {1}) == ("It was in Doha [1].", [1])
