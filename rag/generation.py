@@ -17,7 +17,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -66,13 +66,43 @@ def as_messages(prompt: str | list[Message]) -> list[Message]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
 
 
-class LlamaCppGenerator:
-    """A GGUF model run in-process by llama-cpp-python.
+@dataclass(frozen=True)
+class GenerationStats:
+    """What one reply cost and how sure the model was of it (backends that can tell).
 
-    llama-cpp-python keeps the KV cache of the previous prompt and only evaluates the
-    tokens after the longest common prefix, so a fixed instruction at the start of
-    every prompt is paid for once.
+    ``prompt_tokens`` counts the formatted prompt, ``cached_tokens`` the part of it reused
+    from the previous call's KV cache (so ``prompt_tokens - cached_tokens`` were evaluated).
+    ``token_logprobs`` has the log-probability of each generated token, ``first_choices``
+    the most likely first tokens of the reply with their probabilities.
     """
+
+    prompt_tokens: int
+    cached_tokens: int
+    tokens: tuple[str, ...] = ()
+    token_logprobs: tuple[float, ...] = ()
+    first_choices: tuple[tuple[str, float], ...] = ()
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A generator that can read its next-token distribution: the judge of :mod:`rag.judging`."""
+
+    def next_token_probabilities(self, messages: list[Message], candidates: Sequence[str]) -> list[float]:
+        """For each candidate, the probability that the reply to ``messages`` starts with its first token."""
+        ...
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in-process by llama-cpp-python, decoded greedily by this class.
+
+    The KV cache of the previous call is kept and only the tokens after the longest common
+    prefix are evaluated, so the fixed instruction at the start of every prompt is paid for
+    once, and a judge turn appended to an answer's conversation costs only its own tokens.
+    The decoding loop is ours (not ``create_chat_completion``) so that each reply records its
+    prompt token counts and the probability of every token it chose (:class:`GenerationStats`).
+    """
+
+    FIRST_CHOICES = 10
 
     def __init__(self, path: Path, settings: GenerationSettings = GenerationSettings(), name: str | None = None) -> None:
         try:
@@ -91,21 +121,109 @@ class LlamaCppGenerator:
             n_batch=512,
             verbose=False,
         )
+        self._formatter: Any = None
+        self._token_ids: dict[str, int] = {}
+        self.stats: GenerationStats | None = None
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
-        chunks = self._llm.create_chat_completion(
-            messages=messages,
-            max_tokens=max_tokens or self.settings.max_tokens,
-            temperature=self.settings.temperature,
-            stream=True,
-        )
-        for chunk in chunks:
-            piece = chunk["choices"][0]["delta"].get("content")
-            if piece:
-                yield piece
+        import codecs
+
+        import llama_cpp
+        import numpy as np
+
+        llm = self._llm
+        prompt = self._chat_tokens(messages)
+        limit = max_tokens or self.settings.max_tokens
+        if len(prompt) + limit > llm.n_ctx():
+            raise GeneratorError(
+                f"the prompt has {len(prompt)} tokens; with {limit} for the answer that exceeds the context of "
+                f"{llm.n_ctx()} (--context-size)"
+            )
+        cached = self._evaluate(prompt)
+        rng = np.random.default_rng(0)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        logprobs: list[float] = []
+        first: tuple[tuple[str, float], ...] = ()
+        try:
+            for _ in range(limit):
+                logp = self._logprobs()
+                if self.settings.temperature > 0:
+                    p = np.exp(logp / self.settings.temperature)
+                    token = int(rng.choice(len(p), p=p / p.sum()))
+                else:
+                    token = int(np.argmax(logp))
+                if not first:
+                    top = np.argpartition(-logp, self.FIRST_CHOICES)[: self.FIRST_CHOICES]
+                    first = tuple(
+                        (llm.detokenize([int(t)]).decode("utf-8", "replace"), float(np.exp(logp[t])))
+                        for t in sorted(top, key=lambda t: -logp[t])
+                    )
+                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                    break
+                logprobs.append(float(logp[token]))
+                piece = decoder.decode(llm.detokenize([token]))
+                pieces.append(piece)
+                if piece:
+                    yield piece
+                llm.eval([token])
+        finally:
+            self.stats = GenerationStats(len(prompt), cached, tuple(pieces), tuple(logprobs), first)
+
+    def next_token_probabilities(self, messages: list[Message], candidates: Sequence[str]) -> list[float]:
+        import numpy as np
+
+        self._evaluate(self._chat_tokens(messages))
+        probs = np.exp(self._logprobs())
+        return [float(probs[self._first_token(c)]) for c in candidates]
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _chat_tokens(self, messages: list[Message]) -> list[int]:
+        """``messages`` in the model's chat template, tokenised as ``create_chat_completion`` does."""
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self._llm
+            self._formatter = Jinja2ChatFormatter(
+                template=llm.metadata["tokenizer.chat_template"],
+                eos_token=self._text(llm.token_eos()),
+                bos_token=self._text(llm.token_bos()),
+            )
+        result = self._formatter(messages=messages)
+        return self._llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+
+    def _evaluate(self, tokens: list[int]) -> int:
+        """Evaluate ``tokens`` after the longest prefix already in the KV cache; return that prefix's length."""
+        llm = self._llm
+        cached = 0
+        for a, b in zip(llm._input_ids, tokens):
+            if a != b:
+                break
+            cached += 1
+        # subtle: at least one token is evaluated, so the logits belong to the end of ``tokens``.
+        reused = min(cached, len(tokens) - 1)
+        llm.n_tokens = reused
+        llm.eval(tokens[reused:])
+        return reused
+
+    def _logprobs(self) -> Any:
+        """Log-probabilities of the next token after the last evaluated one."""
+        import numpy as np
+
+        llm = self._llm
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).astype(np.float64)
+        shifted = logits - logits.max()
+        return shifted - np.log(np.exp(shifted).sum())
+
+    def _text(self, token: int) -> str:
+        return self._llm._model.token_get_text(token) if token >= 0 else ""
+
+    def _first_token(self, text: str) -> int:
+        if text not in self._token_ids:
+            self._token_ids[text] = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)[0]
+        return self._token_ids[text]
 
 
 class TransformersGenerator:
