@@ -83,7 +83,7 @@ def summarise(clean: tuple[dict, dict], hostile: tuple[dict, dict]) -> dict[str,
             "answer_accuracy": metrics.get("answers", {}).get("accuracy"),
             "refusal_accuracy": metrics.get("refusals", {}).get("refusal_accuracy"),
             "false_refusals": metrics.get("refusals", {}).get("false_refusals"),
-            "citation_precision": metrics.get("citations", {}).get("precision"),
+            "citation_precision": metrics.get("citations", {}).get("gold_doc_precision"),
         }
 
     return {

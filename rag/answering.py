@@ -1,9 +1,10 @@
 """Answer questions from the index with a local model, and check every citation.
 
 The pipeline for one question: retrieve -> refuse early if nothing is relevant -> select
-sentences and build the prompt -> generate (streamed) -> recognise a refusal -> verify
-citations -> withhold an answer that does not answer from the sources
-(:func:`rag.citations.unanswered`). :class:`Assistant` is the one object to use.
+sentences and build the prompt -> generate (streamed) -> recognise the model's own refusal ->
+check each sentence against its sources (:func:`rag.citations.verify`, with the model as the
+judge, :mod:`rag.judging`) -> one decision to show the answer or refuse (:func:`rag.trust.assess`).
+:class:`Assistant` is the one object to use.
 
 Example:
     >>> from rag import Assistant
@@ -16,15 +17,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.citations import AnswerSentence, Citation, is_refusal, unanswered, verify
-from rag.generation import DEFAULT_MODEL, GenerationSettings, Generator, load_generator
+from rag.citations import AnswerSentence, Citation, is_refusal, verify
+from rag.generation import DEFAULT_MODEL, GenerationSettings, GenerationStats, Generator, Scorer, load_generator
+from rag.judging import Judge
 from rag.index import Index
 from rag.prompting import SOURCES_HEADER, Prompt, Source, build_prompt, fixed_prefix, select_sources
 from rag.retrieval import Mode, check_mode
+from rag.trust import Signals, Trust, assess
 from rag.types import Hit
 
 MAX_QUESTION_CHARS = 1000
@@ -39,9 +42,28 @@ REFUSAL_TEXT = "The articles do not contain the answer to this question."
 
 @dataclass(frozen=True)
 class Timings:
+    """Seconds from the question: retrieval and selection, first answer token, final answer; and
+    the part of ``total_s`` spent on checking the answer after it streamed."""
+
     retrieve_s: float
     first_token_s: float | None
     total_s: float
+    checks_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Prompt tokens evaluated for the answer (after the cached prefix), cached, and generated."""
+
+    prompt: int
+    cached: int
+    answer: int
+
+    @classmethod
+    def of(cls, stats: GenerationStats | None) -> Tokens | None:
+        if stats is None:
+            return None
+        return cls(stats.prompt_tokens - stats.cached_tokens, stats.cached_tokens, len(stats.token_logprobs))
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,8 @@ class Answer:
     prompt: str = ""
     raw: str = ""
     refusal_reason: str | None = None
+    trust: Trust | None = None
+    tokens: Tokens | None = None
 
     @property
     def supported(self) -> bool:
@@ -81,7 +105,8 @@ class Answer:
                 for c in self.citations
             ],
             "sentences": [
-                {"text": s.text, "citations": list(s.citations), "supported": s.supported} for s in self.sentences
+                {"text": s.text, "citations": list(s.citations), "supported": s.supported, "support": round(s.support, 4)}
+                for s in self.sentences
             ],
             "retrieved": [
                 {"doc_id": h.doc_id, "chunk_id": h.chunk_id, "score": h.score, "rank": h.rank} for h in self.hits
@@ -90,7 +115,10 @@ class Answer:
                 "retrieve_s": round(self.timings.retrieve_s, 3),
                 "first_token_s": None if self.timings.first_token_s is None else round(self.timings.first_token_s, 3),
                 "total_s": round(self.timings.total_s, 3),
+                "checks_s": round(self.timings.checks_s, 3),
             },
+            "tokens": None if self.tokens is None else asdict(self.tokens),
+            "trust": None if self.trust is None else self.trust.to_dict(),
             "model": self.model,
         }
 
@@ -118,6 +146,7 @@ class Assistant:
     mode: Mode = "hybrid"
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     generator: Generator | None = None
+    judge: bool = True  # the model judges each sentence's support (when its backend can)
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -188,27 +217,39 @@ class Assistant:
             pieces.append(piece)
             yield piece
         raw = "".join(pieces).strip()
-        timings = Timings(retrieve_s, first_token_s, time.perf_counter() - started)
+        stats: GenerationStats | None = getattr(generator, "stats", None)  # backends that keep statistics
+        streamed = time.perf_counter()
         if not raw or is_refusal(raw):
-            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, "the model found no answer", raw)
+            timings = Timings(retrieve_s, first_token_s, streamed - started)
+            signals = Signals.measure(best, stats, (), judged=False)
+            trust = Trust(signals, None, 0.0, (), "the model found no answer")
+            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
             return
-        text, sentences, citations = verify(raw, prompt.sources, question)
-        reason = unanswered(text, question, sentences, citations)
-        if reason is not None:
+        judge = None
+        if self.judge and isinstance(generator, Scorer):
+            judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
+        text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
+        trust = assess(question, text, sentences, citations, Signals.measure(best, stats, sentences, judge is not None))
+        done = time.perf_counter()
+        timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
+        if not trust.shown:
             # Withheld: the raw answer and the reason stay on the Answer for the curious.
-            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, reason, raw)
+            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
             return
         yield Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
+            trust=trust, tokens=Tokens.of(stats),
         )
 
     def _refusal(
-        self, question: str, hits: list[Hit], sources: tuple[Source, ...], timings: Timings, prompt: str, reason: str,
-        raw: str = "",
+        self, question: str, hits: list[Hit], sources: tuple[Source, ...], timings: Timings, prompt: str,
+        trust: Trust | str, raw: str = "", tokens: Tokens | None = None,
     ) -> Answer:
+        reason = trust if isinstance(trust, str) else trust.reason
         return Answer(
             question=question, text=REFUSAL_TEXT, refused=True, citations=(), sentences=(), hits=tuple(hits),
             sources=sources, timings=timings, model=self.generator.name if self.generator else self.model,
-            prompt=prompt, raw=raw, refusal_reason=reason,
+            prompt=prompt, raw=raw, refusal_reason=reason, trust=None if isinstance(trust, str) else trust,
+            tokens=tokens,
         )

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
     p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
     p.add_argument("--context-size", type=int, default=None, help="model context in tokens (default 2048)")
+    p.add_argument("--no-judge", action="store_true",
+                   help="check citations by shared words only, without asking the model whether each source states them")
     p.add_argument("--show-prompt", action="store_true", help="print the exact prompt before the answer")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     p.set_defaults(func=cmd_ask)
@@ -110,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="passages given to the model (default 4)")
     p.add_argument("--retrieval-only", action="store_true", help="score the ranking only; no model is loaded")
     p.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
-                   help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 (repeatable)")
+                   help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 | "
+                        "judge=on,off (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default eval/results/<timestamp>)")
@@ -180,6 +183,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if value is not None:
             settings = replace(settings, **{field: value})
     assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings)
+    assistant.judge = not args.no_judge
     if args.k is not None:
         assistant.k = args.k
     if args.show_prompt:
@@ -197,7 +201,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print()
     if answer.refused:
         if answer.raw:
-            print(f"\n{answer.text}")
+            print(f"\n{answer.text} (withheld: {answer.refusal_reason})")
         return 0
     for sentence in answer.sentences:
         if not sentence.supported:
@@ -211,7 +215,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f'      "{c.quote}"')
     t = answer.timings
     first = f"first token {t.first_token_s:.1f} s, " if t.first_token_s is not None else ""
-    print(f"\n({answer.model}: {first}total {t.total_s:.1f} s)", file=sys.stderr)
+    trust = answer.trust.score if answer.trust else None
+    score = "" if trust is None else f"; trust score {trust:.2f}"
+    print(f"\n({answer.model}: {first}total {t.total_s:.1f} s, checks {t.checks_s:.1f} s{score})", file=sys.stderr)
     return 0
 
 
@@ -329,7 +335,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         line = f"{result.setting.label}: hit@1 {_fmt(r['hit@1'])}, all gold in top k {_fmt(r['all@k'])}"
         if "answers" in m:
             line += (f", accuracy {_fmt(m['answers']['accuracy'])}, F1 {_fmt(m['answers']['f1'])}, "
-                     f"citation precision {_fmt(m['citations']['precision'])}, "
+                     f"cited gold-doc precision {_fmt(m['citations']['gold_doc_precision'])}, "
                      f"refusal accuracy {_fmt(m['refusals']['refusal_accuracy'])}")
         print(line)
     print(f"wrote {out / 'report.md'}")

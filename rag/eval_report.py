@@ -109,7 +109,8 @@ def _assistant(index: Index, setting: Setting, previous: Assistant | None, gener
     # subtle: reuse the loaded model when only the mode or k changes.
     generator = previous.generator if previous is not None and previous.model == setting.model else None
     kwargs = {"settings": generation} if generation is not None else {}
-    return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator, **kwargs)  # type: ignore[arg-type]
+    return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator,  # type: ignore[arg-type]
+                     judge=setting.judge, **kwargs)
 
 
 # ---------------------------------------------------------------------- writing
@@ -133,7 +134,10 @@ def write_results(out: Path, results: list[Result], context: dict[str, Any] | No
     (out / "metrics.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     chart = out / "chart.png"
     has_chart = write_chart(chart, results)
-    (out / "report.md").write_text(report(results, context, interrupted, chart.name if has_chart else None), encoding="utf-8")
+    curve = out / "risk_coverage.png"
+    has_curve = write_risk_coverage(curve, results)
+    text = report(results, context, interrupted, chart.name if has_chart else None, curve.name if has_curve else None)
+    (out / "report.md").write_text(text, encoding="utf-8")
 
 
 # (group, key, label, kind): kind "rate" prints two decimals, "s" seconds.
@@ -149,14 +153,19 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("answers", "accuracy", "accuracy", "rate"),
     ("answers", "f1", "token F1", "rate"),
     ("answers", "exact_match", "exact match", "rate"),
-    ("citations", "precision", "precision", "rate"),
+    ("citations", "gold_doc_precision", "cited gold-document precision", "rate"),
     ("citations", "recall", "recall", "rate"),
     ("citations", "supported_sentences", "sentences with a verified citation", "rate"),
+    ("citations", "judge_supported", "sentences the judge supports", "rate"),
     ("refusals", "refusal_accuracy", "refusal accuracy (unanswerable)", "rate"),
     ("refusals", "false_refusals", "false refusals (answerable)", "rate"),
+    ("trust", "auroc", "trust score AUROC (right vs wrong answers)", "rate"),
+    ("tokens", "prompt_p50", "prompt tokens after the cached prefix (p50)", "count"),
+    ("tokens", "answer_p50", "answer tokens (p50)", "count"),
     ("latency", "retrieve_s", "retrieval p50 / p95", "s"),
     ("latency", "first_token_s", "first token p50 / p95", "s"),
     ("latency", "total_s", "total p50 / p95", "s"),
+    ("latency", "checks_s", "of which checks p50 / p95", "s"),
 ]
 
 
@@ -172,11 +181,15 @@ def _cell(metrics: dict[str, Any], group: str, key: str, kind: str) -> str | Non
         p50, p95 = values.get(f"{key}_p50"), values.get(f"{key}_p95")
         return None if p50 is None else f"{_seconds(p50)} / {_seconds(p95)}"
     value = values.get(key)
+    if kind == "count":
+        return "–" if value is None else f"{value:.0f}"
     return "–" if value is None else f"{value:.2f}"
 
 
-def report(results: list[Result], context: dict[str, Any], interrupted: bool = False, chart: str | None = None) -> str:
-    """The markdown report: what was run, then one column of metrics per setting."""
+def report(results: list[Result], context: dict[str, Any], interrupted: bool = False, chart: str | None = None,
+           curve: str | None = None) -> str:
+    """The markdown report: what was run, one column of metrics per setting, then the
+    risk-coverage curve of the trust score."""
     lines = ["# Evaluation" + (f": {context['gold']}" if context.get("gold") else ""), ""]
     for name in ("command", "gold", "index", "date"):
         if context.get(name):
@@ -194,7 +207,8 @@ def report(results: list[Result], context: dict[str, Any], interrupted: bool = F
               "|---|" + "---|" * len(results)]
     metrics = [r.metrics for r in results]
     group_names = {"retrieval": "retrieval (documents)", "answers": "answers (answerable questions)",
-                   "citations": "citations (answered questions)", "refusals": "refusals", "latency": "latency"}
+                   "citations": "citations (answered questions)", "refusals": "refusals", "trust": "trust",
+                   "tokens": "prompt", "latency": "latency"}
     current = None
     for group, key, label, kind in ROWS:
         cells = [_cell(m, group, key, kind) for m in metrics]
@@ -211,19 +225,86 @@ def report(results: list[Result], context: dict[str, Any], interrupted: bool = F
         "deduplicated in rank order) over answerable questions: hit@n counts a gold document among the first n "
         "documents, recall@k is the share of gold documents among those of the first k chunks, MRR covers the "
         "ranking searched (at least 5 chunks). Accuracy: the answer contains a gold answer (every item of a list "
-        "question); token F1 and exact match use SQuAD normalisation. Citation precision: supported citations "
-        "whose document is a gold source; recall: gold sources cited, per question.",
+        "question); token F1 and exact match use SQuAD normalisation. Cited gold-document precision: supported "
+        "citations whose document is a gold source; recall: gold sources cited, per question. Sentences the judge "
+        "supports: of the shown answers' sentences, those the semantic check says their source states.",
     ]
     if chart:
         lines += ["", f"![chart]({chart})"]
+    lines += risk_coverage_section(results, curve)
     return "\n".join(lines) + "\n"
+
+
+COVERAGE_ROWS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
+
+
+def risk_coverage_section(results: list[Result], chart: str | None) -> list[str]:
+    """The curve as a table (accuracy of answered questions at fixed shares answered) and its chart."""
+    rated = [(r, r.metrics.get("trust")) for r in results]
+    rated = [(r, t) for r, t in rated if t and t.get("curve")]
+    if not rated:
+        return []
+    lines = ["", "## Risk and coverage", "",
+             "Each answer has a trust score (rag/trust.py); it is shown when the score reaches the threshold. "
+             "Lowering the threshold answers more questions (coverage: share of all questions answered) at a lower "
+             "accuracy of the answered ones (an answer to an unanswerable question is wrong). Questions the model "
+             "itself refused, or that a rule withheld, are never answered.", "",
+             "| coverage | " + " | ".join(r.setting.label for r, _ in rated) + " |", "|---|" + "---|" * len(rated)]
+    for target in COVERAGE_ROWS:
+        cells = []
+        for _, t in rated:
+            point = min(t["curve"], key=lambda p: abs(p[1] - target))
+            cells.append(f"{point[2]:.2f} at {point[1]:.2f} (score >= {point[0]:.2f})" if abs(point[1] - target) < 0.05
+                         else "–")
+        lines.append(f"| {target:.1f} | " + " | ".join(cells) + " |")
+    cells = []
+    for _, t in rated:
+        op = t["operating"]
+        acc = "–" if op["accuracy"] is None else f"{op['accuracy']:.2f}"
+        cells.append(f"**{acc} at {op['coverage']:.2f} (threshold {t['threshold']:.2f})**")
+    lines.append("| operating point | " + " | ".join(cells) + " |")
+    if chart:
+        lines += ["", f"![risk and coverage]({chart})"]
+    return lines
+
+
+def write_risk_coverage(path: Path, results: list[Result]) -> bool:
+    """Accuracy of answered questions against coverage per setting, the operating point marked."""
+    rated = [(r, r.metrics.get("trust")) for r in results if r.records]
+    rated = [(r, t) for r, t in rated if t and t.get("curve")]
+    if not rated:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (r, t) in enumerate(rated):
+        xs, ys = [p[1] for p in t["curve"]], [p[2] for p in t["curve"]]
+        ax.plot(xs, ys, color=f"C{i}", label=r.setting.label)
+        op = t["operating"]
+        if op["accuracy"] is not None:
+            ax.scatter([op["coverage"]], [op["accuracy"]], color=f"C{i}", s=70, marker="o", edgecolor="black", zorder=3)
+    ax.scatter([], [], color="grey", edgecolor="black", marker="o", label="operating point")
+    ax.set_xlabel("coverage (share of questions answered)")
+    ax.set_ylabel("accuracy of answered questions")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.set_title("risk and coverage of the trust score")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 BARS: dict[str, list[tuple[str, str, str]]] = {
     "answers": [
         ("answers", "accuracy", "accuracy"),
         ("answers", "f1", "token F1"),
-        ("citations", "precision", "citation\nprecision"),
+        ("citations", "gold_doc_precision", "cited gold-doc\nprecision"),
         ("citations", "recall", "citation\nrecall"),
         ("citations", "supported_sentences", "supported\nsentences"),
         ("refusals", "refusal_accuracy", "refusal\naccuracy"),
@@ -277,9 +358,9 @@ def write_chart(path: Path, results: list[Result]) -> bool:
             if latency is None:
                 continue
             ax.scatter(latency, m["answers"]["accuracy"] or 0.0, marker="o", s=60, color=f"C{i}")
-            ax.scatter(latency, m["citations"]["precision"] or 0.0, marker="^", s=60, color=f"C{i}")
+            ax.scatter(latency, m["citations"]["gold_doc_precision"] or 0.0, marker="^", s=60, color=f"C{i}")
         ax.scatter([], [], marker="o", color="grey", label="accuracy")
-        ax.scatter([], [], marker="^", color="grey", label="citation precision")
+        ax.scatter([], [], marker="^", color="grey", label="cited gold-doc precision")
         ax.set_xlabel("total latency p50 (s)")
         ax.set_ylim(0, 1.05)
         ax.set_title("quality against latency")

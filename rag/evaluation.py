@@ -146,6 +146,8 @@ class Record:
     model: str | None = None
     raw: str | None = None  # the model's own words, before verification
     refusal_reason: str | None = None
+    trust: dict[str, Any] | None = None  # rag.trust.Trust.to_dict(): signals, score, flags, reason
+    tokens: dict[str, int] | None = None  # prompt tokens after the cached prefix, cached, answer
 
     @property
     def answerable(self) -> bool:
@@ -158,6 +160,11 @@ class Record:
     def correct(self) -> bool:
         """Answer accuracy for an answerable question (a refusal is wrong)."""
         return self.answer is not None and not self.refused and is_correct(strip_markers(self.answer), self.gold)
+
+    def candidate_correct(self) -> bool:
+        """Whether the model's own answer (shown or withheld) is right: an answer to an
+        unanswerable question never is."""
+        return bool(self.raw) and self.answerable and is_correct(strip_markers(self.raw or ""), self.gold)
 
     def f1(self) -> float:
         if self.answer is None or self.refused:
@@ -189,6 +196,13 @@ class Record:
             row["raw"] = self.raw
         if self.refusal_reason is not None:
             row["refusal_reason"] = self.refusal_reason
+        if self.trust is not None:
+            row["trust"] = self.trust
+        if self.tokens is not None:
+            row["tokens"] = self.tokens
+        if self.answer is not None:
+            row["answerable"] = self.answerable
+            row["candidate_correct"] = self.candidate_correct()
         if self.answer is not None and self.answerable:
             row["score"] = {"correct": self.correct(), "f1": round(self.f1(), 4), "exact": self.exact()}
         return row
@@ -252,9 +266,11 @@ def citation_metrics(records: list[Record]) -> dict[str, float | int | None]:
     """How well answers cite, over answerable questions that were answered.
 
     Citations count per document: the docs an answer cites with a supported citation.
-    precision: share of those docs that are gold sources, pooled over questions; recall: per
+    gold_doc_precision: share of those docs that are gold sources, pooled over questions (it
+    says the right article was cited, not that the quote states the answer); recall: per
     question, share of gold sources cited; supported_sentences: share of the sentences of
-    every non-refused answer that carry a verified citation.
+    every non-refused answer that carry a verified citation; judge_supported: share of those
+    sentences that the semantic check (the judge) says their source states.
     """
     answered = [r for r in records if r.answer is not None and not r.refused]
     scored = [r for r in answered if r.answerable and r.gold.get("sources")]
@@ -262,12 +278,17 @@ def citation_metrics(records: list[Record]) -> dict[str, float | int | None]:
     checks = [doc in gold for docs, gold in cited for doc in sorted(docs)]
     recall = [len(docs & gold) / len(gold) for docs, gold in cited]
     sentences = [bool(s.get("supported")) for r in answered for s in r.sentences]
+    from rag.citations import SUPPORT_PROBABILITY
+
+    judged = [s["support"] >= SUPPORT_PROBABILITY for r in answered if r.trust and r.trust["signals"].get("support")
+              is not None for s in r.sentences if "support" in s]
     return {
         "questions": len(scored),
         "cited_docs": len(checks),
-        "precision": _mean(checks),
+        "gold_doc_precision": _mean(checks),
         "recall": _mean(recall),
         "supported_sentences": _mean(sentences),
+        "judge_supported": _mean(judged),
     }
 
 
@@ -283,10 +304,68 @@ def refusal_metrics(records: list[Record]) -> dict[str, float | int | None]:
     }
 
 
+def curve_score(record: Record) -> float:
+    """Where ``record`` sits on the risk-coverage curve: its trust score when the score alone
+    decided (shown, or withheld for a low score), else -inf (never answered at any threshold:
+    the model refused, nothing relevant was found, no sentence was supported, a rule withheld it)."""
+    trust = record.trust or {}
+    if trust.get("score") is None:
+        return float("inf") if record.answer is not None and not record.refused else float("-inf")
+    reason = trust.get("reason")
+    if reason is None or reason.startswith("the answer is not trusted enough"):
+        return float(trust["score"])
+    return float("-inf")
+
+
+def risk_coverage(records: list[Record]) -> dict[str, Any]:
+    """Accuracy of the answered questions against the share answered, as the trust threshold varies.
+
+    A question counts as answered right when it is answerable and the model's answer is correct;
+    an answered unanswerable question is a wrong answer. ``curve`` holds ``[threshold, coverage,
+    accuracy]`` points from the strictest threshold to the loosest; ``operating`` is the point of
+    the threshold the answers were decided with. AUROC: how well the score ranks right answers
+    above wrong ones, over answers it decided.
+    """
+    answered = [r for r in records if r.answer is not None]
+    if not answered or not any((r.trust or {}).get("score") is not None for r in answered):
+        return {}
+    scored = sorted(((curve_score(r), r.candidate_correct()) for r in answered), key=lambda t: -t[0])
+    curve, right = [], 0
+    for i, (value, ok) in enumerate(scored, start=1):
+        right += ok
+        if value == float("-inf"):
+            break
+        if i == len(scored) or scored[i][0] != value:
+            curve.append([round(value, 4), round(i / len(answered), 4), round(right / i, 4)])
+    threshold = next((float(r.trust["threshold"]) for r in answered if (r.trust or {}).get("score") is not None), None)
+    shown = [r for r in answered if not r.refused]
+    decided = [(s, ok) for s, ok in scored if s not in (float("inf"), float("-inf"))]
+    good = [s for s, ok in decided if ok]
+    bad = [s for s, ok in decided if not ok]
+    auroc = (sum((g > b) + 0.5 * (g == b) for g in good for b in bad) / (len(good) * len(bad))) if good and bad else None
+    return {
+        "curve": curve,
+        "threshold": threshold,
+        "operating": {
+            "coverage": len(shown) / len(answered),
+            "accuracy": _mean(r.candidate_correct() for r in shown),
+        },
+        "auroc": auroc,
+    }
+
+
+def token_metrics(records: list[Record]) -> dict[str, float | None]:
+    """Median prompt tokens per answer after the cached prefix, cached tokens, and answer tokens."""
+    rows = [r.tokens for r in records if r.tokens]
+    if not rows:
+        return {}
+    return {f"{name}_p50": float(np.median([t[name] for t in rows])) for name in ("prompt", "cached", "answer")}
+
+
 def latency_metrics(records: list[Record]) -> dict[str, float | None]:
     """p50 and p95, in seconds, of each timing present (first token only where one came)."""
     out: dict[str, float | None] = {}
-    for name in ("retrieve_s", "first_token_s", "total_s"):
+    for name in ("retrieve_s", "first_token_s", "total_s", "checks_s"):
         values = [r.timings[name] for r in records if r.timings.get(name) is not None]
         if values:
             out[f"{name}_p50"] = percentile(values, 50)  # type: ignore[arg-type]
@@ -306,13 +385,17 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
         out["answers"] = answer_metrics(records)
         out["citations"] = citation_metrics(records)
         out["refusals"] = refusal_metrics(records)
+        if trust := risk_coverage(records):
+            out["trust"] = trust
+        if tokens := token_metrics(records):
+            out["tokens"] = tokens
     out["latency"] = latency_metrics(records)
     return out
 
 
 # ---------------------------------------------------------------------- running a setting
 
-COMPARE_AXES = ("model", "mode", "k")
+COMPARE_AXES = ("model", "mode", "k", "judge")
 
 
 @dataclass(frozen=True)
@@ -323,6 +406,7 @@ class Setting:
     k: int = DEFAULT_K
     model: str = DEFAULT_MODEL
     retrieval_only: bool = False
+    judge: bool = True  # the semantic support check (rag.judging); off leaves the lexical check
 
     def __post_init__(self) -> None:
         from rag.retrieval import check_mode
@@ -335,16 +419,18 @@ class Setting:
     def label(self) -> str:
         """A short name for tables and charts, e.g. ``qwen-1.5b hybrid k=4``."""
         parts = ([] if self.retrieval_only else [self.model]) + [self.mode, f"k={self.k}"]
-        return " ".join(parts)
+        return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
     def slug(self) -> str:
         """The label as a folder name."""
         parts = ([] if self.retrieval_only else [Path(self.model).name]) + [self.mode, f"k{self.k}"]
+        parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model}
+        return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model,
+                "judge": None if self.retrieval_only else self.judge}
 
 
 def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
@@ -371,10 +457,14 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
             if not all(v.isdigit() for v in items):
                 raise ValueError(f"--compare k= takes whole numbers, got '{values}'")
             axes[axis] = [int(v) for v in items]
+        elif axis == "judge":
+            if not set(items) <= {"on", "off"}:
+                raise ValueError(f"--compare judge= takes on and off, got '{values}'")
+            axes[axis] = [v == "on" for v in dict.fromkeys(items)]
         else:
             axes[axis] = list(dict.fromkeys(items))
-    if "model" in axes and base.retrieval_only:
-        raise ValueError("comparing models needs answers; drop --retrieval-only")
+    if ("model" in axes or "judge" in axes) and base.retrieval_only:
+        raise ValueError(f"comparing {'models' if 'model' in axes else 'judges'} needs answers; drop --retrieval-only")
     settings = [base]
     for axis in COMPARE_AXES:
         if axis in axes:
@@ -426,7 +516,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
         yield replace(
             base, answer=result.text, refused=result.refused, citations=tuple(shown["citations"]),
             sentences=tuple(shown["sentences"]), timings=shown["timings"], model=result.model,
-            raw=result.raw, refusal_reason=result.refusal_reason,
+            raw=result.raw, refusal_reason=result.refusal_reason, trust=shown["trust"], tokens=shown["tokens"],
         )
 
 

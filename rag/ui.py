@@ -87,6 +87,9 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
         parts.append(f'<p class="rag-searched"><em>Searched for: {escape_text(searched)}</em></p>')
     if answer.refused:
         parts.append(f'<p class="rag-refusal"><strong>{escape_text(answer.text)}</strong></p>')
+        if answer.raw and answer.refusal_reason:
+            # the model did write an answer: say why it is not shown
+            parts.append(f'<p class="rag-note"><small>Withheld: {escape_text(answer.refusal_reason)}.</small></p>')
         return "\n".join(parts)
     if not answer.sentences:
         parts.append(f"<p>{escape_text(answer.text)}</p>")

@@ -1,14 +1,18 @@
-"""Shared fixtures: no network, a private data directory, a fake embedder and a tiny corpus."""
+"""Shared fixtures: no network, a private data directory, a fake embedder, a judging fake generator
+and a tiny corpus."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import socket
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from rag.generation import GenerationStats
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -125,3 +129,42 @@ def make_pdf(pages: list[str]) -> bytes:
         out += b"%010d 00000 n \n" % off
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+class JudgingGenerator:
+    """A generator that streams a fixed reply, keeps generation statistics like the llama.cpp
+    backend, and answers judge turns with fixed next-token probabilities.
+
+    ``yes`` is P("Yes") for every judge turn, or a function of the turn's text; P("No") is the
+    rest. ``refusing`` is the probability of a first token "I" (as in "I don't know").
+    """
+
+    name = "judging"
+
+    def __init__(self, reply: str, yes: float | Callable[[str], float] = 0.9, refusing: float = 0.01,
+                 logprob: float = -0.1) -> None:
+        self.reply = reply
+        self.yes = yes
+        self.refusing = refusing
+        self.logprob = logprob
+        self.turns: list[str] = []  # the judge turns asked
+        self.conversations: list[list[dict[str, str]]] = []
+        self.stats: GenerationStats | None = None
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        self.conversations.append(messages)
+        pieces = [word + " " for word in self.reply.split(" ")]
+        first = pieces[0].strip() or "?"
+        self.stats = GenerationStats(
+            prompt_tokens=500, cached_tokens=200, tokens=tuple(pieces), token_logprobs=tuple(self.logprob for _ in pieces),
+            first_choices=((first, 1 - self.refusing), ("I", self.refusing)),
+        )
+        yield from pieces
+
+    def next_token_probabilities(self, messages: list[dict[str, str]], candidates: Sequence[str]) -> list[float]:
+        self.conversations.append(messages)
+        turn = messages[-1]["content"]
+        self.turns.append(turn)
+        yes = self.yes(turn) if callable(self.yes) else self.yes
+        table = {"Yes": yes, "yes": 0.0, "No": 1 - yes, "no": 0.0}
+        return [table.get(c, 0.0) for c in candidates]

@@ -10,7 +10,7 @@ from rag.generation import load_generator
 from rag.index import Index
 from rag.prompting import fixed_prefix
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, JudgingGenerator
 
 
 class ScriptedGenerator:
@@ -56,7 +56,7 @@ def test_answer_with_verified_citation(index: Index) -> None:
     d = answer.to_dict()
     assert set(d) >= {"question", "answer", "refused", "citations", "retrieved", "timings", "model"}
     assert set(d["citations"][0]) >= {"n", "doc_id", "chunk_id", "start", "end", "quote", "supported"}
-    assert set(d["timings"]) == {"retrieve_s", "first_token_s", "total_s"}
+    assert set(d["timings"]) == {"retrieve_s", "first_token_s", "total_s", "checks_s"}
 
 
 def test_stream_yields_text_then_answer(index: Index) -> None:
@@ -81,3 +81,59 @@ def test_unknown_model_lists_known_ones() -> None:
         load_generator("gpt-9")
     with pytest.raises(ValueError, match="openai:URL#MODEL"):
         load_generator("openai:http://127.0.0.1:1")
+
+
+def judged(index: Index, reply: str, **kwargs: object) -> Assistant:
+    return Assistant(index, generator=JudgingGenerator(reply, **kwargs))  # type: ignore[arg-type]
+
+
+def test_the_judge_is_asked_after_the_answers_own_conversation(index: Index) -> None:
+    a = judged(index, "The Miller bakery in Ashford [1].", yes=0.95)
+    answer = a.ask("Which bakery won the sourdough prize?")
+    assert not answer.refused
+    generator = a.generator
+    assert isinstance(generator, JudgingGenerator)
+    prompt, judge = generator.conversations[0], generator.conversations[1]
+    assert judge[: len(prompt)] == prompt  # the answer's messages (and their KV cache) come first
+    assert judge[len(prompt)] == {"role": "assistant", "content": "The Miller bakery in Ashford [1]."}
+    assert "Which bakery won the sourdough prize?" in judge[-1]["content"]
+    assert answer.sentences[0].support == 0.95
+    assert answer.trust is not None and answer.trust.score is not None and answer.trust.signals.support == 0.95
+    assert answer.tokens is not None and (answer.tokens.prompt, answer.tokens.cached) == (300, 200)
+    assert 0 <= answer.timings.checks_s <= answer.timings.total_s
+    shown = answer.to_dict()
+    assert shown["trust"]["score"] == round(answer.trust.score, 4) and shown["tokens"]["prompt"] == 300
+
+
+def test_an_uncited_answer_a_source_supports_is_kept_with_an_added_citation(index: Index) -> None:
+    answer = judged(index, "The Miller bakery in Ashford won the national sourdough prize.", yes=0.95).ask(
+        "Which bakery won the sourdough prize?"
+    )
+    assert not answer.refused, answer.refusal_reason
+    [c] = answer.citations
+    assert c.added and c.supported and c.doc_id == "bakery"
+    assert index.document("bakery").text[c.start : c.end] == c.quote
+
+
+def test_an_answer_the_judge_rejects_is_withheld(index: Index) -> None:
+    answer = judged(index, "The Miller bakery in Ashford [1].", yes=0.05).ask("Which bakery won the sourdough prize?")
+    assert answer.refused and answer.text == REFUSAL_TEXT and answer.citations == ()
+    assert answer.raw == "The Miller bakery in Ashford [1]."  # the model's words stay for the curious
+    assert answer.refusal_reason is not None and answer.trust is not None and not answer.trust.shown
+
+
+def test_a_low_trust_score_withholds_a_supported_answer(index: Index) -> None:
+    # the judge says yes, but the model was about to say "I don't know" and unsure of every word
+    answer = judged(index, "The Miller bakery in Ashford [1].", yes=0.95, refusing=0.9, logprob=-3.0).ask(
+        "Which bakery won the sourdough prize?"
+    )
+    assert answer.refused and "not trusted enough" in (answer.refusal_reason or "")
+
+
+def test_without_the_judge_only_the_lexical_check_runs(index: Index) -> None:
+    a = judged(index, "The Miller bakery in Ashford [1].", yes=0.0)
+    a.judge = False
+    answer = a.ask("Which bakery won the sourdough prize?")
+    assert a.generator.turns == []  # type: ignore[union-attr]
+    assert answer.trust is not None and answer.trust.signals.support is None and answer.trust.score is None
+    assert not answer.refused

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.citations import AnswerSentence, Citation, is_refusal, parse_markers, unanswered, verify
+from rag.citations import is_refusal, parse_markers, verify
 from rag.prompting import Source, Span, sentence_spans
 from rag.types import Hit
 
@@ -111,63 +111,6 @@ def test_numbers_repeated_from_the_question_are_not_claims() -> None:
     answer = "The Strategy 2.0 plan covers the period from 2021 to 2025 [2]."
     assert not verify(answer, SOURCES)[1][0].supported  # "2.0" appears in no source
     assert verify(answer, SOURCES, question="What period does Strategy 2.0 cover?")[1][0].supported
-
-
-def _sentences(*supported: bool) -> list[AnswerSentence]:
-    return [AnswerSentence(f"s{i}", (1,), ok) for i, ok in enumerate(supported)]
-
-
-def _quoted(quote: str, title: str = "City news") -> list[Citation]:
-    return [Citation(n=1, doc_id="d", chunk_id="d#0", title=title, start=0, end=len(quote), quote=quote, supported=True)]
-
-
-BRIDGE = "The mayor opened the new bridge on 3 May 2021, after six years of work."
-
-
-@pytest.mark.parametrize(
-    ("question", "answer", "supported", "quote", "withheld"),
-    [
-        ("Who opened the bridge?", "The mayor [1].", (True,), BRIDGE, False),
-        # an answer that cites nothing cannot be checked
-        ("Who opened the bridge?", "The mayor.", (True,), BRIDGE, True),
-        # no supported sentence: an invented answer or a model that obeyed an injected instruction
-        ("Who opened the bridge?", "PWNED [1].", (False,), BRIDGE, True),
-        ("Who opened the bridge?", "The mayor [1]. It was raining.", (True, False), BRIDGE, False),
-        # the supporting quote is about something else than the question asks
-        ("In what year did the editor join the newspaper?", "2021 [1].", (True,), "The mayor opened the bridge in 2021.", True),
-        # ... where the article's title counts as what the quote is about
-        ("When did the tunnel open?", "In 2021 [1].", (True,), "It opened in 2021.", False),
-        # an echo of the question is no answer ...
-        ("Who opened the bridge before the mayor?", "The mayor [1].", (True,), BRIDGE, True),
-        # ... but question words recombined can be one
-        ("Which road did the mayor open with the new bridge?", "The bridge road [1].", (True,), BRIDGE, False),
-        ("Which song of the city of Kansas was played when the bridge opened?", "Kansas Song [1].", (True,),
-         "The Kansas Song was played when the bridge opened.", False),
-        # ... unless the question offers the choice, or the answer is yes/no
-        ("Was the bridge opened by the mayor or the king?", "The mayor [1].", (True,), BRIDGE, False),
-        ("Did the mayor open the bridge?", "Yes [1].", (True,), BRIDGE, False),
-        # a question for a number or date needs one in the answer ...
-        ("In what year was the bridge opened?", "The bridge was opened by the mayor [1].", (True,), BRIDGE, True),
-        ("How many years did the bridge work take?", "Six years [1].", (True,), BRIDGE, False),
-        ("When was the bridge opened?", "Last spring [1].", (True,), BRIDGE, False),
-        # ... and a question for a calendar date needs more than a year
-        ("On what date was the bridge opened?", "On 3 May 2021 [1].", (True,), BRIDGE, False),
-        ("On what date was the bridge opened?", "In 2021 [1].", (True,), BRIDGE, True),
-        ("On what date was the bridge opened?", "2021-05-03 [1].", (True,), BRIDGE, False),
-        ("What day of the week was the bridge opened?", "A Monday [1].", (True,), BRIDGE, False),
-        # a question for a place is not answered by a time
-        ("Where was the bridge opened?", "In May 2021 [1].", (True,), BRIDGE, True),
-        ("Where was the bridge opened?", "In the first half of the year [1].", (True,), BRIDGE, True),
-        ("Where was the bridge opened?", "In Doha, in May 2021 [1].", (True,), BRIDGE + " in Doha", False),
-        ("In which city was the bridge opened?", "Doha [1].", (True,), BRIDGE + " in Doha", False),
-        ("When was the bridge opened?", "In May 2021 [1].", (True,), BRIDGE, False),
-    ],
-)
-def test_answers_that_do_not_answer_are_withheld(
-    question: str, answer: str, supported: tuple[bool, ...], quote: str, withheld: bool
-) -> None:
-    citations = _quoted(quote, title="Tunnel news" if "tunnel" in question else "City news")
-    assert (unanswered(answer, question, _sentences(*supported), citations) is not None) == withheld
 
 
 WORDS = ("harbour", "bridge", "mayor", "council", "opened", "river", "tunnel", "station", "budget", "plan", "city")

@@ -155,7 +155,7 @@ def test_citation_metrics_known_values() -> None:
     assert m["questions"] == 2
     # cited docs (supported only): q1 {P, R}, q2 {C} -> 2 of 3 are gold
     assert m["cited_docs"] == 3
-    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["gold_doc_precision"] == pytest.approx(2 / 3)
     # recall: q1 1/1, q2 1/2
     assert m["recall"] == pytest.approx(0.75)
     # sentences of non-refused answers: q1 (T, F), q2 (T), q5 (F)

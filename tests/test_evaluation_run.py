@@ -84,7 +84,7 @@ def test_answers_metrics_report_and_chart(index: Index, gold_file: Path, tmp_pat
     top = first["retrieved"][0]
     assert (top["rank"], top["doc_id"], top["chunk_id"]) == (1, "bakery", "bakery#0") and top["bm25"] > 0
     assert first["citations"][0]["doc_id"] == "bakery" and first["citations"][0]["supported"]
-    assert first["model"] == "scripted" and set(first["timings"]) == {"retrieve_s", "first_token_s", "total_s"}
+    assert first["model"] == "scripted" and set(first["timings"]) == {"retrieve_s", "first_token_s", "total_s", "checks_s"}
     m = result.metrics
     assert m["retrieval"]["hit@1"] == 1.0
     assert m["answers"]["accuracy"] == 0.5  # "western slope" is wrong

@@ -24,7 +24,7 @@ from rag.ui import (
     safe_upload_name,
 )
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, JudgingGenerator
 
 HOSTILE = {
     # Markup in an article's text (and so in its title, passages and quotes) must be shown, not run.
@@ -292,3 +292,13 @@ def test_serve_reports_bad_options_in_one_line(argv: list[str], message: str, ca
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert last.startswith("rag: error: ") and message in last and "Traceback" not in err
+
+
+def test_a_withheld_answer_says_why(tmp_path: Path, tiny_corpus: Path) -> None:
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([tiny_corpus])
+    generator = JudgingGenerator("The Miller bakery in <b>Ashford</b> [1].", yes=0.05)
+    answer = Assistant(index, generator=generator).ask("Which bakery won the sourdough prize?")  # type: ignore[arg-type]
+    chat = render_answer(answer)
+    assert REFUSAL_TEXT in chat and "Withheld: no sentence of the answer is supported by the sources." in chat
+    assert "<b>" not in chat  # nothing of the model's text is rendered as markup

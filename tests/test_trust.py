@@ -1,0 +1,109 @@
+"""The one refusal decision: signals, score, threshold, and the lexical rules recorded as flags."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rag.citations import AnswerSentence, Citation
+from rag.generation import GenerationStats
+from rag.trust import RULES, THRESHOLD, Signals, assess, score
+
+STRONG = Signals(relevance=0.7, answer_probability=0.999, confidence=-0.05, support=0.97)
+WEAK = Signals(relevance=0.3, answer_probability=0.6, confidence=-1.5, support=0.2)
+SUPPORTED = [AnswerSentence("The mayor", (1,), True, 0.97)]
+BRIDGE = "The mayor opened the new bridge on 3 May 2021, after six years of work."
+CITED = [Citation(n=1, doc_id="d", chunk_id="d#0", title="City news", start=0, end=len(BRIDGE), quote=BRIDGE,
+                  supported=True)]
+
+
+def test_signals_are_read_from_the_generation_statistics() -> None:
+    stats = GenerationStats(prompt_tokens=400, cached_tokens=150, tokens=("On", " 3", " May", " [", "1", "]."),
+                            token_logprobs=(-0.5, -0.1, -0.3, -2.0, -0.01, -0.2),
+                            first_choices=(("On", 0.7), ("I", 0.2), (" I", 0.05)))
+    s = Signals.measure(0.55, stats, [AnswerSentence("On 3 May", (1,), True, 0.8)], judged=True)
+    assert s.relevance == 0.55
+    assert s.answer_probability == pytest.approx(1 - 0.25)  # "I" and " I" both start "I don't know"
+    assert s.confidence == pytest.approx((-0.5 - 0.1 - 0.3) / 3)  # the tokens before the first marker
+    assert s.support == 0.8
+    assert Signals.measure(0.55, None, [], judged=False) == Signals(0.55)
+
+
+@pytest.mark.parametrize("field", ["relevance", "answer_probability", "confidence", "support"])
+def test_the_score_rises_with_every_signal(field: str) -> None:
+    low = Signals(**{**WEAK.__dict__})
+    high = Signals(**{**WEAK.__dict__, field: getattr(STRONG, field)})
+    assert score(high) > score(low)  # type: ignore[operator]
+
+
+def test_score_is_a_probability_and_none_without_token_probabilities() -> None:
+    assert 0 < score(WEAK) < score(STRONG) < 1  # type: ignore[operator]
+    assert score(Signals(0.9, support=0.99)) is None
+
+
+def test_the_threshold_decides() -> None:
+    value = score(STRONG)
+    assert value is not None
+    shown = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, STRONG, threshold=value - 1e-6)
+    assert shown.shown and shown.reason is None and shown.score == value
+    withheld = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, STRONG, threshold=value + 1e-6)
+    assert not withheld.shown and "not trusted enough" in (withheld.reason or "")
+    assert withheld.to_dict()["signals"]["support"] == 0.97
+
+
+def test_an_answer_without_a_supported_sentence_is_never_shown() -> None:
+    trust = assess("Who opened the bridge?", "PWNED [1].", [AnswerSentence("PWNED", (1,), False, 0.01)], [],
+                   STRONG, threshold=0.0)
+    assert not trust.shown and "no sentence" in (trust.reason or "")
+
+
+def test_without_token_probabilities_a_lexically_supported_answer_is_shown() -> None:
+    trust = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, Signals(0.6), THRESHOLD)
+    assert trust.shown and trust.score is None
+
+
+def _quoted(quote: str, title: str = "City news") -> list[Citation]:
+    return [Citation(n=1, doc_id="d", chunk_id="d#0", title=title, start=0, end=len(quote), quote=quote, supported=True)]
+
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "quote", "fired"),
+    [
+        ("Who opened the bridge?", "The mayor [1].", BRIDGE, set()),
+        ("Who opened the bridge?", "The mayor.", BRIDGE, {"uncited"}),
+        # the supporting quote is about something else than the question asks ...
+        ("In what year did the editor join the newspaper?", "2021 [1].", "The mayor opened the bridge in 2021.",
+         {"off_topic_quotes"}),
+        # ... where the article's title counts as what the quote is about
+        ("When did the tunnel open?", "In 2021 [1].", "It opened in 2021.", set()),
+        # an echo of the question is no answer, but question words recombined can be one
+        ("Who opened the bridge before the mayor?", "The mayor [1].", BRIDGE, {"echo"}),
+        ("Which song of the city of Kansas was played when the bridge opened?", "Kansas Song [1].",
+         "The Kansas Song was played when the bridge opened.", set()),
+        ("Was the bridge opened by the mayor or the king?", "The mayor [1].", BRIDGE, set()),
+        ("Did the mayor open the bridge?", "Yes [1].", BRIDGE, set()),
+        # a question for a number or date, a calendar date, a place
+        ("In what year was the bridge opened?", "The bridge was opened by the mayor [1].", BRIDGE, {"no_quantity"}),
+        ("How many years did the bridge work take?", "Six years [1].", BRIDGE, set()),
+        ("On what date was the bridge opened?", "On 3 May 2021 [1].", BRIDGE, set()),
+        ("On what date was the bridge opened?", "In 2021 [1].", BRIDGE, {"no_day"}),
+        ("Where was the bridge opened?", "In May 2021 [1].", BRIDGE, {"time_for_place"}),
+        ("Where was the bridge opened?", "In Doha, in May 2021 [1].", BRIDGE + " in Doha", set()),
+    ],
+)
+def test_rules_are_recorded_as_flags(question: str, answer: str, quote: str, fired: set[str]) -> None:
+    citations = _quoted(quote, title="Tunnel news" if "tunnel" in question else "City news")
+    trust = assess(question, answer, SUPPORTED, citations, STRONG, threshold=0.0)
+    assert set(trust.flags) == fired
+    assert set(trust.flags) <= set(RULES)
+
+
+def test_score_matches_the_logistic_formula() -> None:
+    from rag.trust import BIAS, WEIGHTS, features
+
+    x = features(STRONG)
+    assert x is not None
+    z = BIAS + sum(w * v for w, v in zip(WEIGHTS, x))
+    assert score(STRONG) == pytest.approx(1 / (1 + math.exp(-z)))
