@@ -270,8 +270,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if not service.index.documents():
         print(f"the index at {service.index.path} is empty: add files in the Documents tab", file=sys.stderr)
-    print(f"loading {service.model}...", file=sys.stderr)
-    service.load()
+    from rag.models import BUNDLED
+
+    described = f" ({BUNDLED[service.model].description})" if service.model in BUNDLED else ""
+    print(f"loading {service.model}{described}, the embedder and the index at {service.index.path} ...", file=sys.stderr)
+    timings = service.load()
+    print(f"ready to answer after {sum(timings.values()):.1f} s: model and its cached prompt prefix "
+          f"{timings['model']:.1f} s, embedder and search {timings['search']:.1f} s", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"listening on {args.host}: anyone who can reach this machine can use the app", file=sys.stderr)
     launch(service, host=args.host, port=args.port)

@@ -270,12 +270,18 @@ class ChatService:
             self.assistants[model] = Assistant(self.index, model=model, k=self.k, mode=self.mode, settings=self.settings)
         return self.assistants[model]
 
-    def load(self, model: str | None = None) -> None:
-        """Load ``model`` (default: the served one) now, so the first question does not wait."""
+    def load(self, model: str | None = None) -> dict[str, float]:
+        """Load and warm ``model`` (default: the served one), the embedder and the search
+        indexes now, so the first question does not wait; returns the seconds each part took."""
         model = model or self.model
         self.check_settings(model, self.k, self.mode)
         with self._lock:
-            self._assistant(model).load()
+            return self._assistant(model).warm()
+
+    def ready(self, model: str | None = None) -> bool:
+        """Whether ``model`` (default: the served one) is loaded, so a question starts at once."""
+        assistant = self.assistants.get(model or self.model)
+        return assistant is not None and assistant.generator is not None
 
     def stream(
         self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None
@@ -398,6 +404,15 @@ def build_app(service: ChatService) -> gradio.Blocks:
             raise gr.Error("Type a question first.")
         searched = resolve_followup(asked, turns)
         shown = [*shown, {"role": "user", "content": escape_text(asked)}, {"role": "assistant", "content": "…"}]
+        try:
+            if not service.ready(model):
+                # say so: loading a model takes seconds to a minute, longer on a busy machine
+                loading = f"Loading the model {model}… the answer starts when it is ready."
+                yield shown, shown, f'<div class="rag-sources"><p class="rag-note">{escape_text(loading)}</p></div>', \
+                    turns, None, "", ""
+                service.load(model)
+        except (ValueError, KeyError, OSError, RuntimeError) as e:
+            raise gr.Error(str(e)) from None
         searching = '<div class="rag-sources"><p class="rag-note">Searching…</p></div>'
         yield shown, shown, searching, turns, None, "", ""
         text, answer = "", None
@@ -452,12 +467,16 @@ def build_app(service: ChatService) -> gradio.Blocks:
         except (ValueError, KeyError) as e:
             raise gr.Error(str(e.args[0] if isinstance(e, KeyError) else e)) from None
 
-    def load_model(model: str) -> str:
+    def load_model(model: str) -> Iterator[str]:
+        if service.ready(model):
+            yield f"{escape_text(model)} is loaded."
+            return
+        yield f"Loading {escape_text(model)}…"
         try:
-            service.load(model)
+            timings = service.load(model)
         except (ValueError, OSError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
-        return f"{escape_text(model)} is loaded."
+        yield f"{escape_text(model)} is loaded ({sum(timings.values()):.1f} s)."
 
     with gr.Blocks(title="rag: answers from your articles", analytics_enabled=False) as app:
         shown = gr.State([])
@@ -526,7 +545,9 @@ def build_app(service: ChatService) -> gradio.Blocks:
         chatbot.clear(
             lambda: ([], [], None, EMPTY_SOURCES), outputs=[shown, turns, last, sources], api_visibility="private"
         )
-        model.change(load_model, model, status, api_visibility="private", **model_queue)
+        # Its own queue: a question asked meanwhile runs and says that the model is loading
+        # (ChatService's lock makes it wait for the load).
+        model.change(load_model, model, status, api_name="load_model", concurrency_limit=1, concurrency_id="load")
         gr.api(documents, api_name="documents")
         app.load(doc_views, gr.State(""), [doc_status, table, doc_id], api_visibility="private")
         add_button.click(add, files, [doc_status, table, doc_id, files], api_name="add_documents", **model_queue)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,10 @@ pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
 from rag.feedback import feedback_path  # noqa: E402
+from rag.answering import Assistant  # noqa: E402
 from rag.ui import MAX_UPLOAD_FILES, ChatService, launch  # noqa: E402
 
-from .test_ui import make_service  # noqa: E402
+from .test_ui import RoutedGenerator, make_service  # noqa: E402
 
 BAKERY = "Which bakery won the sourdough prize?"
 
@@ -129,6 +131,52 @@ def test_documents_can_be_listed_added_and_removed(url: str, tmp_path: Path) -> 
         client.predict(BAKERY, "/etc/passwd.gguf", api_name="/answer")
 
 
+class SlowLoading(Assistant):
+    """An assistant whose model takes a while to load, like a real one."""
+
+    def load(self):  # type: ignore[no-untyped-def]
+        if self.generator is None:
+            time.sleep(0.6)
+            self.generator = RoutedGenerator()
+        return self.generator
+
+
+def test_a_question_asked_while_the_model_loads_says_so(tmp_path: Path, tiny_corpus: Path) -> None:
+    loaded = make_service(tmp_path, tiny_corpus)
+    service = ChatService(loaded.index, model="routed", assistants={"routed": SlowLoading(loaded.index, model="routed")})
+    assert not service.ready()
+    with running(service) as url:
+        job = Client(url, verbose=False).submit(BAKERY, api_name="/chat")
+        messages, sources, *_ = job.result()
+        panels = [output[1] for output in job.outputs()]
+    assert "Loading the model routed" in panels[0] and "Searching" not in panels[0]
+    assert any("Searching" in p for p in panels[1:])  # then the search, once the model is there
+    assert "The Miller bakery in Ashford" in messages[-1]["content"][0]["text"]
+    assert service.ready()
+
+
+def test_switching_the_model_in_settings_loads_it_and_says_when_it_is_ready(tmp_path: Path, tiny_corpus: Path) -> None:
+    loaded = make_service(tmp_path, tiny_corpus)
+    service = ChatService(loaded.index, model="routed", assistants={"routed": SlowLoading(loaded.index, model="routed")})
+    with running(service) as url:
+        job = Client(url, verbose=False).submit("routed", api_name="/load_model")
+        final = job.result()
+        steps = job.outputs()
+    assert steps[0] == "Loading routed…" and final.startswith("routed is loaded (")
+    assert service.ready()
+
+
+def test_warm_loads_the_model_and_the_search(tmp_path: Path, tiny_corpus: Path) -> None:
+    loaded = make_service(tmp_path, tiny_corpus)
+    assistant = SlowLoading(loaded.index, model="routed")
+    embedder = loaded.index.embedder
+    calls = len(embedder.calls)  # type: ignore[attr-defined]
+    timings = assistant.warm()
+    assert set(timings) == {"model", "search"} and timings["model"] >= 0.6
+    assert assistant.generator is not None
+    assert len(embedder.calls) > calls  # type: ignore[attr-defined]  # the query embedder ran once
+
+
 @pytest.mark.integration
 def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -> None:
     """`rag serve` end to end: the bundled embedder and Qwen model, a real server process."""
@@ -164,3 +212,8 @@ def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -
     finally:
         server.terminate()
         server.wait(timeout=30)
+    log = server.stdout.read() if server.stdout else ""
+    # the model and the search were warmed, with timings, before the URL was printed
+    assert "loading qwen-1.5b (Qwen2.5-Coder-1.5B-Instruct" in log, log
+    ready, url_line = log.find("ready to answer after"), log.find(f"127.0.0.1:{port}")
+    assert 0 <= ready < url_line, log
