@@ -5,11 +5,12 @@ that fired, and whether the model's own answer was right. This script, without a
 
 1. fits the logistic weights of the trust score on all dev sets together, each set weighted
    equally, and checks them by leaving each set out in turn (fit on the others, score it);
-2. sweeps the threshold and picks the one with the most right minus wrong answers, averaged over
-   the sets (an answer shown only when it is more likely right than wrong), reporting each set's
+2. sweeps the threshold and picks the one with the highest Youden's J (share of right answers
+   shown minus share of wrong answers shown), averaged over the sets, reporting each set's
    figures at every threshold;
 3. measures each lexical rule at that threshold: the right and the wrong answers it would withhold
-   on each set; a rule is kept only if it withholds more wrong than right answers on every set;
+   on each set; a rule is kept only if it withholds more wrong than right answers on every set
+   where it fires, and wrong answers on at least two sets;
 4. writes the curves and the decision to `--out` (calibration.json, calibration.md, calibration.png).
 
     python eval/calibrate.py seeds=eval/results/dev-seeds/answers.jsonl \\
@@ -33,9 +34,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rag.citations import MARKER  # noqa: E402
 from rag.trust import RULE_REASONS, RULES, WEIGHTS, Signals, features  # noqa: E402
 
-FEATURES = ("relevance", "log P(answer)", "confidence", "logit support")
+FEATURES = ("log P(answer)", "confidence", "logit support")
+# The threshold maximises, averaged over the dev sets, Youden's J of the shown answers: the share
+# of right answers shown minus the share of wrong ones shown (an answer to an unanswerable
+# question is wrong). Both rates ignore how many of each a set has, so a set where the model is
+# mostly wrong does not push every other set into refusing (the net count of right minus wrong
+# answers did: seeds false refusals 0.31 at its best threshold).
+OBJECTIVE = "j"
+# ... among the thresholds that withhold at most this share of the model's right answers on every
+# set: the complaint that started this work was correct answers withheld (18% of them).
+MAX_RIGHT_WITHHELD = 0.05
 WITHHELD_BY_SCORE = "the answer is not trusted enough"
 
 
@@ -49,6 +60,8 @@ class Row:
     answerable: bool
     flags: tuple[str, ...]
     blocked: bool  # withheld whatever the threshold (no supported sentence, model refusal, no passage)
+    support: float | None = None  # the judge's best sentence support
+    cited: bool = True  # the model wrote a [n] marker itself
 
 
 def load(name: str, path: Path) -> list[Row]:
@@ -62,7 +75,8 @@ def load(name: str, path: Path) -> list[Row]:
         structural = (reason is not None and not reason.startswith(WITHHELD_BY_SCORE)
                       and reason not in RULE_REASONS.values())
         rows.append(Row(name, None if x is None else np.array(x), bool(r.get("candidate_correct")),
-                        bool(r.get("answerable", True)), tuple(trust.get("flags", ())), structural or x is None))
+                        bool(r.get("answerable", True)), tuple(trust.get("flags", ())), structural or x is None,
+                        (signals or {}).get("support"), bool(MARKER.search(r.get("raw") or ""))))
     return rows
 
 
@@ -102,7 +116,11 @@ def figures(rows: list[Row], s: np.ndarray, threshold: float, rules: frozenset[s
     right = np.array([r.right for r in rows])
     answerable = np.array([r.answerable for r in rows])
     out = {"coverage": float(shown.mean()), "answered_accuracy": float(right[shown].mean()) if shown.any() else None,
-           "net": float((shown & right).sum() - (shown & ~right).sum()) / len(rows)}
+           "net": float((shown & right).sum() - (shown & ~right).sum()) / len(rows),
+           "right_withheld": float((~shown)[right].mean()) if right.any() else None,
+           "wrong_shown": float(shown[~right].mean()) if (~right).any() else None}
+    # Youden's J over the model's answers: right ones shown minus wrong ones shown, each as a rate
+    out["j"] = (1 - (out["right_withheld"] or 0.0)) - (out["wrong_shown"] or 0.0)
     if answerable.any():
         out["accuracy"] = float((shown & right)[answerable].mean())
         out["false_refusals"] = float((~shown)[answerable].mean())
@@ -132,6 +150,17 @@ def main() -> None:
         wh, bh = fit([r for r in rows if r.set != held])
         s_h = scores(by_set[held], wh, bh)
         report["held_out"][held] = auroc(s_h, np.array([r.right for r in by_set[held]]))
+    # ... and does each signal earn its place? held-out AUROC with one signal left out
+    report["without"] = {}
+    for i, f in enumerate(FEATURES):
+        keep = [j for j in range(len(FEATURES)) if j != i]
+        reduced = [Row(r.set, None if r.x is None else r.x[keep], r.right, r.answerable, r.flags, r.blocked) for r in rows]
+        out = {}
+        for held in names:
+            wh, bh = fit([r for r in reduced if r.set != held])
+            out[held] = auroc(scores([r for r in reduced if r.set == held], wh, bh),
+                              np.array([r.right for r in by_set[held]]))
+        report["without"][f] = out
     for n in names:
         rs = by_set[n]
         y = np.array([r.right for r in rs])
@@ -145,8 +174,10 @@ def main() -> None:
     sweep = []
     for t in grid:
         per = {n: figures(by_set[n], s_all[index[n]], t) for n in names}
-        sweep.append((t, float(np.mean([per[n]["net"] for n in names])), per))
-    best_t, best_net, best_per = max(sweep, key=lambda item: (item[1], -item[0]))
+        sweep.append((t, float(np.mean([per[n][OBJECTIVE] for n in names])), per))
+    allowed = [item for item in sweep
+               if all((item[2][n]["right_withheld"] or 0.0) <= MAX_RIGHT_WITHHELD for n in names)]
+    best_t, best_net, best_per = max(allowed, key=lambda item: (item[1], -item[0]))
     report["threshold"] = float(best_t)
     report["sets"] = best_per
     report["curves"] = {n: [[float(t), per[n]["coverage"], per[n]["answered_accuracy"]] for t, _, per in sweep]
@@ -160,12 +191,27 @@ def main() -> None:
             rs, s = by_set[n], s_all[index[n]]
             hit = [r for r, v in zip(rs, s) if v >= best_t and rule in r.flags]
             effect[n] = {"right": sum(r.right for r in hit), "wrong": sum(not r.right for r in hit)}
+        # it pays: more wrong than right answers withheld on every set where it fires, and it
+        # fires on at least two sets (a rule that only ever fires on one set fixes that set's questions)
         pays = all(e["wrong"] > e["right"] for e in effect.values() if e["right"] or e["wrong"])
-        pays = pays and any(e["wrong"] for e in effect.values())
+        pays = pays and sum(e["wrong"] > 0 for e in effect.values()) >= 2
         report["rules"][rule] = {"per_set": effect, "kept": pays}
         if pays:
             kept.add(rule)
     report["kept_rules"] = sorted(kept)
+    # the judge's own bar: the share of right and of wrong answers whose best sentence support is
+    # below p (marked unsupported, so withheld), for all answers and for those the model left uncited
+    report["support_sweep"] = []
+    for p in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
+        row = {"p": p}
+        for n in names:
+            judged = [r for r in by_set[n] if r.support is not None]
+            for label, group in (("all", judged), ("uncited", [r for r in judged if not r.cited])):
+                right = [r.support < p for r in group if r.right]
+                wrong = [r.support < p for r in group if not r.right]
+                row[f"{n}/{label}"] = [float(np.mean(right)) if right else None, float(np.mean(wrong)) if wrong else None,
+                                       len(group)]
+        report["support_sweep"].append(row)
     report["sets_with_rules"] = {n: figures(by_set[n], s_all[index[n]], best_t, frozenset(kept)) for n in names}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "calibration.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
@@ -177,7 +223,9 @@ def main() -> None:
 def markdown(report: dict, names: list[str]) -> str:
     lines = ["# Trust calibration", "",
              f"Weights ({', '.join(report['features'])}): {report['weights']}, bias {report['bias']}; "
-             f"threshold {report['threshold']:.2f} (most right minus wrong answers, averaged over the sets).", "",
+             f"threshold {report['threshold']:.2f}: the highest mean over the sets of Youden's J (right answers shown "
+             f"minus wrong answers shown, as rates) among thresholds that withhold at most {MAX_RIGHT_WITHHELD:.0%} of "
+             "the right answers on every set.", "",
              "| set | AUROC (fitted on all) | AUROC (fitted without this set) | " +
              " | ".join(f"AUROC {f}" for f in report["features"]) + " |",
              "|---|---|---|" + "---|" * len(report["features"])]
@@ -187,6 +235,12 @@ def markdown(report: dict, names: list[str]) -> str:
         fitted = report.get("fitted_auroc", {}).get(n)
         lines.append(f"| {n} | {fmt(fitted)} | {fmt(report['held_out'][n])} | " +
                      " | ".join(fmt(single[f]) for f in report["features"]) + " |")
+    lines += ["", "Held-out AUROC with one signal left out (lower than the full column: the signal pays):", "",
+              "| left out | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for f, per in report["without"].items():
+        lines.append(f"| {f} | " + " | ".join("–" if per[n] is None else f"{per[n]:.3f}" for n in names) + " |")
+    lines.append("| (none) | " + " | ".join("–" if report["held_out"][n] is None else f"{report['held_out'][n]:.3f}"
+                                          for n in names) + " |")
     lines += ["", "At the threshold, without and with the kept rules "
               f"({', '.join(report['kept_rules']) or 'none'}):", "",
               "| set | coverage | accuracy of answered | accuracy (answerable) | false refusals | refusal accuracy |",
@@ -201,14 +255,26 @@ def markdown(report: dict, names: list[str]) -> str:
     for rule, info in report["rules"].items():
         lines.append(f"| {rule} | " + " | ".join(f"{info['per_set'][n]['right']} / {info['per_set'][n]['wrong']}"
                                                for n in names) + f" | {'yes' if info['kept'] else 'no'} |")
-    lines += ["", "Threshold sweep (accuracy of answerable / false refusals / refusal accuracy per set):", "",
-              "| threshold | net | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    for row in report["sweep"][::5]:
+    lines += ["", "The judge's bar (SUPPORT_PROBABILITY, ATTACH_PROBABILITY in rag/citations.py): share of right / "
+              "wrong answers whose best sentence support is below p, all answers and those the model left uncited "
+              "(n in brackets):", "",
+              "| p | " + " | ".join(names) + " | " + " | ".join(f"{n} uncited" for n in names) + " |",
+              "|---|" + "---|" * (2 * len(names))]
+    fmt2 = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    for row in report["support_sweep"]:
+        cells = [f"{fmt2(row[f'{n}/all'][0])} / {fmt2(row[f'{n}/all'][1])}" for n in names]
+        cells += [f"{fmt2(row[f'{n}/uncited'][0])} / {fmt2(row[f'{n}/uncited'][1])} ({row[f'{n}/uncited'][2]})"
+                  for n in names]
+        lines.append(f"| {row['p']:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "Threshold sweep (accuracy of answerable / false refusals / refusal accuracy / right answers withheld "
+              "/ wrong answers shown, per set):", "",
+              "| threshold | mean J | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for row in report["sweep"][::2]:
         cells = []
         for n in names:
             f = row[n]
-            parts = [f"{f[k]:.2f}" if f.get(k) is not None else "–" for k in ("accuracy", "false_refusals",
-                                                                             "refusal_accuracy")]
+            parts = [f"{f[k]:.2f}" if f.get(k) is not None else "–"
+                     for k in ("accuracy", "false_refusals", "refusal_accuracy", "right_withheld", "wrong_shown")]
             cells.append(" / ".join(parts))
         lines.append(f"| {row['threshold']:.2f} | {row['net']:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -33,14 +33,18 @@ MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # a stricter bar for attaching a source the model did not cite.
 SUPPORT_THRESHOLD = 0.5
 ATTACH_THRESHOLD = 0.6
-# With a judge (its P(yes), chosen from the curves in eval/README.md, "Trust"): a sentence is
-# supported by a source it cites, or by a source it did not cite that shares at least
-# ATTACH_OVERLAP of its words, at these probabilities.
-SUPPORT_PROBABILITY = 0.5
-ATTACH_PROBABILITY = 0.5
+# With a judge (its P(yes)): a sentence is supported by a source it cites, or by a source it did
+# not cite that shares at least ATTACH_OVERLAP of its words, at these probabilities. The judge
+# leans to yes (a median P(yes) of 0.92 on wrong answers too), so the bar is high: 0.85 is the
+# highest that withholds at most 5% of right answers on every dev set (3% on HotpotQA, 0 on the
+# others, and none of the right answers the model left uncited), from the support sweep of
+# eval/calibrate.py (eval/README.md, "Trust").
+SUPPORT_PROBABILITY = 0.85
+ATTACH_PROBABILITY = 0.85
 ATTACH_OVERLAP = 0.5
-# (claim, source number, quote) -> probability that the source states the claim
-SupportCheck = Callable[[str, int, str], float]
+# (claim, source number, quote) -> probability that the source states the claim, or None when
+# the judge will not check it (its budget for the answer is spent)
+SupportCheck = Callable[[str, int, str], "float | None"]
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 REFUSAL = re.compile(
@@ -200,7 +204,10 @@ def verify(
         A number the source lacks is never stated by it, whatever the judge says."""
         if score == 0.0 or judge is None:
             return score
-        return judge(claim, n, span.text)
+        p = judge(claim, n, span.text)
+        if p is None:  # the judge's budget for this answer is spent: the lexical check decides
+            return SUPPORT_PROBABILITY if score >= SUPPORT_THRESHOLD else 0.0
+        return p
 
     for a, b in split_sentences(cleaned):
         raw = cleaned[a:b]

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 
 from rag.generation import Message, Scorer
 
+# At most this many checks per answer (a sentence against one source is one check): one check is
+# about 90 prompt tokens, and the median answer needs one. Further sentences get the lexical check.
+MAX_CHECKS = 3
 JUDGE_TURN = (
     'Source [{n}] says: "{quote}"\n'
     'Does this state that the answer to "{question}" is "{claim}"? Reply yes or no.'
@@ -43,10 +46,14 @@ class Judge:
     scorer: Scorer
     conversation: Sequence[Message]
     question: str
+    budget: int = MAX_CHECKS
     calls: int = field(default=0, init=False)
 
-    def __call__(self, claim: str, n: int, quote: str) -> float:
-        """P(yes) that source ``n``, whose best sentence for ``claim`` is ``quote``, states ``claim``."""
+    def __call__(self, claim: str, n: int, quote: str) -> float | None:
+        """P(yes) that source ``n``, whose best sentence for ``claim`` is ``quote``, states ``claim``;
+        None once ``budget`` checks were made."""
+        if self.calls >= self.budget:
+            return None
         turn = JUDGE_TURN.format(n=n, quote=quote, question=self.question, claim=claim)
         probabilities = self.scorer.next_token_probabilities(
             [*self.conversation, {"role": "user", "content": turn}], (*YES, *NO)

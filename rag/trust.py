@@ -1,9 +1,9 @@
 """One decision per answer: show it, or say the articles do not answer.
 
 Every answer the model writes gets one score, an estimate of the probability that it is right,
-from four signals measured on that answer (:class:`Signals`):
+from three signals measured on that answer (:class:`Signals`, which also records ``relevance``,
+the best cosine between the question and a retrieved passage):
 
-- ``relevance``: the best cosine between the question and a retrieved passage;
 - ``answer_probability``: the model's own probability of answering rather than saying
   "I don't know" (1 - P("I") at the reply's first token);
 - ``confidence``: the mean log-probability of the answer's tokens before its first ``[n]``;
@@ -16,9 +16,9 @@ when the score reaches ``THRESHOLD``, chosen there from the measured risk-covera
 (eval/README.md, "Trust"). An answer with no supported sentence is never shown: every answer
 carries a checked citation.
 
-The lexical checks of earlier versions (a number for "how many", a day for "on what date", an
-echo of the question, ...) are still computed and recorded as ``flags`` on every answer, so their
-worth can be measured, but only those in ``WITHHOLDING_RULES`` withhold an answer.
+Two lexical checks remain beside the score (``RULES``: an answer that only repeats the question,
+quotes that share no word with it), kept because they paid on the dev sets; each answer records
+the ones that fired as ``flags``.
 
 Generators that give no token probabilities (the transformers and OpenAI-compatible backends)
 get no score: their answers are shown when a sentence is supported by the lexical check.
@@ -36,11 +36,14 @@ from rag.citations import MARKER, AnswerSentence, Citation, roots
 from rag.generation import GenerationStats
 from rag.sparse import tokenize
 
-# Fitted by eval/calibrate.py (see eval/README.md, "Trust"): weights of the features of
-# :func:`features`, in that order.
-WEIGHTS = (2.0, 4.0, 1.5, 0.8)
-BIAS = -0.5
-THRESHOLD = 0.5
+# Fitted by eval/calibrate.py on the dev runs of commit c262a2a (seeds, HotpotQA, HotpotQA with
+# withheld paragraphs, SQuAD 2.0; eval/README.md, "Trust"): the weights of :func:`features`, in
+# that order. THRESHOLD is low because the score is a calibrated probability pooled over sets
+# where the model is mostly wrong (HotpotQA): 0.14 is where the mean Youden's J over the sets is
+# highest among thresholds that withhold at most 5% of the right answers on every set.
+WEIGHTS = (7.6033, 4.2202, 0.8563)
+BIAS = -1.4274
+THRESHOLD = 0.14
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,18 @@ class Signals:
         return cls(relevance, 1.0 - refusing, sum(core) / len(core), support)
 
 
-def features(signals: Signals) -> tuple[float, float, float, float] | None:
-    """The signals on the scale the weights apply to, or None when one is missing."""
+def features(signals: Signals) -> tuple[float, float, float] | None:
+    """The signals the score is made of, on the scale the weights apply to (log P(answer),
+    confidence, log-odds of support), or None when one is missing.
+
+    ``relevance`` is recorded but not scored: left out of the fit, the held-out AUROC rose on
+    two dev sets and fell by at most 0.01 on the others (eval/README.md, "Trust").
+    """
     s = signals
     if s.answer_probability is None or s.confidence is None or s.support is None:
         return None
     support = min(max(s.support, 1e-4), 1 - 1e-4)
-    return (s.relevance, math.log(max(s.answer_probability, 1e-6)), s.confidence, math.log(support / (1 - support)))
+    return (math.log(max(s.answer_probability, 1e-6)), s.confidence, math.log(support / (1 - support)))
 
 
 def score(signals: Signals, weights: tuple[float, ...] = WEIGHTS, bias: float = BIAS) -> float | None:
@@ -115,48 +123,15 @@ def assess(question: str, answer: str, sentences: list[AnswerSentence], citation
         reason = "no sentence of the answer is supported by the sources"
     elif value is not None and value < threshold:
         reason = f"the answer is not trusted enough (score {value:.2f} < {threshold:.2f})"
-    elif kept := [name for name in flags if name in WITHHOLDING_RULES]:
-        reason = RULE_REASONS[kept[0]]
+    elif flags:
+        reason = RULE_REASONS[flags[0]]
     return Trust(signals, value, threshold, flags, reason)
 
 
 # ---------------------------------------------------------------------- lexical rules
 
-# Questions whose answer is a number, an amount or a date.
-_ASKS_QUANTITY = re.compile(
-    r"\b(how (many|much|long|old)|(what|which) (year|date|percentage|number|amount)|in what year|on what date)\b",
-    re.IGNORECASE,
-)
-_QUANTITY = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundreds?"
-    r"|thousands?|millions?|billions?|dozens?|several|few|january|february|march|april|may|june|july|august"
-    r"|september|october|november|december)\b",
-    re.IGNORECASE,
-)
+# "A or B?" questions: answering with one of the question's own words is a choice, not an echo.
 _CHOICE = re.compile(r"\b(or|whether)\b", re.IGNORECASE)
-# Month and weekday names, full or abbreviated.
-_CALENDAR = (
-    r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t|tember)?|oct(ober)?"
-    r"|nov(ember)?|dec(ember)?|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-)
-# Questions for a calendar date, whose answer needs more than a year.
-_ASKS_DATE = re.compile(r"\b(what|which) (date|day)\b", re.IGNORECASE)
-_DAY_LEVEL = re.compile(rf"\b({_CALENDAR}|today|yesterday)\b|\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}", re.IGNORECASE)
-# Questions for a place, and answers made only of time expressions.
-_ASKS_PLACE = re.compile(r"^\s*where\b|\b(in|at|to) (what|which) (city|country|place|town|venue|location)\b",
-                         re.IGNORECASE)
-_TIME_WORDS = re.compile(
-    r"\b(\d+(st|nd|rd|th|s)?|first|second|third|fourth|last|next|previous|early|earlier|late|later|mid|half"
-    r"|quarter|beginning|end|start|year|years|month|months|week|weeks|day|days|decade|century|today|tomorrow"
-    rf"|yesterday|spring|summer|autumn|fall|winter|morning|evening|night|{_CALENDAR}"
-    r"|in|on|at|of|the|a|an|during|by|around|about|and|or|to|from|until|since|between)\b",
-    re.IGNORECASE,
-)
-
-
-def _only_time(text: str) -> bool:
-    """Whether ``text`` has words and every one of them belongs to a time expression."""
-    return bool(re.search(r"\w", text)) and not re.search(r"\w", _TIME_WORDS.sub(" ", text))
 
 
 def _echoes(answer: str, question: str) -> bool:
@@ -181,23 +156,17 @@ def _echo(question: str, answer: str) -> bool:
 
 
 Rule = Callable[[str, str, list[AnswerSentence], list[Citation]], bool]
+# The two lexical checks that still paid at the threshold on the dev sets: each withheld only or
+# mostly wrong answers on at least two sets (echo: 0 right / 12 wrong over all four; off-topic
+# quotes: 1 / 9). Four others were measured and removed: an uncited answer (now kept when a source
+# that states it is attached; withholding it cost right answers on three sets), a number missing
+# for "how many", a day missing for "on what date", a time given for "where" (each fired on
+# one set only, the last two on our own gold set).
 RULES: dict[str, Rule] = {
-    "uncited": lambda q, a, s, c: not MARKER.search(a),
     "off_topic_quotes": lambda q, a, s, c: _off_topic(q, c),
     "echo": lambda q, a, s, c: _echo(q, a),
-    "no_quantity": lambda q, a, s, c: bool(_ASKS_QUANTITY.search(q)) and not _QUANTITY.search(MARKER.sub("", a)),
-    "no_day": lambda q, a, s, c: bool(_ASKS_DATE.search(q)) and not _DAY_LEVEL.search(MARKER.sub("", a)),
-    "time_for_place": lambda q, a, s, c: bool(_ASKS_PLACE.search(q)) and _only_time(MARKER.sub("", a)),
 }
 RULE_REASONS = {
-    "uncited": "the answer cites no source",
     "off_topic_quotes": "the cited passages are not about what the question asks",
     "echo": "the answer only repeats the question",
-    "no_quantity": "the question asks for a number or date and the answer gives none",
-    "no_day": "the question asks for a date and the answer gives no day or month",
-    "time_for_place": "the question asks where and the answer only says when",
 }
-# The rules that still withhold an answer beside the score: those that paid on every dev set.
-# "uncited" never does: a sentence the model left uncited keeps its answer when the checker
-# finds and attaches a source that states it.
-WITHHOLDING_RULES: frozenset[str] = frozenset(RULES) - {"uncited"}

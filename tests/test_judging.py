@@ -89,3 +89,13 @@ def test_a_number_missing_from_the_source_is_not_sent_to_the_judge() -> None:
     _, sentences, _ = verify("Acme opened a plant in Ghent in 2020 [1].", SOURCES, QUESTION, judge=judge)
     assert not sentences[0].supported
     assert scorer.turns == []
+
+
+def test_the_judge_checks_at_most_its_budget_then_the_lexical_check_decides() -> None:
+    scorer = JudgingGenerator("unused", yes=0.99)
+    judge = Judge(scorer, CONVERSATION, QUESTION, budget=1)
+    answer = "Acme opened a plant in Ghent [1]. Jane Roe ran Bolt Ltd [1]. Zed Quux founded Bolt [1]."
+    _, sentences, _ = verify(answer, SOURCES, QUESTION, judge=judge)
+    assert len(scorer.turns) == 1 and judge.calls == 1
+    assert [s.supported for s in sentences] == [True, True, False]  # the last shares one word of four
+    assert sentences[0].support == 0.99 and sentences[1].support == SUPPORT_PROBABILITY

@@ -8,7 +8,7 @@ import pytest
 
 from rag.citations import AnswerSentence, Citation
 from rag.generation import GenerationStats
-from rag.trust import RULES, THRESHOLD, Signals, assess, score
+from rag.trust import RULE_REASONS, THRESHOLD, Signals, assess, score
 
 STRONG = Signals(relevance=0.7, answer_probability=0.999, confidence=-0.05, support=0.97)
 WEAK = Signals(relevance=0.3, answer_probability=0.6, confidence=-1.5, support=0.2)
@@ -30,7 +30,7 @@ def test_signals_are_read_from_the_generation_statistics() -> None:
     assert Signals.measure(0.55, None, [], judged=False) == Signals(0.55)
 
 
-@pytest.mark.parametrize("field", ["relevance", "answer_probability", "confidence", "support"])
+@pytest.mark.parametrize("field", ["answer_probability", "confidence", "support"])
 def test_the_score_rises_with_every_signal(field: str) -> None:
     low = Signals(**{**WEAK.__dict__})
     high = Signals(**{**WEAK.__dict__, field: getattr(STRONG, field)})
@@ -72,7 +72,6 @@ def _quoted(quote: str, title: str = "City news") -> list[Citation]:
     ("question", "answer", "quote", "fired"),
     [
         ("Who opened the bridge?", "The mayor [1].", BRIDGE, set()),
-        ("Who opened the bridge?", "The mayor.", BRIDGE, {"uncited"}),
         # the supporting quote is about something else than the question asks ...
         ("In what year did the editor join the newspaper?", "2021 [1].", "The mayor opened the bridge in 2021.",
          {"off_topic_quotes"}),
@@ -82,22 +81,21 @@ def _quoted(quote: str, title: str = "City news") -> list[Citation]:
         ("Who opened the bridge before the mayor?", "The mayor [1].", BRIDGE, {"echo"}),
         ("Which song of the city of Kansas was played when the bridge opened?", "Kansas Song [1].",
          "The Kansas Song was played when the bridge opened.", set()),
+        # ... as can a choice the question offers, or yes and no
         ("Was the bridge opened by the mayor or the king?", "The mayor [1].", BRIDGE, set()),
         ("Did the mayor open the bridge?", "Yes [1].", BRIDGE, set()),
-        # a question for a number or date, a calendar date, a place
-        ("In what year was the bridge opened?", "The bridge was opened by the mayor [1].", BRIDGE, {"no_quantity"}),
-        ("How many years did the bridge work take?", "Six years [1].", BRIDGE, set()),
-        ("On what date was the bridge opened?", "On 3 May 2021 [1].", BRIDGE, set()),
-        ("On what date was the bridge opened?", "In 2021 [1].", BRIDGE, {"no_day"}),
-        ("Where was the bridge opened?", "In May 2021 [1].", BRIDGE, {"time_for_place"}),
-        ("Where was the bridge opened?", "In Doha, in May 2021 [1].", BRIDGE + " in Doha", set()),
+        # the measured and removed rules no longer withhold (an uncited answer, a year for a date)
+        ("Who opened the bridge?", "The mayor.", BRIDGE, set()),
+        ("On what date was the bridge opened?", "In 2021 [1].", BRIDGE, set()),
     ],
 )
-def test_rules_are_recorded_as_flags(question: str, answer: str, quote: str, fired: set[str]) -> None:
+def test_the_kept_rules_withhold(question: str, answer: str, quote: str, fired: set[str]) -> None:
     citations = _quoted(quote, title="Tunnel news" if "tunnel" in question else "City news")
     trust = assess(question, answer, SUPPORTED, citations, STRONG, threshold=0.0)
     assert set(trust.flags) == fired
-    assert set(trust.flags) <= set(RULES)
+    assert trust.shown == (not fired)
+    if fired:
+        assert trust.reason == RULE_REASONS[next(iter(fired))]
 
 
 def test_score_matches_the_logistic_formula() -> None:
