@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.citations import MARKER  # noqa: E402
-from rag.trust import RULE_REASONS, RULES, WEIGHTS, Signals, features  # noqa: E402
+from rag.trust import RULES, WEIGHTS, Signals, features  # noqa: E402
 
 FEATURES = ("log P(answer)", "confidence", "logit support")
 # The threshold maximises, averaged over the dev sets, Youden's J of the shown answers: the share
@@ -47,7 +47,9 @@ OBJECTIVE = "j"
 # ... among the thresholds that withhold at most this share of the model's right answers on every
 # set: the complaint that started this work was correct answers withheld (18% of them).
 MAX_RIGHT_WITHHELD = 0.05
-WITHHELD_BY_SCORE = "the answer is not trusted enough"
+# Refusals no threshold or rule can undo: the model's own, nothing relevant retrieved, no sentence
+# supported. Any other reason (a low score, a lexical rule) is replayed from the recorded signals.
+STRUCTURAL = {"the model found no answer", "no relevant passage", "no sentence of the answer is supported by the sources"}
 
 
 @dataclass
@@ -72,8 +74,7 @@ def load(name: str, path: Path) -> list[Row]:
         signals = trust.get("signals")
         x = features(Signals(**signals)) if signals else None
         reason = trust.get("reason") or r.get("refusal_reason")
-        structural = (reason is not None and not reason.startswith(WITHHELD_BY_SCORE)
-                      and reason not in RULE_REASONS.values())
+        structural = reason in STRUCTURAL
         rows.append(Row(name, None if x is None else np.array(x), bool(r.get("candidate_correct")),
                         bool(r.get("answerable", True)), tuple(trust.get("flags", ())), structural or x is None,
                         (signals or {}).get("support"), bool(MARKER.search(r.get("raw") or ""))))
@@ -185,7 +186,8 @@ def main() -> None:
     report["sweep"] = [{"threshold": float(t), "net": net, **{n: per[n] for n in names}} for t, net, per in sweep]
     # each rule on top of the threshold: right and wrong answers it would withhold per set
     kept = set()
-    for rule in RULES:
+    # every rule whose flag the runs recorded (rules removed since are still measured here)
+    for rule in sorted({f for r in rows for f in r.flags} | set(RULES)):
         effect = {}
         for n in names:
             rs, s = by_set[n], s_all[index[n]]
