@@ -1,0 +1,70 @@
+"""What the semantic checks buy: replay a `rag eval` run's answers through the word check alone.
+
+Generation is greedy and the checks run after it, so a run with the judge off writes the same
+answers; only the decision differs. This re-runs retrieval and the checker without the judge (no
+model) on the model's recorded answers and compares the decisions with the recorded ones:
+
+    .venv/bin/python eval/replay_checks.py eval/results/final-squad2/answers.jsonl \
+        --corpus eval/benchmarks/squad2/corpus.jsonl
+
+(no `--corpus` for the seeds: the default index). Prints accuracy, false refusals and refusal
+accuracy both ways, and the answers whose decision changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.answering import Assistant  # noqa: E402
+from rag.citations import is_refusal, verify  # noqa: E402
+from rag.evaluation import corpus_index_dir  # noqa: E402
+from rag.index import Index, default_index_dir  # noqa: E402
+from rag.trust import Signals, assess  # noqa: E402
+
+
+def figures(rows: list[dict], shown: list[bool]) -> dict[str, float | None]:
+    answerable = [(r, s) for r, s in zip(rows, shown) if r["answerable"]]
+    unanswerable = [s for r, s in zip(rows, shown) if not r["answerable"]]
+    return {
+        "accuracy": sum(s and r["candidate_correct"] for r, s in answerable) / len(answerable) if answerable else None,
+        "false_refusals": sum(not s for _, s in answerable) / len(answerable) if answerable else None,
+        "refusal_accuracy": sum(not s for s in unanswerable) / len(unanswerable) if unanswerable else None,
+        "wrong_shown": sum(s and not r["candidate_correct"] for r, s in zip(rows, shown)) / len(rows),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("answers", type=Path)
+    parser.add_argument("--corpus", type=Path, default=None)
+    args = parser.parse_args()
+    index = Index.open(corpus_index_dir(args.corpus) if args.corpus else default_index_dir(), create=False)
+    assistant = Assistant(index)
+    rows = [json.loads(line) for line in args.answers.read_text(encoding="utf-8").splitlines() if line]
+    judged, lexical = [], []
+    for r in rows:
+        judged.append(not r["refused"])
+        raw, reason = r.get("raw") or "", r.get("refusal_reason") or ""
+        if not raw or is_refusal(raw) or reason == "no relevant passage":
+            lexical.append(False)
+            continue
+        hits = assistant.retrieve(r["question"])
+        prompt = assistant.prompt(r["question"], hits)
+        text, sentences, citations = verify(raw, prompt.sources, r["question"])
+        relevance = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
+        lexical.append(assess(r["question"], text, sentences, citations, Signals(relevance)).shown)
+        if lexical[-1] != judged[-1]:
+            print(f"{r['id']}: {'right' if r['candidate_correct'] else 'wrong'} answer {raw[:60]!r} "
+                  f"shown by the {'judge' if judged[-1] else 'word check'} only")
+    for name, shown in (("judge and score", judged), ("word check only", lexical)):
+        f = figures(rows, shown)
+        print(f"{name}: " + ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in f.items()))
+
+
+if __name__ == "__main__":
+    main()
