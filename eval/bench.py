@@ -26,6 +26,9 @@ What is measured (every figure is a median over repeated runs or a percentile ov
   against ``llama_cpp.Llama.generate`` on the same token ids (same model, n_ctx, n_batch,
   threads), with the KV cache reset before every run on both sides.
 - e2e: time to first token and total time of ``Assistant`` on the seeds gold questions.
+- contention: the same end-to-end answers idle and with one and two busy-loop processes
+  beside them (started by the benchmark, each bounded in time and stopped after its run), for
+  the thread variants of ``--contention-threads`` (threads/batch threads: decode/prefill).
 - cold: seconds from launching ``rag ask`` to the first byte of the answer on stdout.
 """
 
@@ -51,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 HOTPOT = ROOT / "eval/benchmarks/hotpotqa/corpus.jsonl"
 SEEDS_GOLD = ROOT / "eval/gold/seeds.jsonl"
-SECTIONS = ("indexing", "batch", "retrieval", "generation", "e2e", "cold")
+SECTIONS = ("indexing", "batch", "retrieval", "generation", "e2e", "contention", "cold")
 DIM = 384
 K = 10
 MODELS = ("qwen-0.5b", "qwen-1.5b")
@@ -726,6 +729,59 @@ def bench_e2e(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
+BUSY_LOOP = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
+
+
+class Busy:
+    """``n`` single-threaded CPU-bound processes, each ending by itself after ``limit_s`` at the latest."""
+
+    def __init__(self, n: int, limit_s: float = 900.0) -> None:
+        self.n, self.limit_s, self.procs = n, limit_s, []
+
+    def __enter__(self) -> "Busy":
+        self.procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(self.limit_s)]) for _ in range(self.n)]
+        time.sleep(0.5 if self.n else 0)  # let the scheduler see them before the first question
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def bench_contention(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from rag.answering import Assistant
+    from rag.generation import GenerationSettings
+    from rag.index import Index
+
+    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()][: args.contention_questions]
+    index = Index.open(seeds_index(work), create=False)
+    model = args.models[-1]
+    out: dict[str, Any] = {"model": model, "questions": len(gold), "busy": list(args.busy), "variants": []}
+    for variant in args.contention_threads:
+        threads, _, batch = variant.partition("/")
+        settings = GenerationSettings(threads=int(threads), batch_threads=int(batch or threads))
+        assistant = Assistant(index, model=model, settings=settings)
+        assistant.warm()
+        rows = []
+        for busy in args.busy:
+            first, total = [], []
+            with Busy(busy):
+                for q in gold:
+                    t = assistant.ask(q["question"]).timings
+                    total.append(t.total_s)
+                    if t.first_token_s is not None:
+                        first.append(t.first_token_s)
+            rows.append({"busy": busy, "first_token": summary(first) if first else None, "total": summary(total)})
+            log(f"contention {variant} busy={busy}: {rows[-1]}")
+        idle = next((r for r in rows if r["busy"] == 0), None)
+        for r in rows:
+            r["total_over_idle_p50"] = ratio(r["total"]["p50"], idle["total"]["p50"]) if idle else None
+        out["variants"].append({"threads": settings.threads, "batch_threads": settings.batch_threads, "runs": rows})
+        assistant.generator = None
+    return out
+
+
 def first_byte(cmd: list[str]) -> tuple[float, float]:
     """Seconds from launching ``cmd`` to its first byte on stdout, and to its exit."""
     t0 = time.perf_counter()
@@ -895,6 +951,18 @@ def render_markdown(results: dict[str, Any]) -> str:
         for r in s["models"]:
             lines.append(f"| {r['model']} | {r['load_s']:.1f} s | {_sec(r['retrieve'])} | {_sec(r['first_token'])} | "
                          f"{_sec(r['total'])} | {r['refused_before_generation']} |")
+    s = results.get("contention")
+    if s:
+        lines += ["", f"## Busy machine ({_load(s)})", "",
+                  f"`Assistant.ask` ({s['model']}, judge on) on the first {s['questions']} seeds gold questions, idle "
+                  "and beside single-threaded busy-loop processes started by the benchmark; seconds p50 / p95; "
+                  "threads / batch threads are llama.cpp's n_threads (decode) / n_threads_batch (prefill).", "",
+                  "| threads / batch threads | busy processes | first token | total | total p50 / idle |",
+                  "|---|---|---|---|---|"]
+        for v in s["variants"]:
+            for r in v["runs"]:
+                lines.append(f"| {v['threads']} / {v['batch_threads']} | {r['busy']} | {_sec(r['first_token'])} | "
+                             f"{_sec(r['total'])} | {r['total_over_idle_p50']} |")
     s = results.get("cold")
     if s:
         lines += ["", f"## Cold start ({_load(s)})", "",
@@ -941,6 +1009,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default=None, help="embedding batch sizes to compare, e.g. 16,32,64")
     parser.add_argument("--questions", type=int, default=None, help="end to end: only the first N seeds gold questions")
     parser.add_argument("--hnsw-max", type=int, default=None, help="largest corpus to build HNSW for (default: all sizes)")
+    parser.add_argument("--contention-threads", default="2/2,1/1,1/2,2/1",
+                        help="busy machine: threads/batch threads variants, comma-separated")
+    parser.add_argument("--busy", default="0,1,2", help="busy machine: busy-loop process counts, comma-separated")
+    parser.add_argument("--contention-questions", type=int, default=None, help="busy machine: first N seeds questions")
     args = parser.parse_args(argv)
     overrides = {"bm25_max": args.bm25_max, "hnsw_max": args.hnsw_max, "questions": args.questions, "repeats": args.repeats,
                  "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None}
@@ -949,16 +1021,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     args.models = [m for m in args.models.split(",") if m]
+    args.contention_threads = [v for v in args.contention_threads.split(",") if v]
+    args.busy = [int(b) for b in args.busy.split(",") if b]
     args.query_embedding = True
     if args.quick:
         args.repeats, args.sizes, args.pipeline_sizes, args.queries = 2, [1000, 10_000], [1000], 50
         args.bm25_max, args.hnsw_max, args.prompts, args.gen_tokens = 10_000, 10_000, 1, 16
-        args.questions, args.cold_runs = 3, 1
+        args.questions, args.cold_runs, args.contention_questions = 3, 1, args.contention_questions or 2
         args.batch_sizes, args.batch_sample = [16, 32], 29
     else:
         args.repeats, args.sizes, args.pipeline_sizes, args.queries = 3, [1000, 10_000, 100_000, 1_000_000], [1000, 10_000, 100_000], 200
         args.bm25_max, args.hnsw_max, args.prompts, args.gen_tokens = 1_000_000, 1_000_000, 3, 64
-        args.questions, args.cold_runs = 55, 3
+        args.questions, args.cold_runs, args.contention_questions = 55, 3, args.contention_questions or 12
         args.batch_sizes, args.batch_sample = [8, 16, 32, 64, 128], 400
     for name, value in overrides.items():
         if value is not None:
@@ -969,7 +1043,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     runners = {"indexing": bench_indexing, "batch": bench_batch, "retrieval": bench_retrieval, "generation": bench_generation,
-               "e2e": bench_e2e, "cold": bench_cold}
+               "e2e": bench_e2e, "contention": bench_contention, "cold": bench_cold}
     args.out.mkdir(parents=True, exist_ok=True)
     # A quick run goes to an ignored folder so it never overwrites or sits beside the real figures.
     json_file = (args.out / "bench-quick" if args.quick else args.out) / "bench.json"

@@ -33,6 +33,8 @@ class GenerationSettings:
     """Runtime settings shared by every backend."""
 
     threads: int = max(1, os.cpu_count() or 1)
+    # threads for prompt processing (llama.cpp's n_threads_batch); None: the same as ``threads``
+    batch_threads: int | None = None
     context_size: int = 2048
     max_tokens: int = 120
     temperature: float = 0.0
@@ -40,6 +42,8 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.batch_threads is not None and self.batch_threads < 1:
+            raise ValueError(f"batch threads must be >= 1, got {self.batch_threads}")
         if self.context_size < 256:
             raise ValueError(f"context size must be >= 256 tokens, got {self.context_size}")
         if self.max_tokens < 1:
@@ -117,7 +121,7 @@ class LlamaCppGenerator:
             model_path=str(path),
             n_ctx=settings.context_size,
             n_threads=settings.threads,
-            n_threads_batch=settings.threads,
+            n_threads_batch=settings.batch_threads or settings.threads,
             n_batch=512,
             verbose=False,
         )

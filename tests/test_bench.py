@@ -84,3 +84,23 @@ def test_retrieval_section_and_report_on_tiny_sizes(bench, tmp_path: Path) -> No
 def test_unknown_section_is_refused(bench) -> None:
     with pytest.raises(SystemExit):
         bench.parse_args(["--only", "indexing,warp"])
+
+
+def test_busy_processes_run_and_are_stopped(bench) -> None:
+    with bench.Busy(2, limit_s=30) as busy:
+        assert len(busy.procs) == 2 and all(p.poll() is None for p in busy.procs)
+    assert all(p.returncode is not None for p in busy.procs)
+    with bench.Busy(1, limit_s=0.2) as busy:  # bounded: ends by itself
+        busy.procs[0].wait(timeout=10)
+        assert busy.procs[0].returncode == 0
+
+
+def test_contention_options_and_report(bench) -> None:
+    args = bench.parse_args(["--only", "contention", "--contention-threads", "2/1,1", "--busy", "0,2"])
+    assert args.contention_threads == ["2/1", "1"] and args.busy == [0, 2] and args.contention_questions == 12
+    run = lambda busy, p50: {"busy": busy, "first_token": None, "total": {"p50": p50, "p95": p50, "n": 3},  # noqa: E731
+                             "total_over_idle_p50": round(p50 / 2.0, 3)}
+    section = {"model": "qwen-1.5b", "questions": 3, "busy": [0, 2], "load_before": [0.1], "load_after": [2.0],
+               "variants": [{"threads": 2, "batch_threads": 1, "runs": [run(0, 2.0), run(2, 5.0)]}]}
+    text = bench.render_markdown({"machine": bench.machine(), "contention": section})
+    assert "## Busy machine" in text and "| 2 / 1 | 2 | - | 5.00 / 5.00 | 2.5 |" in text
