@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -148,6 +149,8 @@ class Assistant:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     generator: Generator | None = None
     judge: bool = True  # the model judges each sentence's support (when its backend can)
+    _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
+    _load_error: BaseException | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -166,8 +169,36 @@ class Assistant:
         """Open the index (it must exist) and prepare the named model (loaded on first use)."""
         return cls(Index.open(index_dir, create=False), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
 
+    def load_in_background(self) -> None:
+        """Start loading the model in a thread and return at once; the first question then
+        waits for it only after its search. A cold ``rag ask`` loads the embedder (search) and the
+        model (map the file, evaluate the cached prefix) at the same time instead of one after the
+        other (eval/README.md, "Cold start"). An error while loading is raised by :meth:`load`."""
+        if self.generator is not None or self._loading is not None:
+            return
+
+        def run() -> None:
+            try:
+                self._load_now()
+            except BaseException as error:  # noqa: BLE001 - handed to the thread that waits
+                self._load_error = error
+
+        # Not a daemon: the process waits for llama.cpp to finish loading before it exits.
+        self._loading = threading.Thread(target=run, name="rag-model-load")
+        self._loading.start()
+
     def load(self) -> Generator:
         """Load the model now (it is otherwise loaded by the first question) and warm its cache."""
+        loading = self._loading
+        if loading is not None:
+            loading.join()
+            self._loading = None
+            if self._load_error is not None:
+                error, self._load_error = self._load_error, None
+                raise error
+        return self._load_now()
+
+    def _load_now(self) -> Generator:
         if self.generator is None:
             self.generator = load_generator(self.model, self.settings)
             # Evaluate the fixed prefix (and the start of the question's message) once, so the

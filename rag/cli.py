@@ -184,6 +184,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             settings = replace(settings, **{field: value})
     assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings)
     assistant.judge = not args.no_judge
+    assistant.load_in_background()  # while the question is searched
     if args.k is not None:
         assistant.k = args.k
     if args.show_prompt:

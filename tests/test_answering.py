@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,37 @@ def test_without_the_judge_only_the_lexical_check_runs(index: Index) -> None:
     assert a.generator.turns == []  # type: ignore[union-attr]
     assert answer.trust is not None and answer.trust.signals.support is None and answer.trust.score is None
     assert not answer.refused
+
+
+class LoadCounting(Assistant):
+    """Counts real loads; each takes a moment, like a model being mapped."""
+
+    loads = 0
+
+    def _load_now(self):  # type: ignore[no-untyped-def]
+        if self.generator is None:
+            time.sleep(0.2)
+            type(self).loads += 1
+            self.generator = ScriptedGenerator("Lava flowed down the eastern slope [1].")
+        return self.generator
+
+
+def test_background_load_is_waited_for_and_happens_once(index: Index) -> None:
+    LoadCounting.loads = 0
+    a = LoadCounting(index)
+    a.load_in_background()
+    a.load_in_background()  # a second call does not start a second load
+    assert a.generator is None  # returned at once, still loading
+    answer = a.ask("Where did the lava flow?")
+    assert not answer.refused and LoadCounting.loads == 1
+    a.load_in_background()  # loaded: nothing to do
+    assert a.load() is a.generator and LoadCounting.loads == 1
+
+
+def test_an_error_while_loading_in_the_background_reaches_the_question(index: Index) -> None:
+    a = Assistant(index, model="gpt-9")
+    a.load_in_background()
+    with pytest.raises(ValueError, match="unknown model 'gpt-9'"):
+        a.ask("Where did the lava flow?")
+    with pytest.raises(ValueError, match="unknown model 'gpt-9'"):  # asked again: loads again, same error
+        a.load()
