@@ -600,7 +600,7 @@ def bench_generation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()]
     questions = [q["question"] for q in gold if q.get("answerable", True)][: args.prompts]
     prompts = [assistant.prompt(q, assistant.retrieve(q)).text for q in questions]
-    settings = GenerationSettings(threads=args.threads)
+    settings = GenerationSettings(threads=args.threads, adapt_threads=False)  # as the raw engine
     out: dict[str, Any] = {"threads": args.threads, "context_size": settings.context_size, "n_batch": 512,
                            "max_tokens": args.gen_tokens, "prompts": len(prompts), "models": []}
     for name in args.models:
@@ -759,25 +759,31 @@ def bench_contention(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     model = args.models[-1]
     out: dict[str, Any] = {"model": model, "questions": len(gold), "busy": list(args.busy), "variants": []}
     for variant in args.contention_threads:
-        threads, _, batch = variant.partition("/")
-        settings = GenerationSettings(threads=int(threads), batch_threads=int(batch or threads))
+        if variant == "auto":  # the default: threads fitted to the free cores before each answer
+            settings = GenerationSettings()
+        else:
+            threads, _, batch = variant.partition("/")
+            settings = GenerationSettings(threads=int(threads), batch_threads=int(batch or threads), adapt_threads=False)
         assistant = Assistant(index, model=model, settings=settings)
         assistant.warm()
         rows = []
         for busy in args.busy:
-            first, total = [], []
+            first, total, used = [], [], []
             with Busy(busy):
                 for q in gold:
                     t = assistant.ask(q["question"]).timings
                     total.append(t.total_s)
+                    used.append(getattr(assistant.generator, "threads", settings.threads))
                     if t.first_token_s is not None:
                         first.append(t.first_token_s)
-            rows.append({"busy": busy, "first_token": summary(first) if first else None, "total": summary(total)})
+            rows.append({"busy": busy, "first_token": summary(first) if first else None, "total": summary(total),
+                         "threads_used": used})
             log(f"contention {variant} busy={busy}: {rows[-1]}")
         idle = next((r for r in rows if r["busy"] == 0), None)
         for r in rows:
             r["total_over_idle_p50"] = ratio(r["total"]["p50"], idle["total"]["p50"]) if idle else None
-        out["variants"].append({"threads": settings.threads, "batch_threads": settings.batch_threads, "runs": rows})
+        out["variants"].append({"variant": variant, "threads": settings.threads, "batch_threads": settings.batch_threads,
+                                "runs": rows})
         assistant.generator = None
     return out
 
@@ -956,12 +962,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += ["", f"## Busy machine ({_load(s)})", "",
                   f"`Assistant.ask` ({s['model']}, judge on) on the first {s['questions']} seeds gold questions, idle "
                   "and beside single-threaded busy-loop processes started by the benchmark; seconds p50 / p95; "
-                  "threads / batch threads are llama.cpp's n_threads (decode) / n_threads_batch (prefill).", "",
+                  "threads / batch threads are llama.cpp's n_threads (decode) / n_threads_batch (prefill). "
+                  + s.get("note", ""), "",
                   "| threads / batch threads | busy processes | first token | total | total p50 / idle |",
                   "|---|---|---|---|---|"]
         for v in s["variants"]:
             for r in v["runs"]:
-                lines.append(f"| {v['threads']} / {v['batch_threads']} | {r['busy']} | {_sec(r['first_token'])} | "
+                variant = v.get("variant") or f"{v['threads']}/{v['batch_threads']}"
+                label = "auto (fitted per answer)" if variant == "auto" else variant.replace("/", " / ", 1)
+                lines.append(f"| {label} | {r['busy']} | {_sec(r['first_token'])} | "
                              f"{_sec(r['total'])} | {r['total_over_idle_p50']} |")
     s = results.get("cold")
     if s:
@@ -1009,8 +1018,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default=None, help="embedding batch sizes to compare, e.g. 16,32,64")
     parser.add_argument("--questions", type=int, default=None, help="end to end: only the first N seeds gold questions")
     parser.add_argument("--hnsw-max", type=int, default=None, help="largest corpus to build HNSW for (default: all sizes)")
-    parser.add_argument("--contention-threads", default="2/2,1/1,1/2,2/1",
-                        help="busy machine: threads/batch threads variants, comma-separated")
+    parser.add_argument("--contention-threads", default="auto,2/2,1/1,1/2,2/1",
+                        help="busy machine: 'auto' (the default rule) and threads/batch threads variants, comma-separated")
     parser.add_argument("--busy", default="0,1,2", help="busy machine: busy-loop process counts, comma-separated")
     parser.add_argument("--contention-questions", type=int, default=None, help="busy machine: first N seeds questions")
     args = parser.parse_args(argv)

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
     p.add_argument("--k", type=int, default=None, help="passages to retrieve (default 4)")
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
     p.add_argument("--context-size", type=int, default=None, help="model context in tokens (default 2048)")
     p.add_argument("--no-judge", action="store_true",
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model loaded at start (default qwen-1.5b); the window offers the bundled ones too")
     p.add_argument("--k", type=int, default=None, help="passages to retrieve (default 4)")
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
     p.set_defaults(func=cmd_serve)
 
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 | "
                         "judge=on,off (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default eval/results/<timestamp>)")
     p.set_defaults(func=cmd_eval)
     return parser
@@ -182,6 +182,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for field, value in (("threads", args.threads), ("max_tokens", args.max_tokens), ("context_size", args.context_size)):
         if value is not None:
             settings = replace(settings, **{field: value})
+    if args.threads is not None:  # asked for: fixed, not adapted to the load
+        settings = replace(settings, adapt_threads=False)
     assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings)
     assistant.judge = not args.no_judge
     assistant.load_in_background()  # while the question is searched
@@ -266,6 +268,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for field, value in (("threads", args.threads), ("max_tokens", args.max_tokens)):
         if value is not None:
             settings = replace(settings, **{field: value})
+    if args.threads is not None:  # asked for: fixed, not adapted to the load
+        settings = replace(settings, adapt_threads=False)
     service = ChatService.open(
         args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings
     )
@@ -327,7 +331,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if missing:
         print(f"warning: {len(missing)} of {named} gold source documents are not in the index: "
               f"{', '.join(sorted(missing)[:5])}{' ...' if len(missing) > 5 else ''}", file=sys.stderr)
-    generation = GenerationSettings(threads=args.threads) if args.threads is not None else None
+    generation = GenerationSettings(threads=args.threads, adapt_threads=False) if args.threads is not None else None
     out = args.out or Path("eval") / "results" / time.strftime("%Y%m%d-%H%M%S")
     context = {"command": _eval_command(args), "gold": str(args.gold), "index": str(index.path)}
     try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rag.cpu import CpuMeter, free_threads
 from rag.models import BUNDLED, gguf_path
 
 Message = dict[str, str]
@@ -35,6 +36,9 @@ class GenerationSettings:
     threads: int = max(1, os.cpu_count() or 1)
     # threads for prompt processing (llama.cpp's n_threads_batch); None: the same as ``threads``
     batch_threads: int | None = None
+    # before each answer, use only the cores other processes leave free (rag/cpu.py); a
+    # --threads given on the command line turns this off
+    adapt_threads: bool = True
     context_size: int = 2048
     max_tokens: int = 120
     temperature: float = 0.0
@@ -77,7 +81,8 @@ class GenerationStats:
     ``prompt_tokens`` counts the formatted prompt, ``cached_tokens`` the part of it reused
     from the previous call's KV cache (so ``prompt_tokens - cached_tokens`` were evaluated).
     ``token_logprobs`` has the log-probability of each generated token, ``first_choices``
-    the most likely first tokens of the reply with their probabilities.
+    the most likely first tokens of the reply with their probabilities, ``threads`` the threads
+    it ran on.
     """
 
     prompt_tokens: int
@@ -85,6 +90,7 @@ class GenerationStats:
     tokens: tuple[str, ...] = ()
     token_logprobs: tuple[float, ...] = ()
     first_choices: tuple[tuple[str, float], ...] = ()
+    threads: int = 0
 
 
 @runtime_checkable
@@ -128,6 +134,8 @@ class LlamaCppGenerator:
         self._formatter: Any = None
         self._token_ids: dict[str, int] = {}
         self.stats: GenerationStats | None = None
+        self.threads = settings.threads
+        self._meter = CpuMeter() if settings.adapt_threads else None
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         import codecs
@@ -143,6 +151,7 @@ class LlamaCppGenerator:
                 f"the prompt has {len(prompt)} tokens; with {limit} for the answer that exceeds the context of "
                 f"{llm.n_ctx()} (--context-size)"
             )
+        self._fit_threads()
         cached = self._evaluate(prompt)
         rng = np.random.default_rng(0)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -172,7 +181,7 @@ class LlamaCppGenerator:
                     yield piece
                 llm.eval([token])
         finally:
-            self.stats = GenerationStats(len(prompt), cached, tuple(pieces), tuple(logprobs), first)
+            self.stats = GenerationStats(len(prompt), cached, tuple(pieces), tuple(logprobs), first, self.threads)
 
     def next_token_probabilities(self, messages: list[Message], candidates: Sequence[str]) -> list[float]:
         import numpy as np
@@ -180,6 +189,15 @@ class LlamaCppGenerator:
         self._evaluate(self._chat_tokens(messages))
         probs = np.exp(self._logprobs())
         return [float(probs[self._first_token(c)]) for c in candidates]
+
+    def _fit_threads(self) -> None:
+        """Run this answer on the cores other processes leave free (:mod:`rag.cpu`)."""
+        if self._meter is None:
+            return
+        threads = free_threads(self.settings.threads, self._meter.others())
+        if threads != self.threads:
+            self._llm._ctx.set_n_threads(threads, min(threads, self.settings.batch_threads or threads))
+            self.threads = threads
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))

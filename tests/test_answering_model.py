@@ -54,3 +54,14 @@ def test_answers_with_citation_to_the_right_article(
 def test_refuses_what_the_articles_do_not_say(assistant: Assistant, question: str) -> None:
     answer = assistant.ask(question)
     assert answer.refused and answer.citations == (), answer.raw
+
+
+def test_a_busy_machine_gets_one_thread_and_an_idle_one_all(assistant: Assistant, monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = assistant.load()
+    question = "When did Bernard Quintin visit Doha?"
+    monkeypatch.setattr(generator._meter, "others", lambda: 1.0)  # type: ignore[attr-defined]
+    busy = assistant.ask(question)
+    assert generator.stats.threads == 1 and is_correct(busy.text, {"answers": ["December 6, 2023"]})  # type: ignore[attr-defined]
+    monkeypatch.setattr(generator._meter, "others", lambda: 0.0)  # type: ignore[attr-defined]
+    assistant.ask(question)
+    assert generator.stats.threads == 2  # type: ignore[attr-defined]
