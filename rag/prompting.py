@@ -181,8 +181,20 @@ def select_sources(
     return tuple(sources)
 
 
-def build_prompt(question: str, sources: tuple[Source, ...]) -> Prompt:
-    """The fixed prefix, then one user message: numbered sources (title: sentences), question."""
-    lines = [SOURCES_HEADER, *(f"[{s.n}] {s.hit.title}: {s.text}" for s in sources), "", f"Question: {question}"]
+def build_prompt(question: str, sources: tuple[Source, ...], label_titles: str = "title") -> Prompt:
+    """The fixed prefix, then one user message: numbered sources (title: sentences), question.
+
+    ``label_titles="title-once"`` gives each article's title only with its first source (the
+    others of the same article are numbered only), which eval/prompt_budget.py measures.
+    """
+    titled: set[str] = set()
+    lines = [SOURCES_HEADER]
+    for s in sources:
+        if label_titles == "title-once" and s.hit.doc_id in titled:
+            lines.append(f"[{s.n}] {s.text}")
+        else:
+            lines.append(f"[{s.n}] {s.hit.title}: {s.text}")
+        titled.add(s.hit.doc_id)
+    lines += ["", f"Question: {question}"]
     messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})
     return Prompt(question=question, sources=sources, messages=messages)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rag.prompting import CONTEXT_WORDS, build_prompt, lexical_overlap, select_sources
 from rag.sparse import tokenize
 from rag.types import Hit
@@ -49,3 +51,16 @@ def test_the_prompt_numbers_sources_in_retrieval_order_after_the_fixed_instructi
     assert "[1] Title: Alpha fact one." in lines and "[2] Title: Beta fact two." in lines
     assert lines.index("[1] Title: Alpha fact one.") < lines.index("[2] Title: Beta fact two.")
     assert prompt.text.index("Question: Which fact?") > prompt.text.index("[2]")
+
+
+def test_an_articles_title_can_be_given_once_for_all_its_sources() -> None:
+    hits = [hit(1, "a", "Alpha fact one.", "Alpha news"), hit(2, "b", "Beta fact two.", "Beta news"),
+            hit(3, "a", "Alpha fact three.", "Alpha news")]
+    hits[2] = replace(hits[2], chunk_id="a#1", start=100, end=117)  # a second chunk of article a
+    sources = select_sources("Which fact?", hits, FakeEmbedder())
+    assert [s.hit.doc_id for s in sources] == ["a", "b", "a"]
+    every = build_prompt("Which fact?", sources).text.splitlines()
+    once = build_prompt("Which fact?", sources, label_titles="title-once").text.splitlines()
+    assert "[3] Alpha news: Alpha fact three." in every  # the default names it on every source
+    assert "[1] Alpha news: Alpha fact one." in once and "[2] Beta news: Beta fact two." in once
+    assert "[3] Alpha fact three." in once
