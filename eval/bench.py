@@ -5,7 +5,7 @@ alone (``--only retrieval``); a later run updates only the sections it ran, so t
 always holds the latest figure of every section, each with the load average seen while
 it ran.
 
-    .venv/bin/python eval/bench.py                 # everything (about 25 minutes on 2 cores)
+    .venv/bin/python eval/bench.py                 # everything (about an hour on 2 cores; contention ~30 min)
     .venv/bin/python eval/bench.py --quick         # small sizes, a few questions: a smoke run
     .venv/bin/python eval/bench.py --only generation,e2e
 
