@@ -150,6 +150,7 @@ class Assistant:
     generator: Generator | None = None
     judge: bool = True  # the model judges each sentence's support (when its backend can)
     _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
+    _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _load_error: BaseException | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -188,15 +189,17 @@ class Assistant:
         self._loading.start()
 
     def load(self) -> Generator:
-        """Load the model now (it is otherwise loaded by the first question) and warm its cache."""
-        loading = self._loading
-        if loading is not None:
-            loading.join()
-            self._loading = None
-            if self._load_error is not None:
-                error, self._load_error = self._load_error, None
-                raise error
-        return self._load_now()
+        """Load the model now (it is otherwise loaded by the first question) and warm its cache.
+        Callers from several threads get the one model, loaded once."""
+        with self._load_lock:
+            loading = self._loading
+            if loading is not None:
+                loading.join()
+                self._loading = None
+                if self._load_error is not None:
+                    error, self._load_error = self._load_error, None
+                    raise error
+            return self._load_now()
 
     def _load_now(self) -> Generator:
         if self.generator is None:

@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
+    p.add_argument("--concurrency", type=int, default=4,
+                   help="questions answered at once with an openai: model (default 4; a model in this process answers one at a time)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="score retrieval, answers, citations and refusals on a gold set")
@@ -258,6 +260,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise CommandError(f"--port must be 1 to 65535, got {args.port}")
+    if args.concurrency < 1:
+        raise CommandError(f"--concurrency must be >= 1, got {args.concurrency}")
     from rag.ui import ChatService, import_gradio, launch
 
     try:
@@ -271,7 +275,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.threads is not None:  # asked for: fixed, not adapted to the load
         settings = replace(settings, adapt_threads=False)
     service = ChatService.open(
-        args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings
+        args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
+        concurrency=args.concurrency,
     )
     if not service.index.documents():
         print(f"the index at {service.index.path} is empty: add files in the Documents tab", file=sys.stderr)

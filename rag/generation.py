@@ -348,6 +348,12 @@ def known_models() -> str:
     return f"{names}; or PATH.gguf, hf:DIR, openai:URL#MODEL"
 
 
+def is_remote(name: str) -> bool:
+    """Whether the model ``name`` runs on a server (which may answer several requests at once)
+    rather than in this process (one at a time)."""
+    return name.startswith("openai:")
+
+
 def load_generator(name: str = DEFAULT_MODEL, settings: GenerationSettings = GenerationSettings()) -> Generator:
     """Build the generator that ``name`` designates (see the module docstring).
 
@@ -356,7 +362,7 @@ def load_generator(name: str = DEFAULT_MODEL, settings: GenerationSettings = Gen
     """
     if name in BUNDLED:
         return LlamaCppGenerator(gguf_path(name), settings, name=name)
-    if name.startswith("openai:"):
+    if is_remote(name):
         url, _, model = name[len("openai:") :].partition("#")
         if not url or not model:
             raise ValueError(f"write an OpenAI-compatible model as openai:URL#MODEL, got '{name}'")

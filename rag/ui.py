@@ -23,6 +23,7 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from rag.answering import DEFAULT_K, MAX_QUESTION_CHARS, Answer, Assistant, chec
 from rag.citations import Citation
 from rag.conversation import Turn, resolve_followup
 from rag.feedback import MAX_COMMENT_CHARS, record_feedback
-from rag.generation import DEFAULT_MODEL, GenerationSettings
+from rag.generation import DEFAULT_MODEL, GenerationSettings, is_remote
 from rag.index import Index
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.models import BUNDLED, data_dir
@@ -224,12 +225,54 @@ class _Failed:
 _DONE = object()
 
 
+DEFAULT_CONCURRENCY = 4
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes before readers that come after it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            self._cond.wait_for(lambda: not self._writer and not self._readers)
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
 @dataclass
 class ChatService:
     """The app's work without Gradio: answer, list, add and remove documents, record feedback.
 
-    One lock serialises everything that uses the model or changes the index, so any number
-    of sessions can call it; each model is loaded once, on first use, and kept.
+    Any number of sessions can call it. Answers read the index together, and adding or
+    removing documents waits for them (and they for it). A model in this process answers one
+    question at a time (its threads already use every core); a model on a server
+    (``openai:``) answers up to ``concurrency`` at once. Each model is loaded once, on first
+    use, and kept.
     """
 
     index: Index
@@ -239,18 +282,29 @@ class ChatService:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     assistants: dict[str, Assistant] = field(default_factory=dict)
     upload_dir: Path | None = None
+    concurrency: int = DEFAULT_CONCURRENCY  # questions at once for a model on a server
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        self._index_lock = ReadWriteLock()
+        self._local = threading.Lock()  # the in-process model: one answer at a time
+        self._remote = threading.BoundedSemaphore(self.concurrency)
+        self._setup = threading.Lock()
         self.check_settings(self.model, self.k, self.mode)
+
+    def _model_slot(self, model: str) -> AbstractContextManager[Any]:
+        """What an answer from ``model`` holds while it runs (the one place this is decided)."""
+        return self._remote if is_remote(model) else self._local
 
     @classmethod
     def open(
         cls, index_dir: str | Path | None = None, model: str = DEFAULT_MODEL, k: int = DEFAULT_K,
-        mode: Mode = "hybrid", settings: GenerationSettings | None = None,
+        mode: Mode = "hybrid", settings: GenerationSettings | None = None, concurrency: int = DEFAULT_CONCURRENCY,
     ) -> ChatService:
         """Open (or create) the index; the model is loaded by :meth:`load` or the first question."""
-        return cls(Index.open(index_dir), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
+        return cls(Index.open(index_dir), model=model, k=k, mode=mode, settings=settings or GenerationSettings(),
+                   concurrency=concurrency)
 
     def models(self) -> list[str]:
         """The models users may pick: the served one, any already set up, and the bundled ones."""
@@ -266,16 +320,17 @@ class ChatService:
         check_mode(mode)
 
     def _assistant(self, model: str) -> Assistant:
-        if model not in self.assistants:
-            self.assistants[model] = Assistant(self.index, model=model, k=self.k, mode=self.mode, settings=self.settings)
-        return self.assistants[model]
+        with self._setup:
+            if model not in self.assistants:
+                self.assistants[model] = Assistant(self.index, model=model, k=self.k, mode=self.mode, settings=self.settings)
+            return self.assistants[model]
 
     def load(self, model: str | None = None) -> dict[str, float]:
         """Load and warm ``model`` (default: the served one), the embedder and the search
         indexes now, so the first question does not wait; returns the seconds each part took."""
         model = model or self.model
         self.check_settings(model, self.k, self.mode)
-        with self._lock:
+        with self._model_slot(model), self._index_lock.reading():
             return self._assistant(model).warm()
 
     def ready(self, model: str | None = None) -> bool:
@@ -286,9 +341,9 @@ class ChatService:
     def stream(
         self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None
     ) -> Iterator[str | Answer]:
-        """Like :meth:`Assistant.stream`, one question at a time across all callers.
+        """Like :meth:`Assistant.stream`, as many at once as the model allows (see the class).
 
-        The work runs in its own thread, so the lock is released even if the caller stops
+        The work runs in its own thread, so its locks are released even if the caller stops
         reading (a browser tab closed mid-answer).
         """
         model, k, mode = model or self.model, k or self.k, mode or self.mode
@@ -298,7 +353,8 @@ class ChatService:
 
         def work() -> None:
             try:
-                with self._lock:
+                # the model slot first: a question waiting for it does not hold up index changes
+                with self._model_slot(model), self._index_lock.reading():
                     for item in self._assistant(model).stream(question, k=k, mode=mode):
                         items.put(item)
             except BaseException as e:  # noqa: BLE001 - handed to the reader, who re-raises it
@@ -345,7 +401,7 @@ class ChatService:
                 raise ValueError(f"'{src.name}' would be written outside the upload folder")
             shutil.copyfile(src, dest)
             copies.append(dest)
-        with self._lock:
+        with self._index_lock.writing():
             report = self.index.add(copies)
         lines = [report.summary()]
         for skipped in report.skipped:
@@ -357,7 +413,7 @@ class ChatService:
         """Delete a document from the index (and its uploaded copy, if it came from the app)."""
         if not doc_id:
             raise ValueError("choose a document to remove")
-        with self._lock:
+        with self._index_lock.writing():
             self.index.remove(doc_id)
         folder = (self.upload_dir or data_dir() / "uploads").resolve()
         for suffix in SUPPORTED_SUFFIXES:
@@ -530,7 +586,8 @@ def build_app(service: ChatService) -> gradio.Blocks:
                     remove_button = gr.Button("Remove from the index", variant="stop")
             doc_status = gr.Markdown(elem_id="rag-doc-status")
 
-        model_queue = {"concurrency_limit": 1, "concurrency_id": "model"}
+        # Gradio runs this many answers at once; the service's own locks still hold a local model to one
+        model_queue = {"concurrency_limit": service.concurrency if is_remote(service.model) else 1, "concurrency_id": "model"}
         gr.on(
             [question.submit, ask.click], chat, inputs=[question, shown, turns, model, k, mode],
             outputs=[chatbot, shown, sources, turns, last, question, status], api_name="chat", **model_queue,

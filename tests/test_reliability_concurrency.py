@@ -41,29 +41,35 @@ class PromptReader:
 
     name = "reader"
 
-    def __init__(self) -> None:
+    def __init__(self, pause: float = 0.002) -> None:
         self.active = 0
         self.most_active = 0
+        self.pause = pause
+        self._count = threading.Lock()
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         prompt = messages[-1]["content"]
         place = re.search(r"lighthouse of (\w+)\?", prompt.rsplit("Question:", 1)[-1])
-        self.active += 1
-        self.most_active = max(self.most_active, self.active)
+        with self._count:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
         try:
             reply = "I don't know."
             for m in re.finditer(r"\[(\d+)\][^\n]*?(The lighthouse of (\w+) is \d+ metres tall\.)", prompt):
                 if place and m.group(3) == place.group(1):
                     reply = f"{m.group(2)[:-1]} [{m.group(1)}]."
             for word in reply.split(" "):
-                threading.Event().wait(0.002)
+                threading.Event().wait(self.pause)
                 yield word + " "
         finally:
-            self.active -= 1
+            with self._count:
+                self.active -= 1
 
 
-@pytest.fixture
-def service(tmp_path: Path) -> ChatService:
+REMOTE = "openai:http://127.0.0.1:9/v1#reader"  # a model on a server: never called, the reader stands in
+
+
+def ports_service(tmp_path: Path, model: str = "reader", pause: float = 0.002, concurrency: int = 4) -> ChatService:
     corpus = tmp_path / "ports"
     corpus.mkdir()
     for i, port in enumerate(PORTS):
@@ -74,8 +80,14 @@ def service(tmp_path: Path) -> ChatService:
         )
     index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
     index.add([corpus])
-    assistant = Assistant(index, model="reader", generator=PromptReader())
-    return ChatService(index, model="reader", assistants={"reader": assistant}, upload_dir=tmp_path / "uploads")
+    assistant = Assistant(index, model=model, generator=PromptReader(pause))
+    return ChatService(index, model=model, assistants={model: assistant}, upload_dir=tmp_path / "uploads",
+                       concurrency=concurrency)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> ChatService:
+    return ports_service(tmp_path)
 
 
 @pytest.fixture
@@ -133,3 +145,86 @@ def test_sixteen_concurrent_conversations_keep_their_own_history(url: str) -> No
         assert searched, shown
         assert PORTS[i] in searched.group(1)
         assert not any(p in searched.group(1) for p in PORTS if p != PORTS[i])
+
+
+def test_a_model_on_a_server_answers_several_sessions_at_once(tmp_path: Path) -> None:
+    service = ports_service(tmp_path, model=REMOTE, pause=0.1, concurrency=4)
+    with running(service) as url:
+        answers = burst(url, SESSIONS, lambda i, client: client.predict(
+            f"How tall is the lighthouse of {PORTS[i]}?", api_name="/answer"))
+    assert [a for a in answers if isinstance(a, Exception)] == []
+    for i, data in enumerate(answers):  # each its own answer, though they ran side by side
+        assert data["answer"].startswith(f"The lighthouse of {PORTS[i]} is {height(i)} metres tall")  # type: ignore[index]
+    most = service.assistants[REMOTE].generator.most_active  # type: ignore[union-attr]
+    assert 2 <= most <= 4  # side by side, never more than the bound (16 arrive at once)
+
+
+def ask_from_threads(service: ChatService, n: int) -> list[object]:
+    results: list[object] = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = service.ask(f"How tall is the lighthouse of {PORTS[i]}?")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+@pytest.mark.parametrize(("model", "most"), [(REMOTE, 3), ("reader", 1)])
+def test_the_service_bounds_answers_at_once_by_where_the_model_runs(tmp_path: Path, model: str, most: int) -> None:
+    service = ports_service(tmp_path, model=model, pause=0.05, concurrency=3)
+    answers = ask_from_threads(service, 8)
+    assert all(not a.refused for a in answers)  # type: ignore[union-attr]
+    assert service.assistants[model].generator.most_active == most  # type: ignore[union-attr]
+
+
+def test_removing_a_document_waits_for_the_answers_that_read_the_index(tmp_path: Path) -> None:
+    service = ports_service(tmp_path, model=REMOTE, pause=0.05, concurrency=4)
+    reader = service.assistants[REMOTE].generator
+    answering = threading.Thread(target=lambda: service.ask("How tall is the lighthouse of Kiel?"))
+    answering.start()
+    while not reader.active:  # type: ignore[union-attr]
+        threading.Event().wait(0.005)
+    service.remove("kiel")
+    assert reader.active == 0  # type: ignore[union-attr]  # the answer finished before the removal went ahead
+    answering.join(5)
+    assert "kiel" not in [d.id for d in service.index.documents()]
+
+
+def test_concurrency_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="concurrency must be >= 1, got 0"):
+        ports_service(tmp_path, concurrency=0)
+
+
+def test_a_waiting_writer_goes_before_later_readers() -> None:
+    from rag.ui import ReadWriteLock
+
+    lock, order = ReadWriteLock(), []
+    first_in = threading.Event()
+
+    def read(name: str, hold: float) -> None:
+        with lock.reading():
+            first_in.set()
+            order.append(name)
+            threading.Event().wait(hold)
+
+    def write() -> None:
+        with lock.writing():
+            order.append("writer")
+
+    early = threading.Thread(target=read, args=("early reader", 0.2))
+    early.start()
+    first_in.wait(5)
+    writer = threading.Thread(target=write)
+    writer.start()
+    threading.Event().wait(0.05)  # the writer is waiting now
+    late = threading.Thread(target=read, args=("late reader", 0.0))
+    late.start()
+    for t in (early, writer, late):
+        t.join(5)
+    assert order == ["early reader", "writer", "late reader"]

@@ -283,6 +283,7 @@ def test_errors_from_the_model_reach_the_caller(service: ChatService) -> None:
         (["--port", "70000"], "--port must be 1 to 65535, got 70000"),
         (["--k", "11"], "number of passages must be 1 to 10, got 11"),
         (["--model", "gpt-9"], "unknown model 'gpt-9'"),
+        (["--concurrency", "0"], "--concurrency must be >= 1, got 0"),
     ],
 )
 def test_serve_reports_bad_options_in_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
