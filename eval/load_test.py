@@ -8,15 +8,22 @@ The server answers one question at a time (the model is not thread-safe), so wha
 measured is queueing under load: errors, wrong or mixed answers, latency, throughput and
 the server's memory. Bounded: at most 24 requests and ``--timeout`` seconds, loopback only.
 
+With ``--generator-server`` the model runs in a ``python -m llama_cpp.server`` of its own
+(started and stopped here) and ``rag serve`` uses it as ``openai:URL#MODEL``; the burst is
+sent twice, to a ``rag serve --concurrency 1`` (the locked path) and to one with
+``--concurrency C``, and the throughputs are compared (``load_test_server.{json,md}``).
+
 Usage:
     python eval/load_test.py                      # qwen-0.5b, 16 requests -> eval/results/load_test.{json,md}
     python eval/load_test.py --model qwen-1.5b --requests 24
+    python eval/load_test.py --model qwen-1.5b --generator-server --concurrency 4
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -24,6 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,37 +78,107 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=80)
     parser.add_argument("--timeout", type=float, default=1500, help="give up after this many seconds")
-    parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "load_test.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default eval/results/load_test.json, or load_test_server.json)")
+    parser.add_argument("--generator-server", action="store_true",
+                        help="run the model in a llama_cpp.server and compare --concurrency 1 with --concurrency C")
+    parser.add_argument("--concurrency", type=int, default=4, help="with --generator-server: questions at once (default 4)")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= MAX_REQUESTS:
         parser.error(f"--requests must be 1 to {MAX_REQUESTS}, got {args.requests}")
     from gradio_client import Client
 
     chosen = questions(args.requests)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
+    command = " ".join(["python", "eval/load_test.py", *(argv if argv is not None else sys.argv[1:])])
+    code = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="rag-load-") as tmp:
         index_dir = Path(tmp) / "index"
         subprocess.run([sys.executable, "-m", "rag", "index", str(ROOT / "seeds"), "--index-dir", str(index_dir), "--quiet"],
                        check=True, cwd=ROOT)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "rag", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
-             "--port", str(port), "--model", args.model, "--threads", str(args.threads), "--max-tokens", str(args.max_tokens)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        )
+        serve = [sys.executable, "-m", "rag", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
+                 "--max-tokens", str(args.max_tokens)]
+        if not args.generator_server:
+            result = load_one(serve + ["--model", args.model, "--threads", str(args.threads)], chosen, args, Client)
+            result.update(command=command, code=code)
+            write(result, args.out or ROOT / "eval" / "results" / "load_test.json")
+            print(json.dumps({k: v for k, v in result.items() if k != "requests"}, indent=1))
+            return 0 if result["ok"] else 1
+        with generator_server(args.model, args.threads, Path(tmp) / "server.log") as model:
+            runs = [load_one(serve + ["--model", model, "--concurrency", str(c)], chosen, args, Client)
+                    for c in (1, args.concurrency)]
+    report = {"command": command, "code": code, "date": time.strftime("%Y-%m-%d %H:%M"), "model": args.model,
+              "load_average": os.getloadavg(), "concurrency": [1, args.concurrency], "runs": runs,
+              "throughput_ratio": round(runs[1]["throughput_per_min"] / runs[0]["throughput_per_min"], 2)}
+    out = args.out or ROOT / "eval" / "results" / "load_test_server.json"
+    write_server(report, out)
+    print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=1))
+    return 0 if all(r["ok"] for r in runs) else 1
+
+
+def load_one(cmd: list[str], chosen: list[dict[str, Any]], args: argparse.Namespace, Client: Any) -> dict[str, Any]:
+    """Start ``rag serve`` (``cmd``) on a free port, send the burst, stop it."""
+    port = free_port()
+    server = subprocess.Popen(cmd + ["--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        return run_load(server, f"http://127.0.0.1:{port}/", chosen, args, Client)
+    finally:
+        server.terminate()
         try:
-            result = run_load(server, url, chosen, args, Client)
-        finally:
-            server.terminate()
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@contextmanager
+def generator_server(model: str, threads: int, log: Path) -> Iterator[str]:
+    """A ``llama_cpp.server`` serving the bundled ``model`` on a free port; yields its ``openai:`` name."""
+    from rag.models import gguf_path
+
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path(model)),
+                                 "--model_alias", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+                                 "--n_threads", str(threads), "--verbose", "False",
+                                 # by default a new request cuts off the one streaming (its answer ends
+                                 # early, and is refused): queue them instead
+                                 "--interrupt_requests", "False"], stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-500:]}")
             try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-    result["command"] = " ".join(["python", "eval/load_test.py", *(argv if argv is not None else sys.argv[1:])])
-    result["code"] = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    write(result, args.out)
-    print(json.dumps({k: v for k, v in result.items() if k != "requests"}, indent=1))
-    return 0 if result["ok"] else 1
+                with urllib.request.urlopen(f"{base}/models", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("llama_cpp.server did not start in 180 s") from None
+                time.sleep(0.5)
+        yield f"openai:{base}#{model}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def write_server(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    lines = ["# Load test: the model on a generator server", "",
+             f"Command: `{report['command']}` ({report['date']}, model {report['model']}, code {report['code']}, "
+             f"load average after {report['load_average'][0]:.2f}). {report['runs'][0]['concurrent_requests']} questions "
+             "at once through `/answer` of a `rag serve` whose model is a `python -m llama_cpp.server` on the same "
+             "machine, once with `--concurrency 1` (one answer at a time, as with an in-process model) and once with "
+             f"`--concurrency {report['concurrency'][1]}`.", "",
+             "| concurrency | errors | mixed | correct | wall s | answers/min | latency p50 / p95 s |", "|---|---|---|---|---|---|---|"]
+    for c, r in zip(report["concurrency"], report["runs"]):
+        lines.append(f"| {c} | {r['errors']} | {r['responses_for_another_question']} | {r['correct']} | {r['wall_s']} | "
+                     f"{r['throughput_per_min']} | {r['latency_p50_s']} / {r['latency_p95_s']} |")
+    lines += ["", f"Throughput, concurrency {report['concurrency'][1]} against 1: {report['throughput_ratio']}x."]
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def run_load(server: subprocess.Popen[str], url: str, chosen: list[dict[str, Any]], args: argparse.Namespace, Client: Any) -> dict[str, Any]:
