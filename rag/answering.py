@@ -205,10 +205,14 @@ class Assistant:
         if self.generator is None:
             self.generator = load_generator(self.model, self.settings)
             # Evaluate the fixed prefix (and the start of the question's message) once, so the
-            # first question reuses the cache.
+            # first question reuses the cache; llama.cpp restores it from an earlier process's.
             warm = [*fixed_prefix(), {"role": "user", "content": SOURCES_HEADER}]
-            for _ in self.generator.stream(warm, max_tokens=1):
-                pass
+            prime = getattr(self.generator, "prime", None)
+            if callable(prime):
+                prime(warm)
+            else:
+                for _ in self.generator.stream(warm, max_tokens=1):
+                    pass
         return self.generator
 
     def warm(self) -> dict[str, float]:

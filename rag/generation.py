@@ -13,6 +13,7 @@ Three backends share one small interface, :class:`Generator`:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import urllib.error
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from rag.cpu import CpuMeter, free_threads
-from rag.models import BUNDLED, gguf_path
+from rag.models import BUNDLED, data_dir, gguf_path
 
 Message = dict[str, str]
 DEFAULT_MODEL = "qwen-1.5b"
@@ -136,6 +137,7 @@ class LlamaCppGenerator:
         self.stats: GenerationStats | None = None
         self.threads = settings.threads
         self._meter = CpuMeter() if settings.adapt_threads else None
+        self._path = path
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         import codecs
@@ -189,6 +191,67 @@ class LlamaCppGenerator:
         self._evaluate(self._chat_tokens(messages))
         probs = np.exp(self._logprobs())
         return [float(probs[self._first_token(c)]) for c in candidates]
+
+    def prime(self, messages: list[Message]) -> bool:
+        """Put ``messages`` (the fixed start of every prompt) in the KV cache, and say whether a
+        state saved by an earlier process was used.
+
+        Evaluating the bundled 1.5B's 228 prefix tokens takes seconds; its saved state (6.5 MB,
+        keyed to the model file, the llama.cpp version, the context settings and the tokens)
+        loads in milliseconds. A state that cannot be read or set is evaluated afresh; one that
+        cannot be written is skipped.
+        """
+        tokens = self._chat_tokens(messages)
+        path = self._state_path(tokens)
+        if path.is_file() and self._restore_state(path, tokens):
+            return True
+        self._evaluate(tokens)
+        self._save_state(path)
+        return False
+
+    def _state_path(self, tokens: list[int]) -> Path:
+        import llama_cpp
+
+        stat = self._path.stat()
+        key = hashlib.sha256(
+            json.dumps([self._path.name, stat.st_size, stat.st_mtime_ns, llama_cpp.__version__,
+                        self._llm.n_ctx(), self._llm.n_batch, tokens]).encode()
+        ).hexdigest()[:24]
+        return data_dir() / "cache" / f"prefix-{key}.state"
+
+    def _restore_state(self, path: Path, tokens: list[int]) -> bool:
+        import ctypes
+
+        import llama_cpp
+
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return False
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_set_data(self._llm._ctx.ctx, buffer, len(data)) != len(data):
+            self._llm.n_tokens = 0  # nothing cached: the next evaluation starts from scratch
+            return False
+        self._llm.input_ids[: len(tokens)] = tokens
+        self._llm.n_tokens = len(tokens)
+        return True
+
+    def _save_state(self, path: Path) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_get_data(ctx, buffer, size)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.partial")
+            partial.write_bytes(ctypes.string_at(buffer, written))
+            os.replace(partial, path)  # whole or absent, whatever process reads it
+        except OSError:
+            pass  # a read-only data directory: the next start evaluates the prefix again
 
     def _fit_threads(self) -> None:
         """Run this answer on the cores other processes leave free (:mod:`rag.cpu`)."""

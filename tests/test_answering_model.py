@@ -65,3 +65,30 @@ def test_a_busy_machine_gets_one_thread_and_an_idle_one_all(assistant: Assistant
     monkeypatch.setattr(generator._meter, "others", lambda: 0.0)  # type: ignore[attr-defined]
     assistant.ask(question)
     assert generator.stats.threads == 2  # type: ignore[attr-defined]
+
+
+def test_a_second_process_restores_the_warmed_prefix_and_answers_the_same(assistant: Assistant) -> None:
+    from rag.generation import load_generator
+    from rag.models import data_dir
+    from rag.prompting import SOURCES_HEADER, fixed_prefix
+
+    warm = [*fixed_prefix(), {"role": "user", "content": SOURCES_HEADER}]
+    question = "When did Bernard Quintin visit Doha?"
+    prompt = assistant.prompt(question, assistant.retrieve(question))
+
+    def primed_answer(generator, restored: bool) -> str:  # type: ignore[no-untyped-def]
+        assert generator.prime(warm) is restored
+        text = "".join(generator.stream(list(prompt.messages)))
+        assert generator.stats.cached_tokens > 200  # the prefix was in the cache
+        return text
+
+    # as new processes would: load, prime, answer
+    first = load_generator("qwen-1.5b", GenerationSettings(threads=2))
+    expected = primed_answer(first, restored=False)  # evaluated, then saved
+    assert is_correct(expected, {"answers": ["December 6, 2023"]})
+    del first
+    [saved] = list((data_dir() / "cache").glob("prefix-*.state"))
+    second = load_generator("qwen-1.5b", GenerationSettings(threads=2))
+    assert primed_answer(second, restored=True) == expected  # from the file
+    saved.write_bytes(b"not a state")
+    assert primed_answer(second, restored=False) == expected  # damaged: evaluated afresh
