@@ -122,11 +122,16 @@ def load_one(cmd: list[str], chosen: list[dict[str, Any]], args: argparse.Namesp
     try:
         return run_load(server, f"http://127.0.0.1:{port}/", chosen, args, Client)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Ask ``proc`` to end; kill it if it has not within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @contextmanager
@@ -157,11 +162,7 @@ def generator_server(model: str, threads: int, log: Path) -> Iterator[str]:
                 time.sleep(0.5)
         yield f"openai:{base}#{model}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def write_server(report: dict[str, Any], path: Path) -> None:

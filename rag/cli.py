@@ -18,6 +18,7 @@ from rag.dense import INDEX_KINDS
 from rag.retrieval import MODES
 
 if TYPE_CHECKING:
+    from rag.generation import GenerationSettings
     from rag.index import Index
 
 EXIT_ERROR = 1
@@ -173,19 +174,29 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
+def _generation_settings(args: argparse.Namespace) -> GenerationSettings:
+    """The generator settings a command's options ask for (``--threads``, ``--max-tokens``,
+    ``--context-size``, where the command has them); threads asked for are fixed, not fitted to
+    the load."""
     from dataclasses import replace
 
+    from rag.generation import GenerationSettings
+
+    settings = GenerationSettings()
+    for field in ("threads", "max_tokens", "context_size"):
+        if (value := getattr(args, field, None)) is not None:
+            settings = replace(settings, **{field: value})
+    if args.threads is not None:
+        settings = replace(settings, adapt_threads=False)
+    return settings
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
     from rag.answering import Answer, Assistant, check_question
-    from rag.generation import DEFAULT_MODEL, GenerationSettings
+    from rag.generation import DEFAULT_MODEL
 
     question = check_question(args.question)
-    settings = GenerationSettings()
-    for field, value in (("threads", args.threads), ("max_tokens", args.max_tokens), ("context_size", args.context_size)):
-        if value is not None:
-            settings = replace(settings, **{field: value})
-    if args.threads is not None:  # asked for: fixed, not adapted to the load
-        settings = replace(settings, adapt_threads=False)
+    settings = _generation_settings(args)
     assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings)
     assistant.judge = not args.no_judge
     assistant.load_in_background()  # while the question is searched
@@ -253,10 +264,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from rag.answering import DEFAULT_K
-    from rag.generation import DEFAULT_MODEL, GenerationSettings
+    from rag.generation import DEFAULT_MODEL
 
     if not 0 < args.port < 65536:
         raise CommandError(f"--port must be 1 to 65535, got {args.port}")
@@ -268,12 +277,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import_gradio()  # before the slow model load, so a missing install fails at once
     except ImportError as e:
         raise CommandError(str(e)) from None
-    settings = GenerationSettings()
-    for field, value in (("threads", args.threads), ("max_tokens", args.max_tokens)):
-        if value is not None:
-            settings = replace(settings, **{field: value})
-    if args.threads is not None:  # asked for: fixed, not adapted to the load
-        settings = replace(settings, adapt_threads=False)
+    settings = _generation_settings(args)
     service = ChatService.open(
         args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
         concurrency=args.concurrency,
@@ -298,7 +302,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from rag.eval_report import evaluate
     from rag.evaluation import Setting, check_gold, corpus_index_dir, load_gold, parse_compare, unknown_sources
-    from rag.generation import DEFAULT_MODEL, GenerationSettings
+    from rag.generation import DEFAULT_MODEL
     from rag.index import Index, IndexOpenError, default_index_dir
 
     gold = load_gold(args.gold)
@@ -336,7 +340,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if missing:
         print(f"warning: {len(missing)} of {named} gold source documents are not in the index: "
               f"{', '.join(sorted(missing)[:5])}{' ...' if len(missing) > 5 else ''}", file=sys.stderr)
-    generation = GenerationSettings(threads=args.threads, adapt_threads=False) if args.threads is not None else None
+    generation = _generation_settings(args) if args.threads is not None else None
     out = args.out or Path("eval") / "results" / time.strftime("%Y%m%d-%H%M%S")
     context = {"command": _eval_command(args), "gold": str(args.gold), "index": str(index.path)}
     try:

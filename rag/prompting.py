@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -181,7 +182,9 @@ def select_sources(
     return tuple(sources)
 
 
-def build_prompt(question: str, sources: tuple[Source, ...], label_titles: str = "title") -> Prompt:
+def build_prompt(
+    question: str, sources: tuple[Source, ...], label_titles: Literal["title", "title-once"] = "title"
+) -> Prompt:
     """The fixed prefix, then one user message: numbered sources (title: sentences), question.
 
     ``label_titles="title-once"`` gives each article's title only with its first source (the

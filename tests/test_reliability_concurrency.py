@@ -96,16 +96,16 @@ def url(service: ChatService) -> Iterator[str]:
         yield url
 
 
-def burst(url: str, n: int, work) -> list[object]:  # type: ignore[no-untyped-def]
-    """Run ``work(i, client)`` for ``n`` sessions at the same moment; results in order."""
-    clients = [Client(url, verbose=False) for _ in range(n)]
+def at_once(n: int, work) -> list[object]:  # type: ignore[no-untyped-def]
+    """Run ``work(i)`` for i < ``n`` in threads started at the same moment; results (or the
+    exceptions raised) in order."""
     results: list[object] = [None] * n
     barrier = threading.Barrier(n)
 
     def run(i: int) -> None:
         barrier.wait()
         try:
-            results[i] = work(i, clients[i])
+            results[i] = work(i)
         except Exception as e:  # noqa: BLE001 - the test reports it
             results[i] = e
 
@@ -115,6 +115,12 @@ def burst(url: str, n: int, work) -> list[object]:  # type: ignore[no-untyped-de
     for t in threads:
         t.join(timeout=300)
     return results
+
+
+def burst(url: str, n: int, work) -> list[object]:  # type: ignore[no-untyped-def]
+    """Run ``work(i, client)`` for ``n`` sessions of the app at the same moment; results in order."""
+    clients = [Client(url, verbose=False) for _ in range(n)]
+    return at_once(n, lambda i: work(i, clients[i]))
 
 
 def test_sixteen_concurrent_answers_each_get_their_own(url: str, service: ChatService) -> None:
@@ -159,26 +165,10 @@ def test_a_model_on_a_server_answers_several_sessions_at_once(tmp_path: Path) ->
     assert 2 <= most <= 4  # side by side, never more than the bound (16 arrive at once)
 
 
-def ask_from_threads(service: ChatService, n: int) -> list[object]:
-    results: list[object] = [None] * n
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = service.ask(f"How tall is the lighthouse of {PORTS[i]}?")
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
-
-
 @pytest.mark.parametrize(("model", "most"), [(REMOTE, 3), ("reader", 1)])
 def test_the_service_bounds_answers_at_once_by_where_the_model_runs(tmp_path: Path, model: str, most: int) -> None:
     service = ports_service(tmp_path, model=model, pause=0.05, concurrency=3)
-    answers = ask_from_threads(service, 8)
+    answers = at_once(8, lambda i: service.ask(f"How tall is the lighthouse of {PORTS[i]}?"))
     assert all(not a.refused for a in answers)  # type: ignore[union-attr]
     assert service.assistants[model].generator.most_active == most  # type: ignore[union-attr]
 
