@@ -209,6 +209,8 @@ class SyntheticEmbedder:
         self.seconds += time.perf_counter() - t0
         return out
 
+    embed_query = embed
+
 
 class TimedEmbedder:
     """Wraps an embedder and adds up the seconds spent in ``embed``."""
@@ -221,6 +223,12 @@ class TimedEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         t0 = time.perf_counter()
         out = self.inner.embed(texts)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.inner.embed_query(texts)
         self.seconds += time.perf_counter() - t0
         return out
 

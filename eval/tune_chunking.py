@@ -51,6 +51,8 @@ class CachedEmbedder:
                 self._cache[text] = vector
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
+    embed_query = embed  # MiniLM embeds queries and documents alike
+
 
 def without_title(doc: Document, chunk: Chunk) -> str:
     return chunk.text

@@ -27,17 +27,13 @@ from rag.generation import DEFAULT_MODEL, GenerationSettings, GenerationStats, G
 from rag.judging import Judge
 from rag.index import Index
 from rag.prompting import SOURCES_HEADER, Prompt, Source, build_prompt, fixed_prefix, select_sources
+from rag.embedding import relevance_floor
 from rag.retrieval import Mode, check_mode
 from rag.trust import Signals, Trust, assess
 from rag.types import Hit
 
 MAX_QUESTION_CHARS = 1000
 DEFAULT_K = 4
-# Refuse without generating when the best passage is this far from the question (cosine of
-# the bundled MiniLM). The lowest best-passage cosine of an answerable seeds gold question was
-# 0.27 (`rag eval` records it per question in answers.jsonl), so this only stops off-topic questions;
-# the plausible unanswerable ones (lowest 0.38) are left to the model and the checker.
-MIN_RELEVANCE = 0.2
 REFUSAL_TEXT = "The articles do not contain the answer to this question."
 WARM_UP_QUESTION = "What happened?"  # searched once at start-up, so the first real question finds everything loaded
 
@@ -254,8 +250,10 @@ class Assistant:
         started = time.perf_counter()
         hits = self.retrieve(question, k=k, mode=mode)
         best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
-        # BM25-only hits carry no cosine, so the gate applies when dense scores exist.
-        if not hits or ((mode or self.mode) != "bm25" and best < MIN_RELEVANCE):
+        # Refuse without generating when the best passage is far from the question, on the
+        # embedder's own cosine scale (rag.embedding.relevance_floor). BM25-only hits carry no
+        # cosine, so the gate applies when dense scores exist.
+        if not hits or ((mode or self.mode) != "bm25" and best < relevance_floor(self.index.settings.embedder)):
             retrieve_s = time.perf_counter() - started
             yield REFUSAL_TEXT
             yield self._refusal(question, hits, (), Timings(retrieve_s, None, retrieve_s), "", "no relevant passage")

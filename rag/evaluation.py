@@ -395,7 +395,7 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- running a setting
 
-COMPARE_AXES = ("model", "mode", "k", "judge")
+COMPARE_AXES = ("model", "mode", "k", "judge", "alpha")
 
 
 @dataclass(frozen=True)
@@ -407,30 +407,35 @@ class Setting:
     model: str = DEFAULT_MODEL
     retrieval_only: bool = False
     judge: bool = True  # the semantic support check (rag.judging); off leaves the lexical check
+    alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
 
     def __post_init__(self) -> None:
-        from rag.retrieval import check_mode
+        from rag.retrieval import FusionSettings, check_mode
 
         check_mode(self.mode)
         if self.k < 1:
             raise ValueError(f"k must be > 0, got {self.k}")
+        if self.alpha is not None:
+            FusionSettings(alpha=self.alpha)  # validates it
 
     @property
     def label(self) -> str:
         """A short name for tables and charts, e.g. ``qwen-1.5b hybrid k=4``."""
         parts = ([] if self.retrieval_only else [self.model]) + [self.mode, f"k={self.k}"]
+        parts += [] if self.alpha is None else [f"alpha={self.alpha:g}"]
         return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
     def slug(self) -> str:
         """The label as a folder name."""
         parts = ([] if self.retrieval_only else [Path(self.model).name]) + [self.mode, f"k{self.k}"]
+        parts += [] if self.alpha is None else [f"a{self.alpha:g}"]
         parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model,
-                "judge": None if self.retrieval_only else self.judge}
+                "judge": None if self.retrieval_only else self.judge, "alpha": self.alpha}
 
 
 def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
@@ -461,10 +466,18 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
             if not set(items) <= {"on", "off"}:
                 raise ValueError(f"--compare judge= takes on and off, got '{values}'")
             axes[axis] = [v == "on" for v in dict.fromkeys(items)]
+        elif axis == "alpha":
+            try:
+                axes[axis] = [float(v) for v in dict.fromkeys(items)]
+            except ValueError:
+                raise ValueError(f"--compare alpha= takes numbers between 0 and 1, got '{values}'") from None
         else:
             axes[axis] = list(dict.fromkeys(items))
     if ("model" in axes or "judge" in axes) and base.retrieval_only:
         raise ValueError(f"comparing {'models' if 'model' in axes else 'judges'} needs answers; drop --retrieval-only")
+    if "alpha" in axes and not base.retrieval_only:
+        # The assistant searches with the index's own weight; a weight is chosen from rankings.
+        raise ValueError("comparing alpha= scores rankings only; add --retrieval-only")
     settings = [base]
     for axis in COMPARE_AXES:
         if axis in axes:
@@ -500,7 +513,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
     depth = max(setting.k, max(HIT_AT))
     for row in gold:
         started = time.perf_counter()
-        hits = index.search(row["question"], k=depth, mode=setting.mode)  # type: ignore[arg-type]
+        hits = index.search(row["question"], k=depth, mode=setting.mode, alpha=setting.alpha)  # type: ignore[arg-type]
         retrieve_s = time.perf_counter() - started
         base = Record(
             id=str(row["id"]), question=row["question"], gold=row,
@@ -520,17 +533,23 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
         )
 
 
-def corpus_index_dir(corpus: str | Path) -> Path:
+def corpus_index_dir(corpus: str | Path, embedder: str | None = None) -> Path:
     """Where ``rag eval --corpus`` keeps a corpus's own index: beside the default index, in
-    ``eval-index/<name>-<hash of the corpus path>`` (``.rag/eval-index/...`` by default)."""
+    ``eval-index/<name>-<hash of the corpus path>[-<embedder>]`` (``.rag/eval-index/...`` by
+    default); the default embedder's index has no suffix."""
     import hashlib
 
+    from rag.embedding import DEFAULT_MODEL as DEFAULT_EMBEDDER_NAME
+    from rag.embedding import embedder_name
     from rag.index import default_index_dir
 
     path = Path(corpus).resolve()
     name = path.name if path.is_dir() else f"{path.parent.name}-{path.stem}"
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-    return default_index_dir().parent / "eval-index" / f"{name}-{digest}"
+    folder = f"{name}-{digest}"
+    if embedder is not None and embedder_name(embedder) != DEFAULT_EMBEDDER_NAME:
+        folder += "-" + re.sub(r"[^A-Za-z0-9._-]+", "_", embedder_name(embedder))
+    return default_index_dir().parent / "eval-index" / folder
 
 
 def unknown_sources(gold: list[dict[str, Any]], index: Index) -> tuple[set[str], int]:

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,19 @@ import numpy as np
 
 from rag.chunking import ChunkConfig, chunk_document
 from rag.dense import INDEX_KINDS, DenseIndex, resolve_kind
-from rag.embedding import DEFAULT_MODEL, Embedder, EmbeddingModel, embedder_name
+from rag.embedding import (
+    DEFAULT_EMBEDDER,
+    Embedder,
+    EmbeddingModel,
+    bundled_embedder,
+    check_embedder,
+    embedder_name,
+    load_embedder,
+)
 from rag.loading import Skipped, load
 from rag.retrieval import (
-    FUSION_DEPTH,
     Fusion,
+    FusionSettings,
     Mode,
     check_fusion,
     check_mode,
@@ -95,6 +103,7 @@ class IndexSettings:
     dim: int
     chunking: ChunkConfig
     dense_index: str
+    fusion: FusionSettings = FusionSettings()
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -103,6 +112,7 @@ class IndexSettings:
             "dim": self.dim,
             "chunking": {"size": self.chunking.size, "overlap": self.chunking.overlap},
             "dense_index": self.dense_index,
+            "fusion": {"alpha": self.fusion.alpha, "depth": self.fusion.depth},
         }
 
 
@@ -142,6 +152,7 @@ class Index:
         embedder: EmbeddingModel | str | None = None,
         chunking: ChunkConfig | None = None,
         dense_index: str | None = None,
+        fusion: FusionSettings | None = None,
         create: bool = True,
         rebuild: bool = False,
     ) -> Index:
@@ -152,6 +163,8 @@ class Index:
                 None means the one the index was built with (the bundled default for a new one).
             chunking: chunk sizes for a new index; must match an existing index.
             dense_index: ``auto``, ``flat``, ``hnsw`` or ``ivf`` for a new index.
+            fusion: hybrid fusion settings for a new index (default: those measured for its
+                embedder); an existing index keeps its own unless these are given.
             create: when False, a missing index is an error instead of being created.
             rebuild: start a new, empty index with the given settings; the old one stays
                 readable until the first :meth:`add` commits the new one in its place.
@@ -172,7 +185,7 @@ class Index:
             live = None
         if rebuild:
             # Start empty; the old index stays live until the first commit replaces it.
-            index = cls._new(root, embedder, chunking, dense_index)
+            index = cls._new(root, embedder, chunking, dense_index, fusion)
             index._generation = live
             return index
         if live is None:
@@ -180,9 +193,11 @@ class Index:
                 raise IndexOpenError(f"index at {root} is damaged (no {root}/CURRENT); {_rebuild_hint(root)}")
             if not create:
                 raise IndexOpenError(f"no index at {root}; create one with: rag index PATH")
-            return cls._new(root, embedder, chunking, dense_index)
+            return cls._new(root, embedder, chunking, dense_index, fusion)
         manifest = _read_manifest(live, root)
         index = cls._from_manifest(root, manifest, embedder, chunking, dense_index)
+        if fusion is not None:
+            index.settings = replace(index.settings, fusion=fusion)
         index._load(live)
         return index
 
@@ -193,15 +208,19 @@ class Index:
         embedder: EmbeddingModel | str | None,
         chunking: ChunkConfig | None,
         dense_index: str | None,
+        fusion: FusionSettings | None = None,
     ) -> Index:
-        spec, model = _resolve_embedder(embedder or DEFAULT_MODEL)
+        spec, model = _resolve_embedder(embedder or DEFAULT_EMBEDDER)
         kind = dense_index or "auto"
         resolve_kind(kind, 0)  # validates the name
+        name = model.name if model else embedder_name(spec)
+        bundled = bundled_embedder(name)
         settings = IndexSettings(
-            embedder=model.name if model else embedder_name(spec),
+            embedder=name,
             dim=0,  # known after the first embedding
             chunking=chunking or ChunkConfig(),
             dense_index=kind,
+            fusion=fusion or (FusionSettings(alpha=bundled.alpha) if bundled else FusionSettings()),
         )
         return cls(root, settings, model, spec)
 
@@ -226,6 +245,8 @@ class Index:
                 dim=int(manifest["dim"]),
                 chunking=ChunkConfig(**manifest["chunking"]),
                 dense_index=str(manifest["dense_index"]),
+                # Indexes written before fusion was recorded used the defaults.
+                fusion=FusionSettings(**manifest.get("fusion", {})),
             )
             resolve_kind(settings.dense_index, 0)
         except (KeyError, TypeError, ValueError) as e:
@@ -302,7 +323,7 @@ class Index:
     @property
     def embedder(self) -> EmbeddingModel:
         if self._embedder is None:
-            self._embedder = Embedder(self._embedder_spec)
+            self._embedder = load_embedder(self._embedder_spec)
         return self._embedder
 
     def __len__(self) -> int:
@@ -322,12 +343,15 @@ class Index:
     def chunks(self, doc_id: str | None = None) -> list[Chunk]:
         return [c for c in self._chunks if doc_id is None or c.doc_id == doc_id]
 
-    def search(self, query: str, k: int = 5, mode: Mode = "hybrid", fusion: Fusion = "convex") -> list[Hit]:
+    def search(
+        self, query: str, k: int = 5, mode: Mode = "hybrid", fusion: Fusion = "convex", alpha: float | None = None
+    ) -> list[Hit]:
         """The ``k`` best chunks for ``query``.
 
         Args:
             mode: ``hybrid`` (dense and BM25 fused), ``dense`` or ``bm25``.
             fusion: how hybrid mode fuses (see :mod:`rag.retrieval`): ``convex`` or ``rrf``.
+            alpha: the dense weight of convex fusion; None: the index's own (its manifest's).
         """
         if not isinstance(query, str) or not query.strip():
             raise ValueError("query must be a non-empty string")
@@ -335,14 +359,15 @@ class Index:
             raise ValueError(f"k must be > 0, got {k}")
         check_mode(mode)
         check_fusion(fusion)
+        weights = self.settings.fusion if alpha is None else replace(self.settings.fusion, alpha=alpha)
         if not self._chunks:
             return []
-        depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
+        depth = max(k, weights.depth) if mode == "hybrid" else k
         dense: list[tuple[int, float]] = []
         sparse: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
             assert self._dense is not None
-            query_vector = self._embed([query])[0]
+            query_vector = self._embed([query], query=True)[0]
             dense = self._dense.search(query_vector, depth)
         if mode in ("hybrid", "bm25"):
             keyword_scores = self._bm25.score_all(query)
@@ -361,7 +386,7 @@ class Index:
             sparse_all = keyword_scores[candidates]
             dense = list(zip(candidates, map(float, dense_all)))
             sparse = [(r, float(s)) for r, s in zip(candidates, sparse_all) if s > 0]
-            ranked = convex_fusion(candidates, dense_all, sparse_all)
+            ranked = convex_fusion(candidates, dense_all, sparse_all, weights.alpha)
         dense_scores, sparse_scores = dict(dense), dict(sparse)
         hits = []
         for rank, (row, score) in enumerate(ranked[:k], start=1):
@@ -444,8 +469,8 @@ class Index:
                 raise KeyError(f"no document '{doc_id}' in the index at {self.path}; `rag docs` lists them")
             self._apply(remove={doc_id}, docs=[], chunks=[], vectors=self._vectors[:0])
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.embedder.embed(texts)
+    def _embed(self, texts: list[str], query: bool = False) -> np.ndarray:
+        vectors = self.embedder.embed_query(texts) if query else self.embedder.embed(texts)
         dim = vectors.shape[1] if vectors.ndim == 2 else -1
         if vectors.shape[0] != len(texts) or (self.settings.dim and dim != self.settings.dim):
             raise IndexOpenError(
@@ -453,7 +478,7 @@ class Index:
                 f"{self.path} holds {self.settings.dim}-dimensional vectors. {_rebuild_hint(self.path)}"
             )
         if not self.settings.dim:
-            self.settings = IndexSettings(self.settings.embedder, dim, self.settings.chunking, self.settings.dense_index)
+            self.settings = replace(self.settings, dim=dim)
         return vectors
 
     def _apply(self, remove: set[str], docs: list[Document], chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -517,10 +542,10 @@ def _resolve_embedder(embedder: EmbeddingModel | str | Path) -> tuple[str, Embed
     """``(spec, model)``: a name or path is kept as a spec and loaded on first use."""
     if isinstance(embedder, (str, Path)):
         spec = str(embedder)
-        if spec != DEFAULT_MODEL and not Path(spec).is_dir():
-            raise IndexOpenError(
-                f"embedder '{spec}' is neither '{DEFAULT_MODEL}' nor a sentence-transformers model directory"
-            )
+        try:
+            check_embedder(spec)
+        except ValueError as e:
+            raise IndexOpenError(str(e)) from None
         return spec, None
     if not isinstance(embedder, EmbeddingModel):
         raise TypeError(f"embedder must be a name, a path or an embedding model, got {type(embedder).__name__}")

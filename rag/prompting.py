@@ -159,8 +159,8 @@ def select_sources(
     # are embedded: embedding the candidates is most of the time spent before the model.
     others = [j for j, (i, _) in enumerate(candidates) if i != 0]
     if others:
-        vectors = embedder.embed([question] + [candidates[j][1].text for j in others])
-        relevance[others] += vectors[1:] @ vectors[0]
+        query = embedder.embed_query([question])[0]
+        relevance[others] += embedder.embed([candidates[j][1].text for j in others]) @ query
 
     chosen: list[int] = []
     words = 0

@@ -17,6 +17,7 @@ with Bruch et al., "An Analysis of Fusion Functions for Hybrid Retrieval" (2023)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -29,6 +30,25 @@ ALPHA = 0.5  # weight of the dense score in convex fusion; 0.5 = no preference
 RRF_K = 60
 # Each retriever contributes this many candidates (at least k) to the fusion.
 FUSION_DEPTH = 50
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How hybrid search fuses, recorded in each index's manifest: the weight of the dense
+    score (``alpha``; 1 is dense only, 0 BM25 only) and each retriever's candidate depth.
+
+    A new index takes the weight measured for its embedder (``rag.embedding.EMBEDDERS``):
+    the better the embedder, the less BM25 adds (eval/README.md, "Embedders and fusion weights").
+    """
+
+    alpha: float = ALPHA
+    depth: int = FUSION_DEPTH
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"fusion alpha must be between 0 and 1, got {self.alpha}")
+        if self.depth < 1:
+            raise ValueError(f"fusion depth must be >= 1, got {self.depth}")
 
 
 def check_mode(mode: str) -> Mode:

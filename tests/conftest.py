@@ -42,6 +42,8 @@ class FakeEmbedder:
                 out[i, 0] = 1.0
         return out
 
+    embed_query = embed  # symmetric: a query is embedded like a document
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:

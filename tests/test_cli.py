@@ -15,7 +15,7 @@ from .conftest import FakeEmbedder
 @pytest.fixture(autouse=True)
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI builds its embedder from a name; give it the fake one under that name."""
-    monkeypatch.setattr(rag.index, "Embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
+    monkeypatch.setattr(rag.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

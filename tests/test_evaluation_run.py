@@ -132,7 +132,7 @@ def test_compare_writes_one_folder_per_setting_and_loads_the_model_once(
 
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rag.index, "Embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
+    monkeypatch.setattr(rag.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
     monkeypatch.setattr(rag.answering, "load_generator", lambda name, settings=None: ByQuestionGenerator())
 
 

@@ -51,6 +51,8 @@ CHILD = textwrap.dedent(
             stage("embedding")
             return super().embed(texts)
 
+        embed_query = embed
+
     def wrap(module, name, label, when=lambda *a: True):
         real = getattr(module, name)
         def wrapped(*args, **kwargs):
@@ -61,7 +63,7 @@ CHILD = textwrap.dedent(
             return result
         setattr(module, name, wrapped)
 
-    rag.index.Embedder = lambda spec: Embedder(name=embedder_name(spec))
+    rag.index.load_embedder = lambda spec: Embedder(name=embedder_name(spec))
     wrap(np, "save", "saved-arrays", lambda path, *a: str(path).endswith("vectors.npy"))
     wrap(rag.store, "_fsync_tree", "written")
     wrap(rag.store.os, "rename", "renamed")

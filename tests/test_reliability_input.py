@@ -315,8 +315,9 @@ BIG_FILE_SCRIPT = textwrap.dedent(
             out[:, 0] = 1.0
             out[np.arange(len(texts)), np.array([1 + len(t) % 63 for t in texts])] = 1.0
             return out / np.linalg.norm(out, axis=1, keepdims=True)
+        embed_query = embed
 
-    rag.index.Embedder = lambda spec: CheapEmbedder()
+    rag.index.load_embedder = lambda spec: CheapEmbedder()
     started = time.monotonic()
     code = main(["index", sys.argv[1], "--index-dir", sys.argv[2], "--quiet"])
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would report the forking

@@ -1,4 +1,4 @@
-"""Integration: the real bundled embedder puts the right seed article first."""
+"""Integration: each real bundled embedder puts the right seed article first."""
 
 from __future__ import annotations
 
@@ -36,10 +36,11 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def seeds_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["minilm", "e5-small-q4", "embeddinggemma-300m"])
+def seeds_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds indexed with each bundled embedder (EmbeddingGemma is fetched, 1.1 GB, once per run)."""
     index_dir = tmp_path_factory.mktemp("seeds") / "index"
-    assert main(["index", str(SEEDS), "--index-dir", str(index_dir), "--quiet"]) == 0
+    assert main(["index", str(SEEDS), "--index-dir", str(index_dir), "--embedder", request.param, "--quiet"]) == 0
     return index_dir
 
 
@@ -73,6 +74,21 @@ def test_embedder_api() -> None:
     assert Embedder().embed(["Qatar and Belgium met in Doha."]) == pytest.approx(vectors[:1], abs=1e-5)
     with pytest.raises(TypeError, match="list of strings"):
         embedder.embed("not a list")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["e5-small-q4", "embeddinggemma-300m"])
+def test_asymmetric_embedders_embed_queries_and_documents_apart(name: str) -> None:
+    from rag.embedding import load_embedder
+
+    embedder = load_embedder(name)
+    question = embedder.embed_query(["Where did the Belgian minister meet Qatari officials?"])
+    passages = embedder.embed(["Belgian minister Bernard Quintin met Qatari officials in Doha.", "A recipe for bread."])
+    assert question.shape == (1, embedder.dim) and passages.shape == (2, embedder.dim)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    assert float(passages[0] @ question[0]) > float(passages[1] @ question[0]) + 0.1
+    # the query prompt is applied: the same text embedded as a query is another vector
+    same = embedder.embed(["Where did the Belgian minister meet Qatari officials?"])
+    assert not np.allclose(same, question, atol=1e-3)
 
 
 def test_unknown_embedder_directory_is_rejected(tmp_path: Path) -> None:
