@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ class Answer:
                 {
                     "n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title,
                     "start": c.start, "end": c.end, "quote": c.quote, "supported": c.supported,
-                    "added": c.added,
+                    "added": c.added, "page": c.page,
                 }
                 for c in self.citations
             ],
@@ -281,6 +281,7 @@ class Assistant:
         if self.judge and isinstance(generator, Scorer):
             judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
         text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
+        citations = [self._with_page(c) for c in citations]
         trust = assess(question, text, sentences, citations, Signals.measure(best, stats, sentences, judge is not None))
         done = time.perf_counter()
         timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
@@ -293,6 +294,14 @@ class Assistant:
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
             trust=trust, tokens=Tokens.of(stats),
         )
+
+    def _with_page(self, citation: Citation) -> Citation:
+        """The citation with the page its quote starts on, for a paged document (PDF)."""
+        try:
+            page = self.index.document(citation.doc_id).page_of(citation.start)
+        except KeyError:  # removed from the index while the answer was written
+            return citation
+        return replace(citation, page=page) if page is not None else citation
 
     def _refusal(
         self, question: str, hits: list[Hit], sources: tuple[Source, ...], timings: Timings, prompt: str,

@@ -66,6 +66,7 @@ class Citation:
 
     ``start``/``end`` are offsets of ``quote`` in the document's cleaned text. ``added``
     is True when the verifier attached this source to a sentence the model left uncited.
+    ``page`` is the 1-based page where the quote starts, for paged documents (PDF).
     """
 
     n: int
@@ -77,6 +78,7 @@ class Citation:
     quote: str
     supported: bool
     added: bool = False
+    page: int | None = None
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for c in answer.citations:
         mark = "" if c.supported else " (does not support the answer)"
         added = " (added by the checker)" if c.added else ""
-        print(f"  [{c.n}] {c.title} ({c.doc_id}, chars {c.start}-{c.end}){mark}{added}")
+        where = f"p. {c.page}, " if c.page is not None else ""
+        print(f"  [{c.n}] {c.title} ({c.doc_id}, {where}chars {c.start}-{c.end}){mark}{added}")
         print(f'      "{c.quote}"')
     t = answer.timings
     first = f"first token {t.first_token_s:.1f} s, " if t.first_token_s is not None else ""

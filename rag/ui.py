@@ -129,6 +129,10 @@ def _marked(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def _head(n: int | None, hit: Hit, extra: str = "") -> str:
+    """A passage's heading: its number, title, document id, date, and ``extra`` (escaped), which
+    defaults to the page the passage starts on in a paged document."""
+    if not extra and hit.page is not None:
+        extra = escape_text(f" · p. {hit.page}")
     label = f'<span class="rag-n">{escape_text(f"[{n}]")}</span> ' if n is not None else ""
     meta = " · ".join(escape_text(x) for x in (hit.doc_id, hit.date or "no date") if x) + extra
     return f'<div class="rag-head">{label}<strong>{escape_text(hit.title or hit.doc_id)}</strong> <small>{meta}</small></div>'
@@ -161,7 +165,9 @@ def render_sources(answer: Answer | None) -> str:
             notes.append("the highlighted sentence is the closest match, but it does not support the answer")
         if any(c.added for c in cites):
             notes.append("the checker attached this source to a sentence the model left uncited")
-        out.append(f'<section class="rag-source" id="rag-source-{n}">{_head(n, hit)}')
+        pages = sorted({c.page for c in cites if c.page is not None})
+        extra = escape_text(" · " + ", ".join(f"p. {p}" for p in pages)) if pages else ""
+        out.append(f'<section class="rag-source" id="rag-source-{n}">{_head(n, hit, extra)}')
         out.append(f'<p class="rag-passage">{_marked(hit.text, inside)}</p>')
         for c in cites:
             if (c.start - hit.start, c.end - hit.start) not in inside:

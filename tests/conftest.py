@@ -170,3 +170,20 @@ class JudgingGenerator:
         yes = self.yes(turn) if callable(self.yes) else self.yes
         table = {"Yes": yes, "yes": 0.0, "No": 1 - yes, "no": 0.0}
         return [table.get(c, 0.0) for c in candidates]
+
+
+class ScriptedGenerator:
+    """Streams a fixed reply word by word and records the prompts it was given."""
+
+    name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.prompts: list[str] = []  # the last (question) message of each call
+        self.conversations: list[list[dict[str, str]]] = []
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        self.prompts.append(messages[-1]["content"])
+        self.conversations.append(messages)
+        for word in self.reply.split(" "):
+            yield word + " "

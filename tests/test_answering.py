@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,24 +10,7 @@ from rag.generation import load_generator
 from rag.index import Index
 from rag.prompting import fixed_prefix
 
-from .conftest import FakeEmbedder, JudgingGenerator
-
-
-class ScriptedGenerator:
-    """Streams a fixed reply word by word and records the prompts it was given."""
-
-    name = "scripted"
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-        self.prompts: list[str] = []  # the last (question) message of each call
-        self.conversations: list[list[dict[str, str]]] = []
-
-    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
-        self.prompts.append(messages[-1]["content"])
-        self.conversations.append(messages)
-        for word in self.reply.split(" "):
-            yield word + " "
+from .conftest import FakeEmbedder, JudgingGenerator, ScriptedGenerator
 
 
 @pytest.fixture
@@ -172,3 +154,24 @@ def test_an_error_while_loading_in_the_background_reaches_the_question(index: In
         a.ask("Where did the lava flow?")
     with pytest.raises(ValueError, match="unknown model 'gpt-9'"):  # asked again: loads again, same error
         a.load()
+
+
+def test_a_citation_of_a_pdf_names_the_page_of_its_quote(tmp_path: Path) -> None:
+    from .conftest import make_pdf
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "report.pdf").write_bytes(make_pdf([
+        "Annual Cyber Report. The agency counted incidents across the country in the year.",
+        "Ransomware attacks on hospitals doubled in the year, the agency said.",
+    ]))
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([folder])
+    answer = assistant(index, "The agency said they doubled in the year [1].").ask("Ransomware attacks on hospitals in the year?")
+    [c] = answer.citations
+    assert c.supported and "hospitals doubled" in c.quote
+    assert c.page == 2 == index.document("report").page_of(c.start)
+    assert answer.to_dict()["citations"][0]["page"] == 2
+    from rag.ui import render_sources
+
+    assert "report · no date · p. 2</small>" in render_sources(answer)  # the sources panel names it too

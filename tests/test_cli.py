@@ -110,3 +110,27 @@ def test_index_dir_from_environment(capsys: pytest.CaptureFixture[str], tmp_path
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "env-ix"))
     code, _, _ = run(capsys, "index", str(tiny_corpus))
     assert code == 0 and (tmp_path / "env-ix" / "CURRENT").is_file()
+
+
+def test_ask_prints_the_page_of_a_pdf_citation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.answering
+
+    from .conftest import ScriptedGenerator, make_pdf
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "report.pdf").write_bytes(make_pdf([
+        "Annual Cyber Report. The agency counted incidents across the country in the year.",
+        "Ransomware attacks on hospitals doubled in the year, the agency said.",
+    ]))
+    d = str(tmp_path / "ix")
+    assert run(capsys, "index", str(folder), "--index-dir", d)[0] == 0
+    monkeypatch.setattr(rag.answering, "load_generator",
+                        lambda *a, **k: ScriptedGenerator("The agency said they doubled in the year [1]."))
+    code, out, _ = run(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge")
+    assert code == 0
+    assert "[1] Annual Cyber Report" in out and "(report, p. 2, chars " in out
+    code, out, _ = run(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge", "--json")
+    assert json.loads(out)["citations"][0]["page"] == 2

@@ -11,7 +11,7 @@ from rag.feedback import feedback_path, record_feedback
 from rag.index import Index
 
 from .conftest import FakeEmbedder
-from .test_answering import ScriptedGenerator
+from .conftest import ScriptedGenerator
 
 
 @pytest.fixture
