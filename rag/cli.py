@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("index", help="add or update documents in the index")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.txt .md .html .pdf .jsonl)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.txt .md .html .pdf .docx .epub .jsonl)")
     _add_index_dir(p)
     p.add_argument("--rebuild", action="store_true", help="replace the whole index with these documents")
     p.add_argument("--chunk-size", type=int, default=None, help=f"words per chunk (new index; default {DEFAULT_CHUNK_WORDS})")

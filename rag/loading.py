@@ -1,4 +1,4 @@
-"""Load documents from files and folders: .txt, .md, .html, .pdf and BEIR-style .jsonl.
+"""Load documents from files and folders: .txt, .md, .html, .pdf, .docx, .epub and BEIR-style .jsonl.
 
 Every file becomes zero or more cleaned :class:`~rag.types.Document` objects, or a
 :class:`Skipped` record naming the file and the reason (empty, binary, not UTF-8,
@@ -25,7 +25,7 @@ from rag.types import Document
 TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx", ".epub", ".jsonl"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,12 @@ def _load_file(file: Path, doc_id: str, suffix: str) -> Document:
     page_starts: tuple[int, ...] = ()
     if suffix == ".pdf":
         text, page_starts = _pdf_text(file)
+    elif suffix == ".docx":
+        title, text = _docx_text(file)
+        text = clean(text)
+    elif suffix == ".epub":
+        title, text = _epub_text(file)
+        text = clean(text)
     elif suffix in HTML_SUFFIXES:
         title, text = _html_text(_read_text(file))
         text = clean(text)
@@ -236,3 +242,72 @@ def _pdf_text(file: Path) -> tuple[str, tuple[int, ...]]:
         starts.append(len(text))
         text += page
     return text, tuple(starts)
+
+
+def _docx_text(file: Path) -> tuple[str, str]:
+    """A Word file's paragraphs (headings included) and tables, in document order, and its title.
+
+    A table becomes one line per row, its cells joined by " | ". The title is the document's
+    own (its properties), else its first Title or Heading paragraph.
+    """
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(file))
+        lines: list[str] = []
+        heading = ""
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                lines += [" | ".join(cell.text.strip() for cell in row.cells) for row in block.rows]
+                continue
+            style = block.style.name if block.style is not None else ""
+            if not heading and block.text.strip() and (style == "Title" or style.startswith("Heading")):
+                heading = block.text
+            lines.append(block.text)
+        title = document.core_properties.title or heading
+    except Exception as e:  # noqa: BLE001 - a damaged .docx fails inside zipfile, lxml or python-docx
+        raise LoadError(f"unreadable Word file ({type(e).__name__}: {e})") from None
+    return normalize(title), "\n".join(lines)
+
+
+def _epub_text(file: Path) -> tuple[str, str]:
+    """An EPUB's chapters in spine (reading) order, each chapter's title kept as a line, and the
+    book's title.
+
+    An EPUB is a zip: ``META-INF/container.xml`` names the package file (OPF), whose manifest
+    lists the chapters and whose spine gives their order. Read here with zipfile and
+    BeautifulSoup rather than ebooklib, whose AGPL-3.0 licence would bind this MIT project.
+    """
+    import posixpath
+    import zipfile
+
+    from bs4 import BeautifulSoup
+
+    try:
+        with zipfile.ZipFile(file) as book:
+            container = BeautifulSoup(book.read("META-INF/container.xml"), "html.parser")
+            rootfile = container.find("rootfile")
+            if rootfile is None or not rootfile.get("full-path"):
+                raise LoadError("not an EPUB (no package file named in META-INF/container.xml)")
+            opf_path = str(rootfile["full-path"])
+            opf = BeautifulSoup(book.read(opf_path), "html.parser")
+            title_tag = opf.find("dc:title")
+            manifest = {str(item.get("id")): str(item.get("href")) for item in opf.find_all("item")}
+            base = posixpath.dirname(opf_path)
+            chapters = []
+            for ref in opf.find_all("itemref"):
+                href = manifest.get(str(ref.get("idref")))
+                if href is None:
+                    continue
+                page = book.read(posixpath.normpath(posixpath.join(base, href))).decode("utf-8", "replace")
+                heading, text = _html_text(page)
+                if heading and heading not in text:  # a title only in <head>: keep it as the first line
+                    text = f"{heading}\n{text}"
+                chapters.append(text)
+    except LoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged EPUB fails inside zipfile or the parser
+        raise LoadError(f"unreadable EPUB ({type(e).__name__}: {e})") from None
+    return normalize(title_tag.get_text(" ")) if title_tag else "", "\n\n".join(chapters)
+

@@ -26,12 +26,12 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_index_search_docs_remove(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> None:
-    (tiny_corpus / "notes.docx").write_bytes(b"PK\x03\x04")
+    (tiny_corpus / "notes.xyz").write_bytes(b"PK\x03\x04")
     d = str(tmp_path / "ix")
     code, out, err = run(capsys, "index", str(tiny_corpus), "--index-dir", d)
     assert code == 0
     assert "3 added, 0 updated, 0 unchanged, 1 skipped" in out
-    assert "notes.docx: unsupported file type '.docx'" in err
+    assert "notes.xyz: unsupported file type '.xyz'" in err
 
     code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", d, "--quiet")
     assert code == 0 and "0 added, 0 updated, 3 unchanged" in out

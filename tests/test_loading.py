@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ from rag.loading import Skipped, load
 from rag.types import Document
 
 from .conftest import make_pdf
+
+EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18  # a valid zip with no files in it
 
 
 def split(items: list) -> tuple[dict[str, Document], list[Skipped]]:
@@ -47,6 +50,54 @@ def test_pdf_pages_are_kept(tmp_path: Path) -> None:
     assert doc.page_of(0) == 1
 
 
+def test_word_paragraphs_headings_and_tables_in_order(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Cyber Pact Signed in Doha", level=1)
+    document.add_paragraph("Qatar and Rwanda signed a cybersecurity partnership on Monday.")
+    table = document.add_table(rows=2, cols=2)
+    for r, (a, b) in enumerate([("Country", "Minister"), ("Rwanda", "Paula Ingabire")]):
+        table.cell(r, 0).text, table.cell(r, 1).text = a, b
+    document.add_paragraph("The agreement covers public key infrastructure.")
+    document.save(str(tmp_path / "pact.docx"))
+    doc = split(list(load([tmp_path / "pact.docx"])))[0]["pact"]
+    assert doc.title == "Cyber Pact Signed in Doha"
+    assert "Rwanda | Paula Ingabire" in doc.text
+    text = doc.text
+    assert text.index("signed a cybersecurity") < text.index("Country | Minister") < text.index("public key")
+
+
+def _epub(path: Path, chapters: dict[str, str], spine: list[str], title: str = "The Cyber Book") -> None:
+    """A minimal EPUB: container, package file (manifest in ``chapters`` order), XHTML chapters."""
+    items = "".join(f'<item id="{c}" href="text/{c}.xhtml" media-type="application/xhtml+xml"/>' for c in chapters)
+    refs = "".join(f'<itemref idref="{c}"/>' for c in spine)
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr("mimetype", "application/epub+zip")
+        book.writestr("META-INF/container.xml", '<?xml version="1.0"?><container version="1.0" '
+                      'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+                      '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+                      "</rootfiles></container>")
+        book.writestr("OEBPS/content.opf", '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" '
+                      'xmlns:dc="http://purl.org/dc/elements/1.1/" version="3.0">'
+                      f"<metadata><dc:title>{title}</dc:title></metadata><manifest>{items}</manifest>"
+                      f"<spine>{refs}</spine></package>")
+        for name, body in chapters.items():
+            book.writestr(f"OEBPS/text/{name}.xhtml", f"<html><head><title>{name}</title></head><body>{body}</body></html>")
+
+
+def test_epub_chapters_in_spine_order_with_their_titles(tmp_path: Path) -> None:
+    _epub(tmp_path / "book.epub", {
+        "later": "<h1>Chapter Two: Belgium</h1><p>Belgium adopted its Cyber Security Strategy 2.0.</p>",
+        "first": "<h1>Chapter One: Qatar</h1><p>Qatar founded its National Cyber Security Agency.</p>",
+    }, spine=["first", "later"])
+    doc = split(list(load([tmp_path / "book.epub"])))[0]["book"]
+    assert doc.title == "The Cyber Book"
+    text = doc.text
+    assert text.index("Chapter One: Qatar") < text.index("National Cyber Security Agency") < text.index("Chapter Two")
+    assert "Strategy 2.0" in text
+
+
 def test_jsonl_beir_corpus(tmp_path: Path) -> None:
     lines = [
         json.dumps({"_id": "d1", "title": "First", "text": "Alpha text."}),
@@ -75,6 +126,9 @@ def test_jsonl_beir_corpus(tmp_path: Path) -> None:
         ("latin1.txt", "caf\xe9 au lait".encode("latin-1"), "not valid UTF-8"),
         ("image.png", b"\x89PNG", "unsupported file type '.png'"),
         ("broken.pdf", b"%PDF-1.4 garbage", "unreadable PDF"),
+        ("broken.docx", b"PK\x03\x04 not a zip", "unreadable Word file"),
+        ("broken.epub", b"PK\x03\x04 not a zip", "unreadable EPUB"),
+        ("empty-zip.epub", EMPTY_ZIP, "unreadable EPUB (KeyError"),
         ("only-boilerplate.txt", b"Newsletter Signup\nClick to comment", "no text left"),
     ],
 )
