@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.txt .md .html .pdf .docx .epub .jsonl)")
     _add_index_dir(p)
     p.add_argument("--rebuild", action="store_true", help="replace the whole index with these documents")
+    p.add_argument("--sync", action="store_true",
+                   help="also remove the documents indexed from these paths whose file is gone")
     p.add_argument("--chunk-size", type=int, default=None, help=f"words per chunk (new index; default {DEFAULT_CHUNK_WORDS})")
     p.add_argument("--overlap", type=int, default=None, help=f"words of overlap (new index; default {DEFAULT_OVERLAP_WORDS})")
     p.add_argument("--embedder", default=None, help=EMBEDDER_HELP + " (new index; default minilm)")
@@ -151,11 +153,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         dense_index=args.dense_index,
         rebuild=args.rebuild,
     )
-    report = index.add(args.paths, progress=not args.quiet)
+    report = index.add(args.paths, progress=not args.quiet, sync=args.sync)
     if not args.quiet:
         for skipped in report.skipped:
             print(f"skipped {skipped}", file=sys.stderr)
-    if not (report.added or report.updated or report.unchanged):
+    if not (report.added or report.updated or report.unchanged or report.removed):
         raise CommandError(
             f"no documents to index in {' '.join(args.paths)} ({len(report.skipped)} skipped); "
             "the index was not changed"

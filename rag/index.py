@@ -35,7 +35,7 @@ from rag.embedding import (
     embedder_name,
     load_embedder,
 )
-from rag.loading import Skipped, load
+from rag.loading import Skipped, came_from, load, source_file
 from rag.retrieval import (
     Fusion,
     FusionSettings,
@@ -87,11 +87,13 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     chunks: int = 0
+    removed: list[str] | None = None  # documents whose file is gone; None unless syncing
 
     def summary(self) -> str:
+        removed = "" if self.removed is None else f", {len(self.removed)} removed"
         return (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.skipped)} skipped ({self.chunks} chunks embedded)"
+            f"{len(self.skipped)} skipped{removed} ({self.chunks} chunks embedded)"
         )
 
 
@@ -412,27 +414,34 @@ class Index:
 
     # ------------------------------------------------------------------ writing
 
-    def add(self, paths: Iterable[str | Path], progress: bool = False) -> IndexReport:
+    def add(self, paths: Iterable[str | Path], progress: bool = False, sync: bool = False) -> IndexReport:
         """Load, clean, chunk and embed the files under ``paths``; see :meth:`add_documents`.
+
+        With ``sync``, documents read from ``paths`` before whose file is now gone are removed
+        (a file that is still there but cannot be read keeps its indexed version).
 
         Raises:
             FileNotFoundError: a path does not exist (nothing is changed).
         """
         from tqdm import tqdm
 
+        paths = list(paths)
         docs, skipped = [], []
-        items = load(list(paths))
+        items = load(paths)
         for item in tqdm(items, desc="reading", unit=" docs", disable=None if progress else True, leave=False):
             (docs if isinstance(item, Document) else skipped).append(item)
-        return self.add_documents(docs, skipped=skipped)
+        return self.add_documents(docs, skipped=skipped, sync=paths if sync else None)
 
-    def add_documents(self, docs: Iterable[Document], skipped: Sequence[Skipped] = ()) -> IndexReport:
+    def add_documents(
+        self, docs: Iterable[Document], skipped: Sequence[Skipped] = (), sync: Sequence[str | Path] | None = None
+    ) -> IndexReport:
         """Add new documents and replace changed ones; unchanged ones cost nothing.
 
-        A document id seen twice in one call keeps its first occurrence. The index on
-        disk changes in one atomic step at the end, or not at all.
+        A document id seen twice in one call keeps its first occurrence. ``sync`` names the
+        paths being synced: indexed documents from them whose file is gone are removed. The
+        index on disk changes in one atomic step at the end, or not at all.
         """
-        report = IndexReport(skipped=list(skipped))
+        report = IndexReport(skipped=list(skipped), removed=None if sync is None else [])
         with self._store.write_lock():
             self._refresh()
             changed: list[Document] = []
@@ -447,14 +456,21 @@ class Index:
                     continue
                 (report.updated if doc.id in self._docs else report.added).append(doc.id)
                 changed.append(doc)
-            if not changed:
+            if sync is not None:
+                report.removed = [
+                    d.id for d in self._docs.values()
+                    if d.id not in seen and came_from(d.source, sync) and not source_file(d.source).exists()
+                ]
+            gone = set(report.removed or ())
+            if not changed and not gone:
                 self._store.collect()  # a writer killed after its switch left the old generation
                 return report
             new_chunks = [c for doc in changed for c in chunk_document(doc, self.settings.chunking)]
             by_id = {doc.id: doc for doc in changed}
-            vectors = self._embed([passage_text(by_id[c.doc_id], c) for c in new_chunks])
+            texts = [passage_text(by_id[c.doc_id], c) for c in new_chunks]
+            vectors = self._embed(texts) if texts else self._vectors[:0]  # only removals: load no model
             report.chunks = len(new_chunks)
-            self._apply(remove=set(report.updated), docs=changed, chunks=new_chunks, vectors=vectors)
+            self._apply(remove=set(report.updated) | gone, docs=changed, chunks=new_chunks, vectors=vectors)
         return report
 
     def remove(self, doc_id: str) -> None:

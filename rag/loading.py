@@ -77,6 +77,19 @@ def doc_id_for(file: Path, root: Path) -> str:
     return file.relative_to(root).with_suffix("").as_posix()
 
 
+def source_file(source: str) -> Path:
+    """The file a document's ``source`` names (a JSONL line's ``file:LINE`` without the line)."""
+    path, sep, line = source.rpartition(":")
+    return Path(path) if sep and line.isdigit() and path.lower().endswith(".jsonl") else Path(source)
+
+
+def came_from(source: str, paths: Iterable[str | Path]) -> bool:
+    """Whether the document from ``source`` was read from one of ``paths`` (a file, or one
+    under a folder), comparing resolved paths."""
+    file = source_file(source).resolve()
+    return any(file == (root := Path(p).resolve()) or file.is_relative_to(root) for p in paths)
+
+
 def load(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
     """Yield a Document for every readable document under ``paths``, a Skipped for the rest.
 

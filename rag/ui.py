@@ -415,6 +415,15 @@ class ChatService:
             lines.append(f"skipped {Path(skipped.source).name}: {skipped.reason}")
         return "\n".join(lines)
 
+    def rescan(self) -> str:
+        """Index the upload folder again, as ``rag index FOLDER --sync``: files added to it are
+        indexed, changed ones updated, and documents whose file was deleted from it removed."""
+        folder = (self.upload_dir or data_dir() / "uploads").resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._index_lock.writing():
+            report = self.index.add([folder], sync=True)
+        return "\n".join([f"re-scanned {folder}: {report.summary()}"] + [f"skipped {s}" for s in report.skipped])
+
     def remove(self, doc_id: str) -> str:
         """Delete a document from the index (and its uploaded copy, if it came from the app)."""
         if not doc_id:
@@ -523,6 +532,12 @@ def build_app(service: ChatService) -> gradio.Blocks:
             raise gr.Error(str(e)) from None
         return (*doc_views(message), None)
 
+    def rescan() -> tuple[str, list[list[Any]], Any]:
+        try:
+            return doc_views(service.rescan())
+        except OSError as e:
+            raise gr.Error(str(e)) from None
+
     def remove(doc_id: str | None) -> tuple[str, list[list[Any]], Any]:
         try:
             return doc_views(service.remove(doc_id or ""))
@@ -587,6 +602,7 @@ def build_app(service: ChatService) -> gradio.Blocks:
                         file_types=sorted(SUPPORTED_SUFFIXES),
                     )
                     add_button = gr.Button("Add to the index", variant="primary")
+                    rescan_button = gr.Button("Re-scan the upload folder", size="sm")
                 with gr.Column():
                     doc_id = gr.Dropdown([r[0] for r in service.document_rows()], value=None, label="Document")
                     remove_button = gr.Button("Remove from the index", variant="stop")
@@ -615,6 +631,7 @@ def build_app(service: ChatService) -> gradio.Blocks:
         app.load(doc_views, gr.State(""), [doc_status, table, doc_id], api_visibility="private")
         add_button.click(add, files, [doc_status, table, doc_id, files], api_name="add_documents", **model_queue)
         remove_button.click(remove, doc_id, [doc_status, table, doc_id], api_name="remove_document", **model_queue)
+        rescan_button.click(rescan, None, [doc_status, table, doc_id], api_name="rescan_uploads", **model_queue)
     return app
 
 

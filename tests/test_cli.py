@@ -134,3 +134,13 @@ def test_ask_prints_the_page_of_a_pdf_citation(
     assert "[1] Annual Cyber Report" in out and "(report, p. 2, chars " in out
     code, out, _ = run(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge", "--json")
     assert json.loads(out)["citations"][0]["page"] == 2
+
+
+def test_index_sync_says_how_many_were_removed(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> None:
+    d = str(tmp_path / "ix")
+    assert run(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
+    (tiny_corpus / "chess.md").unlink()
+    code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", d, "--quiet")
+    assert code == 0 and "removed" not in out and "holds 3 documents" in out
+    code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", d, "--sync", "--quiet")
+    assert code == 0 and "0 added, 0 updated, 2 unchanged, 0 skipped, 1 removed" in out and "holds 2 documents" in out

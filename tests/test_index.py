@@ -290,3 +290,31 @@ def test_vectors_are_memory_mapped_and_survive_later_writes(index_dir: Path, tin
     assert isinstance(open_index(index_dir)._vectors, np.memmap)
     after = index.search("volcano eruption lava", k=2, mode="hybrid")
     assert [h.doc_id for h in after] == ["volcano"] * len(after) and before[0].doc_id == "volcano"
+
+
+def test_sync_removes_only_documents_whose_file_is_gone(index_dir: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.txt").write_text("A note about the harbour ferry timetable.", encoding="utf-8")
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "j1", "title": "Jay", "text": "A line about comets."}\n', encoding="utf-8")
+    index = open_index(index_dir)
+    index.add([tiny_corpus, other, corpus])
+    (tiny_corpus / "chess.md").unlink()
+    (tiny_corpus / "volcano.txt").write_bytes(b"\x00\x01 now binary")  # still there, unreadable: kept
+    plain = index.add([tiny_corpus])
+    assert plain.removed is None and "removed" not in plain.summary()
+    assert "chess" in {d.id for d in index.documents()}  # without sync nothing is removed
+
+    report = open_index(index_dir).add([tiny_corpus], sync=True)
+    assert report.removed == ["chess"] and report.summary().endswith("1 skipped, 1 removed (0 chunks embedded)")
+    reopened = open_index(index_dir)
+    assert {d.id for d in reopened.documents()} == {"bakery", "volcano", "note", "j1"}
+    assert not [c for c in reopened.chunks() if c.doc_id == "chess"]
+    assert all(h.doc_id != "chess" for h in reopened.search("chess olympiad budapest", k=5))
+
+    corpus.unlink()
+    assert open_index(index_dir).add([corpus.parent / "other"], sync=True).removed == []  # other paths untouched
+    with pytest.raises(FileNotFoundError):
+        open_index(index_dir).add([corpus], sync=True)  # a missing path changes nothing
+    assert "j1" in {d.id for d in open_index(index_dir).documents()}

@@ -303,3 +303,16 @@ def test_a_withheld_answer_says_why(tmp_path: Path, tiny_corpus: Path) -> None:
     chat = render_answer(answer)
     assert REFUSAL_TEXT in chat and "Withheld: no sentence of the answer is supported by the sources." in chat
     assert "<b>" not in chat  # nothing of the model's text is rendered as markup
+
+
+def test_rescan_indexes_the_upload_folder_and_drops_deleted_files(service: ChatService, tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir(exist_ok=True)
+    (uploads / "glacier.md").write_text("# Glacier Retreats\n\nThe Rhone glacier lost two metres of ice.", encoding="utf-8")
+    message = service.rescan()
+    assert "1 added, 0 updated, 0 unchanged, 0 skipped, 0 removed" in message
+    assert "glacier" in [row[0] for row in service.document_rows()]
+    before = {row[0] for row in service.document_rows()}
+    (uploads / "glacier.md").unlink()
+    assert "0 added, 0 updated, 0 unchanged, 0 skipped, 1 removed" in service.rescan()
+    assert {row[0] for row in service.document_rows()} == before - {"glacier"}  # the corpus outside it is kept
