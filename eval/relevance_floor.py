@@ -53,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     lines: list[str] = []
     for name in args.embedders.split(","):
+        first = len(lines)
         answerable: dict[str, np.ndarray] = {}
         off_topic = np.zeros(0)
         for set_name, (gold_path, corpus) in DEV_SETS.items():
@@ -79,7 +80,7 @@ def main() -> None:
         lines += ["", f"lowest answerable best cosine {lowest:.3f}, gap between the medians {gap:.3f}; off-topic best cosines "
                   f"{float(off_topic.min()):.3f}..{float(off_topic.max()):.3f} (median {float(np.median(off_topic)):.3f}); "
                   f"chosen floor {floor:.2f}", ""]
-        print("\n".join(lines[-(len(grid) + 6):]), flush=True)
+        print("\n".join(lines[first:]), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("# Early-refusal floor per embedder\n\n" + "\n".join(lines))
