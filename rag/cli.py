@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
     p.add_argument("--concurrency", type=int, default=4,
                    help="questions answered at once with an openai: model (default 4; a model in this process answers one at a time)")
+    p.add_argument("--api-key", default=None,
+                   help="require this key as a Bearer token on the /v1 API (default $RAG_API_KEY; none: open)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="score retrieval, answers, citations and refusals on a gold set")
@@ -298,9 +301,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     timings = service.load()
     print(f"ready to answer after {sum(timings.values()):.1f} s: model and its cached prompt prefix "
           f"{timings['model']:.1f} s, embedder and search {timings['search']:.1f} s", file=sys.stderr)
+    api_key = args.api_key if args.api_key is not None else os.environ.get("RAG_API_KEY") or None
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"listening on {args.host}: anyone who can reach this machine can use the app", file=sys.stderr)
-    launch(service, host=args.host, port=args.port)
+    print(f"OpenAI-compatible API at http://{args.host}:{args.port}/v1 (model 'rag'; "
+          f"{'a Bearer key is required' if api_key else 'no key required'})", file=sys.stderr)
+    launch(service, host=args.host, port=args.port, api_key=api_key)
     return 0
 
 

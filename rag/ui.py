@@ -636,21 +636,29 @@ def build_app(service: ChatService) -> gradio.Blocks:
 
 
 def launch(
-    service: ChatService, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, block: bool = True
+    service: ChatService, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, block: bool = True,
+    api_key: str | None = None,
 ) -> tuple[gradio.Blocks, str]:
-    """Serve the app at ``http://host:port`` (no share link, no telemetry); returns the app and its URL.
+    """Serve the app at ``http://host:port`` (no share link, no telemetry), and the
+    OpenAI-compatible API at ``/v1`` beside it (:mod:`rag.api`; ``api_key`` required as a
+    Bearer token when given); returns the app and its URL.
 
     With ``block=False`` it returns at once (tests); call ``app.close()`` to stop it.
     """
+    from rag.api import mount
+
     gr = import_gradio()
     app = build_app(service)
     app.queue(max_size=64)
     app.launch(
-        server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
+        server_name=host, server_port=port, share=False, prevent_thread_lock=True,
         max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=["api"], run_history=False, ssr_mode=False,
         mcp_server=False, enable_monitoring=False, show_error=True, quiet=not block, css=CSS,
         theme=gr.themes.Default(),
     )
+    mount(app.server_app, service, api_key)
+    if block:
+        app.block_thread()
     return app, app.local_url
 
 

@@ -1,0 +1,239 @@
+"""The assistant as an OpenAI-compatible model: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+
+``rag serve`` mounts these routes beside the chat window, so any OpenAI client or chat front
+end can use the assistant as the model ``rag`` (the served generator) or ``rag:<generator>``.
+A reply's message content is the checked answer with its ``[n]`` markers; what the chat window
+shows beside it travels in the extra top-level field ``rag`` (and in the last stream chunk):
+the citations (doc id, title, quote, offsets, supported, page), ``refused`` and its reason, and
+the standalone question that was searched. Earlier messages of the conversation resolve a
+follow-up the way the chat window does (:func:`rag.conversation.resolve_followup`).
+
+Streaming sends the model's words as it writes them; the checks run after the last word, so
+when they withhold the answer a final piece says so (``refused`` is then true in ``rag``).
+Clients that must never show an unchecked word ask without ``stream``.
+
+Everything but the routing is plain functions over :class:`rag.ui.ChatService`, so the
+request checks and the response shapes are tested without HTTP.
+
+Example:
+    >>> from openai import OpenAI                                          # doctest: +SKIP
+    >>> client = OpenAI(base_url="http://127.0.0.1:7860/v1", api_key="unused")  # doctest: +SKIP
+    >>> client.chat.completions.create(model="rag", messages=[{"role": "user",  # doctest: +SKIP
+    ...     "content": "When did Bernard Quintin visit Doha?"}]).choices[0].message.content
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+# FastAPI (installed with gradio) reads the handlers' annotations, so Request is imported here.
+from fastapi import FastAPI, Request
+
+from rag.answering import REFUSAL_TEXT, Answer
+from rag.conversation import Turn, resolve_followup
+
+if TYPE_CHECKING:
+    from rag.ui import ChatService
+
+log = logging.getLogger(__name__)
+MODEL = "rag"
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+
+
+class ApiError(Exception):
+    """A request the API refuses, as OpenAI's error object with an HTTP status."""
+
+    def __init__(self, message: str, status: int = 400, param: str | None = None, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.param, self.kind = status, param, kind
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": str(self), "type": self.kind, "param": self.param, "code": None}}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A checked ``/v1/chat/completions`` request."""
+
+    model_id: str  # as the client named it: "rag" or "rag:<generator>"
+    model: str  # the generator that answers
+    question: str  # the last user message
+    searched: str  # the standalone question a follow-up was rewritten to
+    stream: bool
+
+
+def model_ids(service: ChatService) -> list[str]:
+    """The model names the API accepts: ``rag`` and ``rag:<generator>`` per offered generator."""
+    return [MODEL, *(f"{MODEL}:{m}" for m in service.models())]
+
+
+def list_models(service: ChatService) -> dict[str, Any]:
+    """The body of ``GET /v1/models``."""
+    created = int(time.time())
+    return {"object": "list", "data": [{"id": m, "object": "model", "created": created, "owned_by": "rag"}
+                                       for m in model_ids(service)]}
+
+
+def _text(content: Any, where: str) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        return "".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    if content is None:
+        return ""
+    raise ApiError(f"{where}.content must be a string or a list of content parts", param=f"{where}.content")
+
+
+def parse_request(body: Any, service: ChatService) -> ChatRequest:
+    """Check a request body; raise :class:`ApiError` (status 400) for what cannot be answered."""
+    if not isinstance(body, dict):
+        raise ApiError("the request body must be a JSON object")
+    model_id = body.get("model")
+    if not isinstance(model_id, str) or not model_id:
+        raise ApiError("'model' is required: use 'rag' or one of GET /v1/models", param="model")
+    if model_id not in model_ids(service):
+        raise ApiError(f"unknown model '{model_id}'; this server offers {', '.join(model_ids(service))}", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError("'messages' must be a non-empty list", param="messages")
+    texts: list[tuple[str, str]] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ApiError(f"messages[{i}] needs a 'role' of {', '.join(sorted(ROLES))}", param=f"messages[{i}]")
+        texts.append((str(message["role"]), _text(message.get("content"), f"messages[{i}]")))
+    role, question = texts[-1]
+    if role != "user" or not question.strip():
+        raise ApiError("the last message must be a user message with a question", param="messages")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError("'stream' must be true or false", param="stream")
+    model = service.model if model_id == MODEL else model_id.removeprefix(f"{MODEL}:")
+    return ChatRequest(model_id, model, question, resolve_followup(question, _turns(texts[:-1])), stream)
+
+
+def _turns(texts: list[tuple[str, str]]) -> list[Turn]:
+    """Earlier user questions, each with the assistant reply that followed it."""
+    turns: list[Turn] = []
+    for (role, text), (next_role, reply) in zip(texts, texts[1:] + [("", "")]):
+        if role == "user" and next_role == "assistant":
+            turns.append(Turn(question=text, answer=reply, refused=reply.strip().startswith(REFUSAL_TEXT)))
+    return turns
+
+
+def extra(answer: Answer, request: ChatRequest) -> dict[str, Any]:
+    """The ``rag`` field: what the chat window shows beside the answer."""
+    shown = answer.to_dict()
+    return {"citations": shown["citations"], "refused": answer.refused, "refusal_reason": answer.refusal_reason,
+            "question": request.searched}
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    tokens = answer.to_dict().get("tokens") or {}
+    prompt = int(tokens.get("prompt") or 0) + int(tokens.get("cached") or 0)
+    completion = int(tokens.get("answer") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
+    """The body of a non-streamed ``/v1/chat/completions`` reply."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+        "model": request.model_id,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}],
+        "usage": _usage(answer), MODEL: extra(answer, request),
+    }
+
+
+def stream_chunks(items: Iterator[str | Answer], request: ChatRequest) -> Iterator[str]:
+    """Server-sent events of a streamed reply: the model's words, then a last chunk with the
+    ``rag`` field and ``finish_reason``, then ``data: [DONE]``."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": request.model_id}
+
+    def event(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **more}
+        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    streamed = ""
+    for item in items:
+        if isinstance(item, Answer):
+            if item.refused and streamed.strip() and streamed.strip() != REFUSAL_TEXT:
+                # the words already sent did not pass the checks: say so in the text itself
+                yield event({"content": f"\n\n{REFUSAL_TEXT} (withheld: {item.refusal_reason})"})
+            yield event({}, "stop", usage=_usage(item), **{MODEL: extra(item, request)})
+            break
+        streamed += item
+        yield event({"content": item})
+    yield "data: [DONE]\n\n"
+
+
+def authorised(header: str | None, api_key: str | None) -> bool:
+    """Whether an ``Authorization`` header carries the key (always true when no key is set)."""
+    if not api_key:
+        return True
+    scheme, _, token = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+
+
+def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> None:
+    """Add the ``/v1`` routes to ``app`` (the chat window's own FastAPI app)."""
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+
+    def refuse(error: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+    def check_key(request: Request) -> None:
+        if not authorised(request.headers.get("authorization"), api_key):
+            raise ApiError("a valid API key is required: send it as 'Authorization: Bearer KEY'", 401,
+                           kind="authentication_error")
+
+    def models(request: Request) -> Any:
+        try:
+            check_key(request)
+        except ApiError as e:
+            return refuse(e)
+        return JSONResponse(list_models(service))
+
+    async def chat(request: Request) -> Any:
+        try:
+            check_key(request)
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                raise ApiError("the request body is not valid JSON") from None
+            parsed = parse_request(body, service)
+            items = service.stream(parsed.searched, model=parsed.model)
+            # The answer's work blocks (search, the model), so it runs off the event loop. The
+            # first item is taken here so a bad question is a 400, not a broken stream.
+            first = await run_in_threadpool(next, items)
+        except ApiError as e:
+            return refuse(e)
+        except ValueError as e:  # the question itself (empty after cleaning, too long)
+            return refuse(ApiError(str(e)))
+        except Exception as e:  # noqa: BLE001 - the model failed to load or answer: still an OpenAI error object
+            log.exception("answering through /v1 failed")
+            return refuse(ApiError(f"the assistant failed: {e}", 500, kind="server_error"))
+        rest = _chain(first, items)
+        if parsed.stream:  # Starlette reads a plain iterator in its thread pool
+            return StreamingResponse(stream_chunks(rest, parsed), media_type="text/event-stream")
+        answer = await run_in_threadpool(lambda: next(item for item in rest if isinstance(item, Answer)))
+        return JSONResponse(completion(answer, parsed))
+
+    app.add_api_route("/v1/models", models, methods=["GET"])
+    app.add_api_route("/v1/chat/completions", chat, methods=["POST"])
+
+
+def _chain(first: str | Answer, rest: Iterator[str | Answer]) -> Iterator[str | Answer]:
+    yield first
+    yield from rest
