@@ -314,7 +314,11 @@ def test_sync_removes_only_documents_whose_file_is_gone(index_dir: Path, tiny_co
     assert all(h.doc_id != "chess" for h in reopened.search("chess olympiad budapest", k=5))
 
     corpus.unlink()
-    assert open_index(index_dir).add([corpus.parent / "other"], sync=True).removed == []  # other paths untouched
+    assert open_index(index_dir).add([other], sync=True).removed == []  # documents from other paths are untouched
+    (other / "lines.jsonl").write_text('{"_id": "l1", "text": "Comets."}\n{"_id": "l2", "text": "Moons."}\n', encoding="utf-8")
+    open_index(index_dir).add([other])
+    (other / "lines.jsonl").unlink()
+    assert sorted(open_index(index_dir).add([other], sync=True).removed or []) == ["l1", "l2"]  # a JSONL's lines
     with pytest.raises(FileNotFoundError):
         open_index(index_dir).add([corpus], sync=True)  # a missing path changes nothing
     assert "j1" in {d.id for d in open_index(index_dir).documents()}
