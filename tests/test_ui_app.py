@@ -179,10 +179,14 @@ def test_warm_loads_the_model_and_the_search(tmp_path: Path, tiny_corpus: Path) 
 
 @pytest.mark.integration
 def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -> None:
-    """`rag serve` end to end: the bundled embedder and Qwen model, a real server process."""
+    """`rag serve` end to end: the bundled embedder and Qwen model, a real server process, through
+    gradio_client and through the official openai client on its /v1 API (streamed and not)."""
+    import os
     import subprocess
     import sys
     import time
+
+    import openai
 
     from rag.index import Index
 
@@ -192,7 +196,7 @@ def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "rag", "serve", "--index-dir", str(tmp_path / "index"), "--port", str(port), "--threads", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "RAG_API_KEY": "k3y"},
     )
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -209,6 +213,18 @@ def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -
         assert not data["refused"] and "December" in data["answer"], data["answer"]
         assert {c["doc_id"] for c in data["citations"] if c["supported"]} == {"000_309b2881ceff4657"}
         assert data["model"] == "qwen-1.5b"
+
+        api = openai.OpenAI(base_url=f"{url}v1", api_key="k3y", max_retries=0, timeout=120)
+        question = [{"role": "user", "content": "Who is the director of the Centre for Cybersecurity Belgium?"}]
+        reply = api.chat.completions.create(model="rag", messages=question)
+        assert "De Bruycker" in reply.choices[0].message.content and not reply.model_extra["rag"]["refused"]
+        assert reply.model_extra["rag"]["citations"][0]["doc_id"] == "004_b9acc8e520016878"
+        assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+        chunks = list(api.chat.completions.create(model="rag:qwen-1.5b", messages=question, stream=True))
+        assert "De Bruycker" in "".join(c.choices[0].delta.content or "" for c in chunks)
+        assert chunks[-1].model_extra["rag"]["citations"]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}v1", api_key="wrong", max_retries=0).models.list()
     finally:
         server.terminate()
         server.wait(timeout=30)
