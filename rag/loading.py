@@ -299,13 +299,14 @@ def _epub_text(file: Path) -> tuple[str, str]:
 
     try:
         with zipfile.ZipFile(file) as book:
-            container = BeautifulSoup(book.read("META-INF/container.xml"), "html.parser")
+            # The package files are XML (parsed by lxml); the chapters are XHTML.
+            container = BeautifulSoup(book.read("META-INF/container.xml"), "xml")
             rootfile = container.find("rootfile")
             if rootfile is None or not rootfile.get("full-path"):
                 raise LoadError("not an EPUB (no package file named in META-INF/container.xml)")
             opf_path = str(rootfile["full-path"])
-            opf = BeautifulSoup(book.read(opf_path), "html.parser")
-            title_tag = opf.find("dc:title")
+            opf = BeautifulSoup(book.read(opf_path), "xml")
+            title_tag = opf.find("dc:title") or opf.find("title")
             manifest = {str(item.get("id")): str(item.get("href")) for item in opf.find_all("item")}
             base = posixpath.dirname(opf_path)
             chapters = []
