@@ -11,6 +11,7 @@ sweeps the sentence budget (words of sources) and the source labels, and measure
 
     .venv/bin/python eval/prompt_budget.py --no-model                  # minutes, no model
     .venv/bin/python eval/prompt_budget.py --budgets 200,140 --limit 60   # answers (model-heavy)
+    .venv/bin/python eval/prompt_budget.py --no-model --embedder e5-small-q4 --out eval/results/embedders
 
 Writes ``eval/results/prompt_budget.json`` and ``prompt_budget.md`` (``--out`` to change).
 """
@@ -39,10 +40,13 @@ DEV_SETS = {
 LABELS = ("title", "title-once")
 
 
-def open_index(corpus: Path | None) -> Index:
-    if corpus is None:
+def open_index(corpus: Path | None, embedder: str | None = None) -> Index:
+    """The dev set's index: the default one for the seeds, else the corpus's own (``rag eval
+    --corpus``); with ``embedder``, the corpus index of that embedder (the seeds' too)."""
+    if corpus is None and embedder is None:
         return Index.open(HERE.parent / ".rag" / "index", create=False)
-    index = Index.open(corpus_index_dir(corpus))
+    corpus = corpus or HERE.parent / "seeds"
+    index = Index.open(corpus_index_dir(corpus, embedder), embedder=embedder)
     index.add([corpus])
     return index
 
@@ -54,6 +58,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(DEV_SETS))
     parser.add_argument("--limit", type=int, default=None, help="first N questions of each set")
     parser.add_argument("--no-model", action="store_true", help="context recall and tokens only")
+    parser.add_argument("--embedder", default=None, help="an embedder of rag index --embedder (default: the index's own)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -71,7 +76,7 @@ def main() -> None:
     rows = []
     for name in args.sets.split(","):
         gold_path, corpus = DEV_SETS[name]
-        index = open_index(corpus)
+        index = open_index(corpus, args.embedder)
         gold = load_gold(gold_path)[: args.limit]
         if not args.no_model:
             assistant = Assistant(index, generator=assistant.generator if assistant else None, judge=False)
