@@ -136,9 +136,10 @@ def extra(answer: Answer, request: ChatRequest) -> dict[str, Any]:
 
 
 def _usage(answer: Answer) -> dict[str, int]:
-    tokens = answer.to_dict().get("tokens") or {}
-    prompt = int(tokens.get("prompt") or 0) + int(tokens.get("cached") or 0)
-    completion = int(tokens.get("answer") or 0)
+    """OpenAI's token counts: the whole prompt (cached prefix included) and the answer; 0 when no
+    model ran (an early refusal) or the backend does not count."""
+    t = answer.tokens
+    prompt, completion = (t.prompt + t.cached, t.answer) if t is not None else (0, 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 

