@@ -256,7 +256,7 @@ def log(msg: str) -> None:
 def passages(path: Path) -> list[str]:
     """The exact texts ``Index.add`` embeds for ``path``."""
     from rag.chunking import ChunkConfig, chunk_document
-    from rag.index import passage_text
+    from rag.chunking import passage_text
     from rag.loading import load
     from rag.types import Document
 
@@ -492,6 +492,7 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import faiss
 
     from rag.dense import DenseIndex, resolve_kind
+    from rag.faiss_backend import FaissBackend
     from rag.index import Index
     from rag.sparse import BM25Index, tokenize
     from rag.types import Chunk, Document
@@ -610,11 +611,12 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # Index.search over an in-memory index holding the same vectors and texts.
         fake = SyntheticEmbedder()
         fake.queries = {q: v for q, v in zip(text_queries, queries)}
-        index = Index._new(work / f"mem-{n}", fake, None, "auto")
+        backend = FaissBackend(work / f"mem-{n}")
+        index = Index._new(work / f"mem-{n}", backend, fake, None, "auto")
         docs = {f"d{i}": Document(id=f"d{i}", title=f"Synthetic {i}", text=t) for i, t in enumerate(texts)}
-        index._docs = docs
-        index._chunks = [Chunk(f"d{i}#0", f"d{i}", 0, len(t), t) for i, t in enumerate(texts)]
-        index._vectors, index._dense, index._bm25 = vectors, keep, bm25
+        backend._docs = docs
+        backend._chunks = [Chunk(f"d{i}#0", f"d{i}", 0, len(t), t) for i, t in enumerate(texts)]
+        backend._vectors, backend._dense, backend._bm25 = vectors, keep, bm25
         lat: dict[str, list[float]] = {"dense": [], "bm25": [], "hybrid": []}
         for q in text_queries[:10]:
             index.search(q, k=4, mode="hybrid")

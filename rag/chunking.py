@@ -154,3 +154,12 @@ def chunk_document(doc: Document, config: ChunkConfig = ChunkConfig()) -> list[C
         Chunk(chunk_id=f"{doc.id}#{n}", doc_id=doc.id, start=a, end=b, text=doc.text[a:b])
         for n, (a, b) in enumerate(chunk_spans(doc.text, config))
     ]
+
+
+def passage_text(doc: Document, chunk: Chunk) -> str:
+    """What is embedded and keyword-indexed for a chunk: the document title, then the chunk.
+
+    The title gives a chunk its topic when the text itself only says "the ministry" or
+    "he" (measured in eval/README.md, "Chunking").
+    """
+    return f"{doc.title}\n{chunk.text}"

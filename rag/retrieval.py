@@ -18,10 +18,14 @@ now chosen per embedder (eval/README.md, "Embedders and fusion weights").
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rag.backends import Backend
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
@@ -70,8 +74,8 @@ def _min_max(scores: np.ndarray) -> np.ndarray:
 
 
 def convex_fusion(
-    candidates: list[int], dense: np.ndarray, sparse: np.ndarray, alpha: float = ALPHA
-) -> list[tuple[int, float]]:
+    candidates: list[Hashable], dense: np.ndarray, sparse: np.ndarray, alpha: float = ALPHA
+) -> list[tuple[Hashable, float]]:
     """Fuse two score arrays over the same ``candidates`` into ``(id, score)``, best first.
 
     A chunk second in dense search but far ahead in BM25 comes first:
@@ -84,7 +88,7 @@ def convex_fusion(
     return [(candidates[i], float(combined[i])) for i in order]
 
 
-def reciprocal_rank_fusion(rankings: list[list[int]], rrf_k: int = RRF_K) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(rankings: list[list[Hashable]], rrf_k: int = RRF_K) -> list[tuple[Hashable, float]]:
     """Fuse ranked lists of ids into one ``(id, score)`` list, best first.
 
     Ties keep the order of first appearance, so the first ranking breaks them.
@@ -92,8 +96,58 @@ def reciprocal_rank_fusion(rankings: list[list[int]], rrf_k: int = RRF_K) -> lis
     >>> reciprocal_rank_fusion([[1, 2, 3], [2, 3]])[0][0]
     2
     """
-    scores: dict[int, float] = {}
+    scores: dict[Hashable, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (rrf_k + rank)
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One ranked chunk: the backend's key, the fused score and each retriever's own score."""
+
+    key: Hashable
+    score: float
+    scores: dict[str, float]  # "dense" and/or "bm25", where that retriever scored the chunk
+
+
+def rank(
+    backend: Backend,
+    query: str,
+    vector: np.ndarray | None,
+    k: int,
+    mode: Mode = "hybrid",
+    fusion: Fusion = "convex",
+    settings: FusionSettings = FusionSettings(),
+) -> list[Ranked]:
+    """The ``k`` best chunks of ``backend`` for ``query`` (``vector`` is its embedding, needed
+    unless ``mode`` is ``bm25``). The backend runs the searches; the fusion is done here, the
+    same for every backend."""
+    depth = max(k, settings.depth) if mode == "hybrid" else k
+    dense = backend.dense_search(vector, depth) if mode != "bm25" and vector is not None else []
+    sparse = backend.bm25_search(query, depth) if mode != "dense" else []
+    if mode == "dense":
+        ranked = dense
+    elif mode == "bm25":
+        ranked = sparse
+    elif fusion == "rrf":
+        ranked = reciprocal_rank_fusion([[key for key, _ in dense], [key for key, _ in sparse]])
+    else:
+        # Score every candidate with both retrievers, so a chunk missing from one list
+        # gets its real score there rather than none.
+        candidates = list(dict.fromkeys([key for key, _ in dense] + [key for key, _ in sparse]))
+        if not candidates:
+            return []
+        assert vector is not None
+        dense_all = backend.dense_scores(vector, candidates)
+        sparse_all = backend.bm25_scores(query, candidates)
+        dense = list(zip(candidates, map(float, dense_all)))
+        sparse = [(key, float(s)) for key, s in zip(candidates, sparse_all) if s > 0]
+        ranked = convex_fusion(candidates, dense_all, sparse_all, settings.alpha)
+    dense_scores, sparse_scores = dict(dense), dict(sparse)
+    out = []
+    for key, score in ranked[:k]:
+        parts = {"dense": dense_scores.get(key), "bm25": sparse_scores.get(key)}
+        out.append(Ranked(key, float(score), {name: s for name, s in parts.items() if s is not None}))
+    return out

@@ -273,21 +273,21 @@ def test_hybrid_fuses_both_retrievers_scores_over_their_candidates(index_dir: Pa
     query = "Gukesh top board India"
     hits = index.search(query, k=len(index))
     query_vector = index.embedder.embed([query])[0]
-    keyword = index._bm25.score_all(query)
+    keyword = index.backend._bm25.score_all(query)
     for hit in hits:
         row = next(i for i, c in enumerate(index.chunks()) if c.chunk_id == hit.chunk_id)
-        assert hit.scores["dense"] == pytest.approx(float(index._vectors[row] @ query_vector), abs=1e-5)
+        assert hit.scores["dense"] == pytest.approx(float(index.backend._vectors[row] @ query_vector), abs=1e-5)
         assert hit.scores.get("bm25", 0.0) == pytest.approx(float(keyword[row]))
 
 
 def test_vectors_are_memory_mapped_and_survive_later_writes(index_dir: Path, tiny_corpus: Path) -> None:
     index = open_index(index_dir)
     index.add([tiny_corpus])
-    assert isinstance(index._vectors, np.memmap)  # one copy in memory: FAISS's
+    assert isinstance(index.backend._vectors, np.memmap)  # one copy in memory: FAISS's
     before = index.search("volcano eruption lava", k=2, mode="hybrid")
     index.remove("chess")  # rebuilds from the mapped vectors; deletes the old generation's files
     index.remove("bakery")
-    assert isinstance(open_index(index_dir)._vectors, np.memmap)
+    assert isinstance(open_index(index_dir).backend._vectors, np.memmap)
     after = index.search("volcano eruption lava", k=2, mode="hybrid")
     assert [h.doc_id for h in after] == ["volcano"] * len(after) and before[0].doc_id == "volcano"
 
