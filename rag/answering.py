@@ -162,9 +162,11 @@ class Assistant:
         k: int = DEFAULT_K,
         mode: Mode = "hybrid",
         settings: GenerationSettings | None = None,
+        store: str | None = None,
     ) -> Assistant:
-        """Open the index (it must exist) and prepare the named model (loaded on first use)."""
-        return cls(Index.open(index_dir, create=False), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
+        """Open the index (it must exist; ``store`` as for :meth:`Index.open`) and prepare the
+        named model (loaded on first use)."""
+        return cls(Index.open(index_dir, store=store, create=False), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
 
     def load_in_background(self) -> None:
         """Start loading the model in a thread and return at once; the first question then

@@ -38,6 +38,10 @@ class IndexOpenError(RuntimeError):
     """The index cannot be used as it is; the message says how to rebuild."""
 
 
+class StoreError(RuntimeError):
+    """The store failed to read or write (a Milvus server went away, say); the message is one line."""
+
+
 @dataclass(frozen=True)
 class Change:
     """One write: documents to delete, then documents (new or changed) to store with their chunks."""
@@ -103,7 +107,7 @@ class Backend(Protocol):
         ...
 
     def documents(self) -> list[Document]:
-        """The stored documents, in the order they were first added."""
+        """The stored documents, in the order they were added (a changed one when it last changed)."""
         ...
 
     def document(self, doc_id: str) -> Document | None: ...
@@ -166,7 +170,8 @@ def open_backend(store: str | None, index_dir: Path, default_dir: Path) -> Backe
     if uri.startswith("milvus:") and len(uri) > len("milvus:"):
         from rag.milvus_backend import MilvusBackend
 
-        return MilvusBackend(uri[len("milvus:"):], collection_name(index_dir, default_dir))
+        name = collection_name(index_dir, default_dir)
+        return MilvusBackend(uri[len("milvus:"):], name, None if name == "rag" else str(index_dir))
     raise ValueError(f"unknown store '{uri}'; use {STORE_HELP}")
 
 

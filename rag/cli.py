@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.backends import STORE_HELP
 from rag.chunking import DEFAULT_CHUNK_WORDS, DEFAULT_OVERLAP_WORDS
 from rag.dense import INDEX_KINDS
 from rag.retrieval import MODES
@@ -36,8 +37,9 @@ def _add_index_dir(p: argparse.ArgumentParser) -> None:
         "--index-dir",
         type=Path,
         default=None,
-        help="index directory (default: $RAG_INDEX_DIR or .rag/index)",
+        help="index directory (default: $RAG_INDEX_DIR or .rag/index); with a Milvus store, its name names the collections",
     )
+    p.add_argument("--store", default=None, metavar="URI", help=f"where the index is kept: {STORE_HELP} (default $RAG_STORE or faiss)")
 
 
 EMBEDDER_HELP = "minilm | e5-small-q4 | embeddinggemma-300m | DIR (a sentence-transformers model)"
@@ -136,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _open(args: argparse.Namespace, create: bool = False) -> Index:
     from rag.index import Index
 
-    return Index.open(args.index_dir, create=create)
+    return Index.open(args.index_dir, store=args.store, create=create)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -151,6 +153,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     index = Index.open(
         args.index_dir,
+        store=args.store,
         embedder=args.embedder,
         chunking=chunking,
         dense_index=args.dense_index,
@@ -165,7 +168,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"no documents to index in {' '.join(args.paths)} ({len(report.skipped)} skipped); "
             "the index was not changed"
         )
-    print(f"{report.summary()}; index at {index.path} holds {len(index.documents())} documents")
+    print(f"{report.summary()}; index at {index.location} holds {len(index.documents())} documents")
     return 0
 
 
@@ -206,7 +209,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     question = check_question(args.question)
     settings = _generation_settings(args)
-    assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings)
+    assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings,
+                               store=args.store)
     assistant.judge = not args.no_judge
     assistant.load_in_background()  # while the question is searched
     if args.k is not None:
@@ -262,7 +266,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
         return 0
     for d in docs:
         print(f"{d.id}\t{counts.get(d.id, 0)} chunks\t{d.date or '-'}\t{d.title}")
-    print(f"{len(docs)} documents, {len(index)} chunks in {index.path}", file=sys.stderr)
+    print(f"{len(docs)} documents, {len(index)} chunks in {index.location}", file=sys.stderr)
     return 0
 
 
@@ -290,14 +294,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _generation_settings(args)
     service = ChatService.open(
         args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency, store=args.store,
     )
     if not service.index.documents():
-        print(f"the index at {service.index.path} is empty: add files in the Documents tab", file=sys.stderr)
+        print(f"the index at {service.index.location} is empty: add files in the Documents tab", file=sys.stderr)
     from rag.models import BUNDLED
 
     described = f" ({BUNDLED[service.model].description})" if service.model in BUNDLED else ""
-    print(f"loading {service.model}{described}, the embedder and the index at {service.index.path} ...", file=sys.stderr)
+    print(f"loading {service.model}{described}, the embedder and the index at {service.index.location} ...", file=sys.stderr)
     timings = service.load()
     print(f"ready to answer after {sum(timings.values()):.1f} s: model and its cached prompt prefix "
           f"{timings['model']:.1f} s, embedder and search {timings['search']:.1f} s", file=sys.stderr)
@@ -316,6 +320,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rag.eval_report import evaluate
     from rag.evaluation import Setting, check_gold, corpus_index_dir, load_gold, parse_compare, unknown_sources
     from rag.generation import DEFAULT_MODEL
+    from rag.backends import default_store
     from rag.index import Index, IndexOpenError, default_index_dir
 
     gold = load_gold(args.gold)
@@ -333,23 +338,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CommandError("--embedder chooses the embedder of the --corpus index; pass --corpus too")
     if args.corpus is not None:
         index_dir = args.index_dir or corpus_index_dir(args.corpus, args.embedder)
-        index = Index.open(index_dir, embedder=args.embedder)
+        index = Index.open(index_dir, store=args.store, embedder=args.embedder)
         report = index.add([args.corpus], progress=True)
         if not (report.added or report.updated or report.unchanged):
             raise CommandError(f"no documents to index in {args.corpus} ({len(report.skipped)} skipped)")
-        print(f"{report.summary()}; index at {index.path}", file=sys.stderr)
+        print(f"{report.summary()}; index at {index.location}", file=sys.stderr)
     else:
         index_dir = args.index_dir or default_index_dir()
         try:
-            index = Index.open(index_dir, create=False)
+            index = Index.open(index_dir, store=args.store, create=False)
         except IndexOpenError as e:
-            if Path(index_dir).exists():
+            if Path(index_dir).exists() or (args.store or default_store()) != "faiss":
                 raise
             raise CommandError(f"no index at {index_dir}; run `rag index seeds` or pass --corpus PATH") from None
     missing, named = unknown_sources(gold, index)
     if named and len(missing) == named:
         raise CommandError(
-            f"none of the {named} source documents named in {args.gold} is in the index at {index.path}; "
+            f"none of the {named} source documents named in {args.gold} is in the index at {index.location}; "
             "pass --corpus with the documents the gold set was written for"
         )
     if missing:
@@ -357,7 +362,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"{', '.join(sorted(missing)[:5])}{' ...' if len(missing) > 5 else ''}", file=sys.stderr)
     generation = _generation_settings(args) if args.threads is not None else None
     out = args.out or Path("eval") / "results" / time.strftime("%Y%m%d-%H%M%S")
-    context = {"command": _eval_command(args), "gold": str(args.gold), "index": str(index.path)}
+    context = {"command": _eval_command(args), "gold": str(args.gold), "index": index.location}
     try:
         results = evaluate(gold, index, settings, out, generation=generation, progress=True, context=context)
     except KeyboardInterrupt:
@@ -385,7 +390,8 @@ def _eval_command(args: argparse.Namespace) -> str:
     import shlex
 
     words = ["rag", "eval", "--gold", str(args.gold)]
-    for flag, value in (("--corpus", args.corpus), ("--embedder", args.embedder), ("--index-dir", args.index_dir), ("--model", args.model),
+    for flag, value in (("--corpus", args.corpus), ("--embedder", args.embedder), ("--index-dir", args.index_dir),
+                        ("--store", args.store), ("--model", args.model),
                         ("--k", args.k), ("--limit", args.limit), ("--threads", args.threads)):
         if value is not None:
             words += [flag, str(value)]
@@ -399,13 +405,14 @@ def _eval_command(args: argparse.Namespace) -> str:
 
 
 def _error_types() -> tuple[type[BaseException], ...]:
+    from rag.backends import StoreError
     from rag.generation import GeneratorError
     from rag.index import IndexOpenError
     from rag.models import ModelUnavailableError
     from rag.store import IndexBusyError
 
     return (
-        CommandError, IndexOpenError, IndexBusyError, ModelUnavailableError, GeneratorError,
+        CommandError, IndexOpenError, IndexBusyError, StoreError, ModelUnavailableError, GeneratorError,
         ValueError, KeyError, FileNotFoundError, PermissionError,
     )
 

@@ -307,9 +307,11 @@ class ChatService:
     def open(
         cls, index_dir: str | Path | None = None, model: str = DEFAULT_MODEL, k: int = DEFAULT_K,
         mode: Mode = "hybrid", settings: GenerationSettings | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+        store: str | None = None,
     ) -> ChatService:
-        """Open (or create) the index; the model is loaded by :meth:`load` or the first question."""
-        return cls(Index.open(index_dir), model=model, k=k, mode=mode, settings=settings or GenerationSettings(),
+        """Open (or create) the index (``store`` as for :meth:`Index.open`); the model is loaded by
+        :meth:`load` or the first question."""
+        return cls(Index.open(index_dir, store=store), model=model, k=k, mode=mode, settings=settings or GenerationSettings(),
                    concurrency=concurrency)
 
     def models(self) -> list[str]:

@@ -1,0 +1,212 @@
+"""The store contract: every storage backend behaves the same under the Index API.
+
+Each test runs on the FAISS files (the default) and on Milvus Lite (a ``.db`` folder);
+one test also goes through Milvus Lite's network server, started and stopped here.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.index import Index, IndexOpenError
+from rag.types import Document
+
+from .conftest import SEEDS, FakeEmbedder
+
+pytest.importorskip("pymilvus")
+
+STORES = ["faiss", "milvus"]
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return "faiss" if request.param == "faiss" else f"milvus:{tmp_path / 'store.db'}"
+
+
+def open_index(tmp_path: Path, store: str, embedder: FakeEmbedder | None = None, **kw) -> Index:
+    return Index.open(tmp_path / "index", store=store, embedder=embedder or FakeEmbedder(), **kw)
+
+
+def test_add_search_and_reopen(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
+    index = open_index(tmp_path, store)
+    report = index.add([tiny_corpus])
+    assert sorted(report.added) == ["bakery", "chess", "volcano"] and report.chunks == len(index) > 0
+    hits = index.search("sourdough bakery prize in Ashford", k=2)
+    assert hits[0].doc_id == "bakery" and [h.rank for h in hits] == [1, 2]
+    assert hits[0].title == "Village Bakery Wins Bread Prize"
+    assert index.document("bakery").text[hits[0].start : hits[0].end] == hits[0].text
+    reopened = open_index(tmp_path, store)
+    assert [d.id for d in reopened.documents()] == [d.id for d in index.documents()] == ["bakery", "chess", "volcano"]
+    assert reopened.document("chess") == index.document("chess")
+    assert [(h.chunk_id, round(h.score, 4)) for h in reopened.search("sourdough bakery prize in Ashford", k=2)] == [
+        (h.chunk_id, round(h.score, 4)) for h in hits
+    ]
+
+
+def test_unchanged_documents_are_not_embedded_again_and_ids_stay_unique(
+    tmp_path: Path, store: str, tiny_corpus: Path
+) -> None:
+    embedder = FakeEmbedder()
+    index = open_index(tmp_path, store, embedder)
+    index.add([tiny_corpus])
+    calls, chunks = len(embedder.calls), len(index)
+    report = index.add([tiny_corpus])
+    assert sorted(report.unchanged) == ["bakery", "chess", "volcano"] and not report.added
+    assert len(embedder.calls) == calls and len(index) == chunks
+    twice = [Document("dup", "First", "one text"), Document("dup", "Second", "another text")]
+    report = index.add_documents(twice)
+    assert report.added == ["dup"] and "duplicate document id 'dup'" in report.skipped[0].reason
+    assert index.document("dup").title == "First"
+    ids = [c.chunk_id for c in index.chunks()]
+    assert len(ids) == len(set(ids)) == len(index)
+
+
+def test_update_replaces_the_documents_chunks(tmp_path: Path, store: str) -> None:
+    index = open_index(tmp_path, store)
+    long_text = " ".join(f"Sentence {n} is about the harbour of Valletta." for n in range(120))
+    index.add_documents([Document("port", "Harbour news", long_text), Document("other", "Other", "Unrelated words.")])
+    before = len(index.chunks("port"))
+    assert before > 1
+    report = index.add_documents([Document("port", "Harbour news", "The harbour closed for repairs on Tuesday.")])
+    assert report.updated == ["port"]
+    assert [c.text for c in index.chunks("port")] == ["The harbour closed for repairs on Tuesday."]
+    assert index.document("port").text == "The harbour closed for repairs on Tuesday."
+    assert [d.id for d in index.documents()] == ["other", "port"]  # the new version is the latest added
+    assert {h.doc_id for h in index.search("harbour repairs Tuesday", k=10)} == {"port", "other"}
+    assert len(index) == 2
+
+
+def test_remove(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
+    index = open_index(tmp_path, store)
+    index.add([tiny_corpus])
+    index.remove("volcano")
+    assert [d.id for d in index.documents()] == ["bakery", "chess"]
+    assert index.chunks("volcano") == [] and all(h.doc_id != "volcano" for h in index.search("Etna lava", k=10))
+    with pytest.raises(KeyError, match="no document 'volcano'"):
+        index.remove("volcano")
+    assert [d.id for d in open_index(tmp_path, store).documents()] == ["bakery", "chess"]
+
+
+def test_sync_removes_documents_whose_file_is_gone(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
+    index = open_index(tmp_path, store)
+    index.add([tiny_corpus])
+    (tiny_corpus / "chess.md").unlink()
+    report = index.add([tiny_corpus], sync=True)
+    assert report.removed == ["chess"] and sorted(report.unchanged) == ["bakery", "volcano"]
+    assert [d.id for d in index.documents()] == ["bakery", "volcano"]
+
+
+def test_search_modes(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
+    index = open_index(tmp_path, store)
+    index.add([tiny_corpus])
+    for mode in ("dense", "bm25", "hybrid"):
+        hits = index.search("Gukesh chess olympiad Budapest", k=2, mode=mode)
+        assert hits[0].doc_id == "chess", mode
+        assert len(hits) <= 2
+    hybrid = index.search("Gukesh chess olympiad Budapest", k=3)
+    assert all("dense" in h.scores for h in hybrid) and "bm25" in hybrid[0].scores
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+    assert index.search("zzzz qqqq", k=3, mode="bm25") == []  # no shared term: no keyword hit
+    with pytest.raises(ValueError, match="unknown retrieval mode"):
+        index.search("chess", mode="fuzzy")  # type: ignore[arg-type]
+
+
+def test_rebuild_replaces_everything(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
+    index = open_index(tmp_path, store)
+    index.add([tiny_corpus])
+    rebuilt = open_index(tmp_path, store, rebuild=True)
+    assert [d.id for d in open_index(tmp_path, store).documents()] != []  # old index readable until commit
+    rebuilt.add_documents([Document("one", "One", "A single new document.")])
+    assert [d.id for d in open_index(tmp_path, store).documents()] == ["one"]
+    assert len(open_index(tmp_path, store)) == 1
+
+
+def test_mismatched_embedder_is_a_clear_error(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
+    open_index(tmp_path, store).add([tiny_corpus])
+    with pytest.raises(IndexOpenError, match="built with embedder 'fake-embedder'.*rebuild it with: rag index --rebuild"):
+        open_index(tmp_path, store, FakeEmbedder(name="other-embedder"))
+    with pytest.raises(IndexOpenError, match="no index at"):
+        Index.open(tmp_path / "elsewhere", store=store, create=False)
+
+
+def test_reopen_from_a_new_process(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
+    """A process writes and exits; another one reads what it wrote (Milvus Lite: one process at a time)."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from tests.conftest import FakeEmbedder
+        from rag.index import Index
+        index = Index.open({str(tmp_path / "index")!r}, store={store!r}, embedder=FakeEmbedder())
+        if sys.argv[1] == "write":
+            index.add([{str(tiny_corpus)!r}])
+        print(json.dumps([[d.id for d in index.documents()], [h.doc_id for h in index.search("Etna lava eruption", k=1)]]))
+    """)
+    run = [sys.executable, "-c", script]
+    written = subprocess.run([*run, "write"], capture_output=True, text=True, timeout=120)
+    assert written.returncode == 0, written.stderr
+    read = subprocess.run([*run, "read"], capture_output=True, text=True, timeout=120)
+    assert read.returncode == 0, read.stderr
+    assert json.loads(read.stdout) == json.loads(written.stdout) == [["bakery", "chess", "volcano"], ["volcano"]]
+
+
+@pytest.mark.integration
+def test_seeds_rank_the_same_first_article_on_both_backends(tmp_path: Path) -> None:
+    """With the real embedder, every seeds gold question gets the same first article from FAISS
+    and from Milvus Lite in each mode (both BM25s see the same terms, rag/milvus_backend.py)."""
+    faiss = Index.open(tmp_path / "index", store="faiss")
+    milvus = Index.open(tmp_path / "index", store=f"milvus:{tmp_path / 'seeds.db'}")
+    for index in (faiss, milvus):
+        index.add([SEEDS])
+    gold = Path(__file__).parent.parent / "eval" / "gold" / "seeds.jsonl"
+    questions = [json.loads(line)["question"] for line in gold.read_text().splitlines()]
+    for mode in ("hybrid", "dense", "bm25"):
+        first = [(faiss.search(q, k=1, mode=mode)[0].doc_id, milvus.search(q, k=1, mode=mode)[0].doc_id) for q in questions]
+        assert all(a == b for a, b in first), (mode, [q for q, (a, b) in zip(questions, first) if a != b])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def milvus_server(tmp_path: Path) -> Iterator[str]:
+    """``milvus-lite server`` on 127.0.0.1, stopped when the test ends."""
+    port = _free_port()
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "server"),
+               "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        if server.poll() is not None:
+            pytest.skip(f"milvus-lite server did not start: {server.stdout.read() if server.stdout else ''}")
+        yield f"milvus:http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_network_path_of_milvus(tmp_path: Path, milvus_server: str, tiny_corpus: Path) -> None:
+    index = open_index(tmp_path, milvus_server)
+    index.add([tiny_corpus])
+    assert index.search("Etna lava eruption", k=1)[0].doc_id == "volcano"
+    index.remove("chess")
+    reopened = open_index(tmp_path, milvus_server)  # a second client of the same server
+    assert [d.id for d in reopened.documents()] == ["bakery", "volcano"]
+    assert reopened.location.startswith("milvus:http://127.0.0.1:")
