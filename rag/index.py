@@ -292,8 +292,8 @@ class Index:
         check_mode(mode)
         check_fusion(fusion)
         weights = self.settings.fusion if alpha is None else replace(self.settings.fusion, alpha=alpha)
-        if not len(self.backend):
-            return []
+        if not self.settings.dim:
+            return []  # nothing was ever embedded (asking the store would cost a count in Milvus)
         vector = self._embed([query], query=True)[0] if mode != "bm25" else None
         ranked = rank(self.backend, query, vector, k, mode=mode, fusion=fusion, settings=weights)
         passages = self.backend.passages([r.key for r in ranked])

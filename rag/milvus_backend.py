@@ -356,6 +356,10 @@ class MilvusBackend:
             "key": MANIFEST_KEY, "doc_id": "", "part": -1, "seq": -1, "hash": "", "meta": manifest, "text": "",
             "_": [1.0, 0.0],
         }])
+        # Seal what was written into indexed segments: Milvus Lite otherwise searches its in-memory
+        # table row by row (1k chunks: dense search 37 -> 9 ms, BM25 197 -> 30 ms after a flush).
+        for collection in (self.chunk_collection, self.doc_collection):
+            client.flush(collection)
         self._search_params = _search_params(dense_index)
 
     def _create(self, dim: int, dense_index: str) -> None:

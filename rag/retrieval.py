@@ -135,13 +135,18 @@ def rank(
         ranked = reciprocal_rank_fusion([[key for key, _ in dense], [key for key, _ in sparse]])
     else:
         # Score every candidate with both retrievers, so a chunk missing from one list
-        # gets its real score there rather than none.
+        # gets its real score there rather than none; only the missing scores are asked for.
         candidates = list(dict.fromkeys([key for key, _ in dense] + [key for key, _ in sparse]))
         if not candidates:
             return []
         assert vector is not None
-        dense_all = backend.dense_scores(vector, candidates)
-        sparse_all = backend.bm25_scores(query, candidates)
+        dense_of, sparse_of = dict(dense), dict(sparse)
+        if missing := [key for key in candidates if key not in dense_of]:
+            dense_of.update(zip(missing, map(float, backend.dense_scores(vector, missing))))
+        if missing := [key for key in candidates if key not in sparse_of]:
+            sparse_of.update(zip(missing, map(float, backend.bm25_scores(query, missing))))
+        dense_all = np.array([dense_of[key] for key in candidates])
+        sparse_all = np.array([sparse_of[key] for key in candidates])
         dense = list(zip(candidates, map(float, dense_all)))
         sparse = [(key, float(s)) for key, s in zip(candidates, sparse_all) if s > 0]
         ranked = convex_fusion(candidates, dense_all, sparse_all, settings.alpha)
