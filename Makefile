@@ -40,6 +40,8 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 test: $(VENV)/.installed-test $(CHROMIUM)
+	$(BIN)/ruff check rag tests eval ui
+	$(BIN)/mypy rag
 	$(BIN)/python -m pytest
 
 clean:

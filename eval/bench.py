@@ -53,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,8 +260,7 @@ def log(msg: str) -> None:
 
 def passages(path: Path) -> list[str]:
     """The exact texts ``Index.add`` embeds for ``path``."""
-    from rag.chunking import ChunkConfig, chunk_document
-    from rag.chunking import passage_text
+    from rag.chunking import ChunkConfig, chunk_document, passage_text
     from rag.loading import load
     from rag.types import Document
 
@@ -270,7 +269,6 @@ def passages(path: Path) -> list[str]:
 
 
 def bench_indexing(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from rag.dense import resolve_kind
     from rag.embedding import DEFAULT_BATCH_SIZE, Embedder
     from rag.index import Index
 
@@ -908,7 +906,7 @@ class Busy:
     def __init__(self, n: int, limit_s: float = 900.0) -> None:
         self.n, self.limit_s, self.procs = n, limit_s, []
 
-    def __enter__(self) -> "Busy":
+    def __enter__(self) -> Busy:
         self.procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(self.limit_s)]) for _ in range(self.n)]
         time.sleep(0.5 if self.n else 0)  # let the scheduler see them before the first question
         return self

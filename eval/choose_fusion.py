@@ -55,7 +55,7 @@ def main() -> None:
             continue
         weights = {label: score(m) for label, m in table.items() if label.startswith("alpha")}
         scored = {label: s for label, s in weights.items() if s is not None}
-        chosen = max(scored, key=lambda l: (round(scored[l], 4), -abs(float(l.split()[1]) - 0.5))) if scored else None
+        chosen = max(scored, key=lambda label: (round(scored[label], 4), -abs(float(label.split()[1]) - 0.5))) if scored else None
         lines += [f"## {embedder}", "", "| setting | " + " | ".join(SETS) + " | score |", "|---|" + "---|" * (len(SETS) + 1)]
         for label, metrics in table.items():
             cells = [f"{m['hit@1']:.2f} / {m['hit@5']:.2f} / {m['all@k']:.2f}" if (m := metrics.get(s)) else "-" for s in SETS]

@@ -1,7 +1,7 @@
 """Measure retrieval quality for several chunk sizes, overlaps and passage formats.
 
 Writes ``eval/results/chunking.json`` and ``eval/results/chunking.md``; the defaults in
-``rag/chunking.py`` and ``rag/index.passage_text`` were chosen from this table.
+``rag/chunking.py`` and its passage format (``passage_text``) were chosen from this table.
 
     .venv/bin/python eval/tune_chunking.py
 
@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-import rag.index
 from rag.chunking import ChunkConfig
 from rag.embedding import Embedder
 from rag.index import Index
-from rag.types import Chunk, Document
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = {
@@ -54,10 +52,6 @@ class CachedEmbedder:
     embed_query = embed  # MiniLM embeds queries and documents alike
 
 
-def without_title(doc: Document, chunk: Chunk) -> str:
-    return chunk.text
-
-
 def evaluate(index: Index, gold: list[dict]) -> dict[str, dict[str, float]]:
     out = {}
     for mode in MODES:
@@ -79,15 +73,14 @@ def main() -> None:
     args = parser.parse_args()
     embedder = CachedEmbedder()
     rows = []
-    original = rag.index.passage_text
     for set_name, (corpus, gold_file) in SETS.items():
         gold = [q for q in map(json.loads, gold_file.read_text().splitlines()) if q.get("answerable", True)]
         for title in (True, False):
-            rag.index.passage_text = original if title else without_title
             for size, overlap in CONFIGS:
                 with tempfile.TemporaryDirectory() as tmp:
                     t0 = time.perf_counter()
-                    index = Index.open(Path(tmp) / "ix", embedder=embedder, chunking=ChunkConfig(size, overlap))
+                    index = Index.open(Path(tmp) / "ix", embedder=embedder, chunking=ChunkConfig(size, overlap),
+                                       passage="title" if title else "text")
                     index.add([corpus])
                     build_s = time.perf_counter() - t0
                     metrics = evaluate(index, gold)
@@ -97,7 +90,6 @@ def main() -> None:
                 m = metrics["hybrid"]
                 print(f"{set_name:8} title={title!s:5} size={size:3} overlap={overlap:2} chunks={len(index):4} "
                       f"hybrid hit@1={m['hit@1']:.3f} hit@5={m['hit@5']:.3f} all@5={m['all@5']:.3f}", flush=True)
-    rag.index.passage_text = original
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "chunking.json").write_text(json.dumps(rows, indent=1))
     lines = ["| set | title | size/overlap | chunks | " + " | ".join(f"{m} h@1 / h@5 / all@5" for m in MODES) + " |",

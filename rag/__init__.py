@@ -34,10 +34,10 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from rag.answering import Answer, Assistant
-    from rag.citations import Citation
-    from rag.generation import Generator, load_generator
     from rag.chunking import ChunkConfig
+    from rag.citations import Citation
     from rag.embedding import Embedder, EmbeddingModel
+    from rag.generation import Generator, load_generator
     from rag.index import Index, IndexOpenError, IndexReport
     from rag.loading import Skipped
     from rag.types import Chunk, Document, Hit
@@ -51,4 +51,22 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'rag' has no attribute '{name}'")
 
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [  # the same names as _EXPORTS, spelled out for tools that read __all__
+    "Answer",
+    "Assistant",
+    "Chunk",
+    "ChunkConfig",
+    "Citation",
+    "Document",
+    "Embedder",
+    "EmbeddingModel",
+    "Generator",
+    "Hit",
+    "Index",
+    "IndexOpenError",
+    "IndexReport",
+    "Skipped",
+    "load_generator",
+    "__version__",
+]
+assert set(__all__) == {*_EXPORTS, "__version__"}

@@ -22,18 +22,28 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rag import defaults
 from rag.citations import AnswerSentence, Citation, is_refusal, verify
-from rag.generation import DEFAULT_MODEL, GenerationSettings, GenerationStats, Generator, Scorer, load_generator
-from rag.judging import Judge
-from rag.index import Index
-from rag.prompting import SOURCES_HEADER, Prompt, Source, build_prompt, fixed_prefix, select_sources
 from rag.embedding import relevance_floor
-from rag.retrieval import Mode, check_mode
+from rag.errors import InvalidInput
+from rag.generation import (
+    DEFAULT_MODEL,
+    GenerationSettings,
+    GenerationStats,
+    Generator,
+    Scorer,
+    check_model,
+    load_generator,
+)
+from rag.index import Index
+from rag.judging import Judge
+from rag.prompting import SOURCES_HEADER, Prompt, Source, build_prompt, fixed_prefix, select_sources
+from rag.retrieval import Mode, check_k, check_mode
 from rag.trust import Signals, Trust, assess
 from rag.types import Hit
 
 MAX_QUESTION_CHARS = 1000
-DEFAULT_K = 4
+DEFAULT_K = defaults.K
 REFUSAL_TEXT = "The articles do not contain the answer to this question."
 WARM_UP_QUESTION = "What happened?"  # searched once at start-up, so the first real question finds everything loaded
 
@@ -124,10 +134,10 @@ class Answer:
 def check_question(question: object) -> str:
     """The stripped question, or a ValueError saying what is wrong with it."""
     if not isinstance(question, str) or not question.strip():
-        raise ValueError("the question is empty")
+        raise InvalidInput("the question is empty")
     question = question.strip()
     if len(question) > MAX_QUESTION_CHARS:
-        raise ValueError(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+        raise InvalidInput(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
     return question
 
 
@@ -150,8 +160,7 @@ class Assistant:
     _load_error: BaseException | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"k must be > 0, got {self.k}")
+        check_k(self.k)
         check_mode(self.mode)
 
     @classmethod
@@ -165,7 +174,8 @@ class Assistant:
         store: str | None = None,
     ) -> Assistant:
         """Open the index (it must exist; ``store`` as for :meth:`Index.open`) and prepare the
-        named model (loaded on first use)."""
+        named model (loaded on first use; an unknown name is an error now, before any search)."""
+        check_model(model)
         return cls(Index.open(index_dir, store=store, create=False), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
 
     def load_in_background(self) -> None:
@@ -236,32 +246,28 @@ class Assistant:
         return build_prompt(question, select_sources(question, hits, self.index.embedder))
 
     def ask(self, question: str, k: int | None = None, mode: Mode | None = None) -> Answer:
-        """Answer ``question``; see :meth:`stream` for the steps."""
-        answer = None
-        for item in self.stream(question, k=k, mode=mode):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        """Answer ``question``; see :meth:`respond` for the steps."""
+        return self.respond(question, k=k, mode=mode).answer()
 
     def stream(self, question: str, k: int | None = None, mode: Mode | None = None) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as the model writes them, then the final :class:`Answer`."""
-        question = check_question(question)
-        if k is not None and k < 1:
-            raise ValueError(f"k must be > 0, got {k}")
-        started = time.perf_counter()
-        hits = self.retrieve(question, k=k, mode=mode)
-        best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
-        # Refuse without generating when the best passage is far from the question, on the
-        # embedder's own cosine scale (rag.embedding.relevance_floor). BM25-only hits carry no
-        # cosine, so the gate applies when dense scores exist.
-        if not hits or ((mode or self.mode) != "bm25" and best < relevance_floor(self.index.settings.embedder)):
-            retrieve_s = time.perf_counter() - started
+        response = self.respond(question, k=k, mode=mode)
+        yield from response
+        yield response.answer()
+
+    def respond(self, question: str, k: int | None = None, mode: Mode | None = None) -> Response:
+        """Search for ``question`` and build its prompt now; the returned :class:`Response`
+        generates when iterated (or when :meth:`Response.answer` is called)."""
+        return Response(self, check_question(question), k, mode)
+
+    def _generate(self, response: Response) -> Iterator[str]:
+        """The answer's text pieces; sets ``response``'s final Answer when done."""
+        question, hits, best, prompt, started = response.question, response.hits, response.best, response.prompt, response.started
+        retrieve_s = response.retrieve_s
+        if prompt is None:
             yield REFUSAL_TEXT
-            yield self._refusal(question, hits, (), Timings(retrieve_s, None, retrieve_s), "", "no relevant passage")
+            response.set(self._refusal(question, hits, (), Timings(retrieve_s, None, retrieve_s), "", "no relevant passage"))
             return
-        prompt = self.prompt(question, hits)
-        retrieve_s = time.perf_counter() - started
         generator = self.load()
         pieces: list[str] = []
         first_token_s = None
@@ -277,7 +283,7 @@ class Assistant:
             timings = Timings(retrieve_s, first_token_s, streamed - started)
             signals = Signals.measure(best, stats, (), judged=False)
             trust = Trust(signals, None, 0.0, (), "the model found no answer")
-            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+            response.set(self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats)))
             return
         judge = None
         if self.judge and isinstance(generator, Scorer):
@@ -289,13 +295,13 @@ class Assistant:
         timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
         if not trust.shown:
             # Withheld: the raw answer and the reason stay on the Answer for the curious.
-            yield self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+            response.set(self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats)))
             return
-        yield Answer(
+        response.set(Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
             trust=trust, tokens=Tokens.of(stats),
-        )
+        ))
 
     def _with_page(self, citation: Citation) -> Citation:
         """The citation with the page its quote starts on, for a paged document (PDF)."""
@@ -316,3 +322,53 @@ class Assistant:
             prompt=prompt, raw=raw, refusal_reason=reason, trust=None if isinstance(trust, str) else trust,
             tokens=tokens,
         )
+
+
+class Response:
+    """One question's answer in the making, as llm's ``Response``: iterate it for the text as
+    the model writes it, then call :meth:`answer` for the checked :class:`Answer`.
+
+    The search and the prompt are done when it is made (:meth:`Assistant.respond`), so
+    :attr:`prompt` is the prompt the model will be sent, or None when the assistant refuses
+    before generating (no relevant passage).
+    """
+
+    def __init__(self, assistant: Assistant, question: str, k: int | None, mode: Mode | None) -> None:
+        if k is not None:
+            check_k(k)
+        self.question = question
+        self.started = time.perf_counter()
+        self.hits = assistant.retrieve(question, k=k, mode=mode)
+        self.best = max((h.scores.get("dense", 0.0) for h in self.hits), default=0.0)
+        # Refuse without generating when the best passage is far from the question, on the
+        # embedder's own cosine scale (rag.embedding.relevance_floor). BM25-only hits carry no
+        # cosine, so the gate applies when dense scores exist.
+        floor = relevance_floor(assistant.index.settings.embedder)
+        relevant = bool(self.hits) and ((mode or assistant.mode) == "bm25" or self.best >= floor)
+        self.prompt: Prompt | None = assistant.prompt(question, self.hits) if relevant else None
+        self.retrieve_s = time.perf_counter() - self.started
+        self._pieces: list[str] = []
+        self._answer: Answer | None = None
+        self._run = assistant._generate(self)
+
+    def __iter__(self) -> Iterator[str]:
+        """The text pieces: as they are generated the first time, from memory after that."""
+        yield from list(self._pieces)
+        for piece in self._run:
+            self._pieces.append(piece)
+            yield piece
+
+    def text(self) -> str:
+        """The streamed text so far (all of it after :meth:`answer`)."""
+        return "".join(self._pieces)
+
+    def answer(self) -> Answer:
+        """Generate whatever is left and return the checked answer."""
+        for _ in self:
+            pass
+        assert self._answer is not None
+        return self._answer
+
+    def set(self, answer: Answer) -> None:
+        """Record the final answer (called by the assistant when generation and checks end)."""
+        self._answer = answer

@@ -25,11 +25,12 @@ Example:
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -153,9 +154,9 @@ def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
     }
 
 
-def stream_chunks(items: Iterator[str | Answer], request: ChatRequest) -> Iterator[str]:
-    """Server-sent events of a streamed reply: the model's words, then a last chunk with the
-    ``rag`` field and ``finish_reason``, then ``data: [DONE]``."""
+def stream_chunks(pieces: Iterable[str], answer: Callable[[], Answer], request: ChatRequest) -> Iterator[str]:
+    """Server-sent events of a streamed reply: the model's words (``pieces``), then a last chunk
+    with the ``rag`` field of the checked ``answer()`` and ``finish_reason``, then ``data: [DONE]``."""
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": request.model_id}
 
@@ -165,15 +166,14 @@ def stream_chunks(items: Iterator[str | Answer], request: ChatRequest) -> Iterat
 
     yield event({"role": "assistant", "content": ""})
     streamed = ""
-    for item in items:
-        if isinstance(item, Answer):
-            if item.refused and streamed.strip() and streamed.strip() != REFUSAL_TEXT:
-                # the words already sent did not pass the checks: say so in the text itself
-                yield event({"content": f"\n\n{REFUSAL_TEXT} (withheld: {item.refusal_reason})"})
-            yield event({}, "stop", usage=_usage(item), **{MODEL: extra(item, request)})
-            break
-        streamed += item
-        yield event({"content": item})
+    for piece in pieces:
+        streamed += piece
+        yield event({"content": piece})
+    final = answer()
+    if final.refused and streamed.strip() and streamed.strip() != REFUSAL_TEXT:
+        # the words already sent did not pass the checks: say so in the text itself
+        yield event({"content": f"\n\n{REFUSAL_TEXT} (withheld: {final.refusal_reason})"})
+    yield event({}, "stop", usage=_usage(final), **{MODEL: extra(final, request)})
     yield "data: [DONE]\n\n"
 
 
@@ -214,10 +214,11 @@ def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> Non
             except ValueError:
                 raise ApiError("the request body is not valid JSON") from None
             parsed = parse_request(body, service)
-            items = service.stream(parsed.searched, model=parsed.model)
+            response = service.respond(parsed.searched, model=parsed.model)  # a bad question raises here
             # The answer's work blocks (search, the model), so it runs off the event loop. The
-            # first item is taken here so a bad question is a 400, not a broken stream.
-            first = await run_in_threadpool(next, items)
+            # first piece is awaited here so a model that fails to load is a 500, not a broken stream.
+            pieces = iter(response)
+            first = await run_in_threadpool(next, pieces, None)
         except ApiError as e:
             return refuse(e)
         except ValueError as e:  # the question itself (empty after cleaning, too long)
@@ -225,16 +226,17 @@ def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> Non
         except Exception as e:  # noqa: BLE001 - the model failed to load or answer: still an OpenAI error object
             log.exception("answering through /v1 failed")
             return refuse(ApiError(f"the assistant failed: {e}", 500, kind="server_error"))
-        rest = _chain(first, items)
         if parsed.stream:  # Starlette reads a plain iterator in its thread pool
-            return StreamingResponse(stream_chunks(rest, parsed), media_type="text/event-stream")
-        answer = await run_in_threadpool(lambda: next(item for item in rest if isinstance(item, Answer)))
+            text = itertools.chain([] if first is None else [first], pieces)
+            return StreamingResponse(stream_chunks(text, response.answer, parsed), media_type="text/event-stream")
+        try:
+            answer = await run_in_threadpool(response.answer)
+        except Exception as e:  # noqa: BLE001 - as above
+            log.exception("answering through /v1 failed")
+            return refuse(ApiError(f"the assistant failed: {e}", 500, kind="server_error"))
         return JSONResponse(completion(answer, parsed))
 
     app.add_api_route("/v1/models", models, methods=["GET"])
     app.add_api_route("/v1/chat/completions", chat, methods=["POST"])
 
 
-def _chain(first: str | Answer, rest: Iterator[str | Answer]) -> Iterator[str | Answer]:
-    yield first
-    yield from rest

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rag.errors import InvalidInput, RagError
 from rag.types import Chunk, Document
 
 Key = Hashable
@@ -34,11 +35,11 @@ DEFAULT_STORE = "faiss"
 STORE_HELP = "faiss (default: the index directory) | milvus:PATH.db (Milvus Lite) | milvus:http(s)://HOST:PORT"
 
 
-class IndexOpenError(RuntimeError):
+class IndexOpenError(RagError, RuntimeError):
     """The index cannot be used as it is; the message says how to rebuild."""
 
 
-class StoreError(RuntimeError):
+class StoreError(RagError, RuntimeError):
     """The store failed to read or write (a Milvus server went away, say); the message is one line."""
 
 
@@ -172,7 +173,7 @@ def open_backend(store: str | None, index_dir: Path, default_dir: Path) -> Backe
 
         name = collection_name(index_dir, default_dir)
         return MilvusBackend(uri[len("milvus:"):], name, None if name == "rag" else str(index_dir))
-    raise ValueError(f"unknown store '{uri}'; use {STORE_HELP}")
+    raise InvalidInput(f"unknown store '{uri}'; use {STORE_HELP}")
 
 
 def rebuild_hint(options: str) -> str:

@@ -124,6 +124,19 @@ def _before_stop(m: re.Match[str]) -> str:
     return " " + "".join(re.findall(r"\[\d+\]", m.group(2))) + m.group(1) + " "
 
 
+_SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
+
+
+def tidy(claim: str) -> str:
+    """A sentence as shown: no space left where a marker stood before its full stop
+    ("prize [1]." is checked as "prize ." and shown as "prize.").
+
+    >>> tidy("won the prize .")
+    'won the prize.'
+    """
+    return _SPACE_BEFORE_STOP.sub(r"\1", claim)
+
+
 def is_refusal(text: str) -> bool:
     """Whether the model said the sources do not answer (anywhere in a short answer)."""
     return bool(REFUSAL.search(text))
@@ -224,7 +237,7 @@ def verify(
         if good:
             for n, _, span in good:
                 cite(by_n[n], span, ok=True, added=False)
-            sentences.append(AnswerSentence(claim, tuple(n for n, *_ in good), True, max(p for _, p, _ in good)))
+            sentences.append(AnswerSentence(tidy(claim), tuple(n for n, *_ in good), True, max(p for _, p, _ in good)))
             continue
         # The cited sources do not back the sentence (or it cites none): try the shown source that
         # shares most words with it, the lexical score serving as a cheap first pass.
@@ -234,10 +247,10 @@ def verify(
             p = supports(claim, best[0], best[1], best[2])
             if p >= (ATTACH_PROBABILITY if judge else ATTACH_THRESHOLD):
                 cite(by_n[best[0]], best[2], ok=True, added=True)
-                sentences.append(AnswerSentence(claim, (best[0],), True, p))
+                sentences.append(AnswerSentence(tidy(claim), (best[0],), True, p))
                 continue
         for n, _, span in checked:
             cite(by_n[n], span, ok=False, added=False)
-        sentences.append(AnswerSentence(claim, tuple(cited), False, max((p for _, p, _ in judged), default=0.0)))
+        sentences.append(AnswerSentence(tidy(claim), tuple(cited), False, max((p for _, p, _ in judged), default=0.0)))
     ordered = sorted(citations.values(), key=lambda c: (c.n, c.start))
     return cleaned, sentences, ordered

@@ -14,10 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag import defaults
 from rag.backends import STORE_HELP
 from rag.chunking import DEFAULT_CHUNK_WORDS, DEFAULT_OVERLAP_WORDS
 from rag.dense import INDEX_KINDS
-from rag.retrieval import MODES
+from rag.errors import RagError
+from rag.retrieval import FUSIONS, MODES
 
 if TYPE_CHECKING:
     from rag.generation import GenerationSettings
@@ -28,7 +30,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class CommandError(Exception):
+class CommandError(RagError):
     """A failure to report to the user as one line."""
 
 
@@ -71,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="show the passages retrieved for a query")
     p.add_argument("query")
     _add_index_dir(p)
-    p.add_argument("--k", type=int, default=5, help="number of passages (default 5)")
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--k", type=int, default=defaults.SEARCH_K, help=f"number of passages (default {defaults.SEARCH_K})")
+    p.add_argument("--mode", choices=MODES, default=defaults.MODE, help=f"retrieval mode (default {defaults.MODE})")
+    p.add_argument("--fusion", choices=FUSIONS, default="convex",
+                   help="how hybrid mode fuses: convex (default: weighted, normalised scores) or rrf (reciprocal ranks)")
     p.add_argument("--json", action="store_true", help="print one JSON object with a 'hits' list")
     p.set_defaults(func=cmd_search)
 
@@ -80,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     _add_index_dir(p)
     p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
-    p.add_argument("--k", type=int, default=None, help="passages to retrieve (default 4)")
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--k", type=int, default=None, help=f"passages to retrieve (default {defaults.K})")
+    p.add_argument("--mode", choices=MODES, default=defaults.MODE, help=f"retrieval mode (default {defaults.MODE})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
-    p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
-    p.add_argument("--context-size", type=int, default=None, help="model context in tokens (default 2048)")
+    p.add_argument("--max-tokens", type=int, default=None, help=f"longest answer in tokens (default {defaults.MAX_TOKENS})")
+    p.add_argument("--context-size", type=int, default=None, help=f"model context in tokens (default {defaults.CONTEXT_SIZE})")
     p.add_argument("--no-judge", action="store_true",
                    help="check citations by shared words only, without asking the model whether each source states them")
     p.add_argument("--show-prompt", action="store_true", help="print the exact prompt before the answer")
@@ -103,15 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="open the chat window (a Gradio app) at http://127.0.0.1:7860")
     _add_index_dir(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--host", default=defaults.HOST, help=f"address to listen on (default {defaults.HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=defaults.PORT, help=f"port (default {defaults.PORT})")
     p.add_argument("--model", default=None, help="model loaded at start (default qwen-1.5b); the window offers the bundled ones too")
-    p.add_argument("--k", type=int, default=None, help="passages to retrieve (default 4)")
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
+    p.add_argument("--k", type=int, default=None, help=f"passages to retrieve (default {defaults.K})")
+    p.add_argument("--mode", choices=MODES, default=defaults.MODE, help=f"retrieval mode (default {defaults.MODE})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
-    p.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default 120)")
-    p.add_argument("--concurrency", type=int, default=4,
-                   help="questions answered at once with an openai: model (default 4; a model in this process answers one at a time)")
+    p.add_argument("--max-tokens", type=int, default=None, help=f"longest answer in tokens (default {defaults.MAX_TOKENS})")
+    p.add_argument("--concurrency", type=int, default=defaults.CONCURRENCY,
+                   help=f"questions answered at once with an openai: model (default {defaults.CONCURRENCY}; "
+                        "a model in this process answers one at a time)")
     p.add_argument("--api-key", default=None,
                    help="require this key as a Bearer token on the /v1 API (default $RAG_API_KEY; none: open)")
     p.set_defaults(func=cmd_serve)
@@ -122,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embedder", default=None, help=EMBEDDER_HELP + " for the --corpus index (default minilm)")
     _add_index_dir(p)
     p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default hybrid)")
-    p.add_argument("--k", type=int, default=None, help="passages given to the model (default 4)")
+    p.add_argument("--mode", choices=MODES, default=defaults.MODE, help=f"retrieval mode (default {defaults.MODE})")
+    p.add_argument("--k", type=int, default=None, help=f"passages given to the model (default {defaults.K})")
     p.add_argument("--retrieval-only", action="store_true", help="score the ranking only; no model is loaded")
     p.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
                    help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 | "
@@ -173,7 +178,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _open(args).search(args.query, k=args.k, mode=args.mode)
+    hits = _open(args).search(args.query, k=args.k, mode=args.mode, fusion=args.fusion)
     if args.json:
         print(json.dumps({"query": args.query, "mode": args.mode, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return 0
@@ -204,7 +209,7 @@ def _generation_settings(args: argparse.Namespace) -> GenerationSettings:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.answering import Answer, Assistant, check_question
+    from rag.answering import Assistant, check_question
     from rag.generation import DEFAULT_MODEL
 
     question = check_question(args.question)
@@ -215,15 +220,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assistant.load_in_background()  # while the question is searched
     if args.k is not None:
         assistant.k = args.k
+    response = assistant.respond(question)
     if args.show_prompt:
-        print(assistant.prompt(question, assistant.retrieve(question)).text, end="\n\n", file=sys.stderr)
-    answer: Answer | None = None
-    for item in assistant.stream(question):
-        if isinstance(item, Answer):
-            answer = item
-        elif not args.json:
-            print(item, end="", flush=True)
-    assert answer is not None
+        shown = response.prompt.text if response.prompt else "(no prompt: no passage is relevant enough, so no model is asked)"
+        print(shown, end="\n\n", file=sys.stderr)
+    for piece in response:
+        if not args.json:
+            print(piece, end="", flush=True)
+    answer = response.answer()
     if args.json:
         print(json.dumps({"question": question, **answer.to_dict()}, ensure_ascii=False))
         return 0
@@ -317,10 +321,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     import time
 
-    from rag.eval_report import evaluate
-    from rag.evaluation import Setting, check_gold, corpus_index_dir, load_gold, parse_compare, unknown_sources
-    from rag.generation import DEFAULT_MODEL
     from rag.backends import default_store
+    from rag.eval_report import evaluate
+    from rag.evaluation import (
+        Setting,
+        check_gold,
+        corpus_index_dir,
+        load_gold,
+        parse_compare,
+        unknown_sources,
+    )
+    from rag.generation import DEFAULT_MODEL
     from rag.index import Index, IndexOpenError, default_index_dir
 
     gold = load_gold(args.gold)
@@ -347,7 +358,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         index_dir = args.index_dir or default_index_dir()
         try:
             index = Index.open(index_dir, store=args.store, create=False)
-        except IndexOpenError as e:
+        except IndexOpenError:
             if Path(index_dir).exists() or (args.store or default_store()) != "faiss":
                 raise
             raise CommandError(f"no index at {index_dir}; run `rag index seeds` or pass --corpus PATH") from None
@@ -405,16 +416,9 @@ def _eval_command(args: argparse.Namespace) -> str:
 
 
 def _error_types() -> tuple[type[BaseException], ...]:
-    from rag.backends import StoreError
-    from rag.generation import GeneratorError
-    from rag.index import IndexOpenError
-    from rag.models import ModelUnavailableError
-    from rag.store import IndexBusyError
-
-    return (
-        CommandError, IndexOpenError, IndexBusyError, StoreError, ModelUnavailableError, GeneratorError,
-        ValueError, KeyError, FileNotFoundError, PermissionError,
-    )
+    """What becomes one line on stderr: the errors meant for users (rag.errors) and a file that
+    cannot be found or read; anything else is a bug and keeps its traceback."""
+    return (RagError, FileNotFoundError, PermissionError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -427,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rag: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _error_types() as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        message = str(e)
         print(f"rag: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:

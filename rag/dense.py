@@ -9,11 +9,12 @@ memory overhead matters. Thresholds come from ``eval/bench.py`` (see eval/README
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+from rag.errors import InvalidInput
+
 INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
 APPROXIMATE_FROM = 100_000
 HNSW_M = 32
@@ -31,7 +32,7 @@ IVF_PROBE_SHARE = 8  # search at least nlist / 8 lists
 def resolve_kind(kind: str, n: int) -> str:
     """The concrete index type for ``n`` vectors."""
     if kind not in INDEX_KINDS:
-        raise ValueError(f"unknown dense index type '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
+        raise InvalidInput(f"unknown dense index type '{kind}'; choose one of {', '.join(INDEX_KINDS)}")
     if kind == "auto":
         return "flat" if n < APPROXIMATE_FROM else "hnsw"
     return kind
@@ -57,16 +58,13 @@ class DenseIndex:
     def size(self) -> int:
         return int(self._index.ntotal)
 
-    @property
-    def dim(self) -> int:
-        return int(self._index.d)
-
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "auto") -> DenseIndex:
         import faiss
 
         n, dim = vectors.shape
         concrete = resolve_kind(kind, n)
+        index: Any
         if concrete == "flat":
             index = faiss.IndexFlatIP(dim)
         elif concrete == "hnsw":

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from rag.errors import InvalidInput
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -57,7 +59,11 @@ class EmbeddingModel(Protocol):
     """
 
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """Dimensions of each vector."""
+        ...
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed documents (passages): a float32 array ``(len(texts), dim)`` of unit rows."""
@@ -126,7 +132,7 @@ def embedder_name(model: str | Path) -> str:
 def check_embedder(spec: str | Path) -> None:
     """Raise ``ValueError`` unless ``spec`` names a bundled embedder or a model directory."""
     if bundled_embedder(spec) is None and not _is_model_dir(Path(spec).expanduser()):
-        raise ValueError(
+        raise InvalidInput(
             f"embedder '{spec}' is neither one of {', '.join(EMBEDDERS)} nor a sentence-transformers "
             "model directory (no modules.json or config.json there)"
         )
@@ -207,10 +213,10 @@ class Embedder:
         progress: bool | None = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
         bundled = bundled_embedder(model)
         if bundled is not None and bundled.name == "e5-small-q4":
-            raise ValueError("e5-small-q4 is not a sentence-transformers model; use load_embedder()")
+            raise InvalidInput("e5-small-q4 is not a sentence-transformers model; use load_embedder()")
         if bundled is None:
             check_embedder(model)
         self.name = embedder_name(model)

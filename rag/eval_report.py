@@ -109,7 +109,7 @@ def _assistant(index: Index, setting: Setting, previous: Assistant | None, gener
     # subtle: reuse the loaded model when only the mode or k changes.
     generator = previous.generator if previous is not None and previous.model == setting.model else None
     kwargs = {"settings": generation} if generation is not None else {}
-    return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator,  # type: ignore[arg-type]
+    return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator,
                      judge=setting.judge, **kwargs)
 
 
@@ -240,8 +240,7 @@ COVERAGE_ROWS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 
 def risk_coverage_section(results: list[Result], chart: str | None) -> list[str]:
     """The curve as a table (accuracy of answered questions at fixed shares answered) and its chart."""
-    rated = [(r, r.metrics.get("trust")) for r in results]
-    rated = [(r, t) for r, t in rated if t and t.get("curve")]
+    rated = [(r, t) for r in results if (t := r.metrics.get("trust")) and t.get("curve")]
     if not rated:
         return []
     lines = ["", "## Risk and coverage", "",
@@ -270,8 +269,7 @@ def risk_coverage_section(results: list[Result], chart: str | None) -> list[str]
 
 def write_risk_coverage(path: Path, results: list[Result]) -> bool:
     """Accuracy of answered questions against coverage per setting, the operating point marked."""
-    rated = [(r, r.metrics.get("trust")) for r in results if r.records]
-    rated = [(r, t) for r, t in rated if t and t.get("curve")]
+    rated = [(r, t) for r in results if r.records and (t := r.metrics.get("trust")) and t.get("curve")]
     if not rated:
         return False
     import matplotlib

@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.answering import DEFAULT_K
+from rag.errors import InvalidInput
 from rag.generation import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from rag.answering import Assistant
     from rag.index import Index
+    from rag.retrieval import Mode
 
 
 def load_gold(path: str | Path) -> list[dict[str, Any]]:
@@ -46,9 +48,9 @@ def load_gold(path: str | Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
+            raise InvalidInput(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("question"), str):
-            raise ValueError(f"{path}:{lineno}: each line needs a 'question' string")
+            raise InvalidInput(f"{path}:{lineno}: each line needs a 'question' string")
         row.setdefault("id", f"line{lineno}")
         row.setdefault("answers", [])
         row.setdefault("sources", [])
@@ -337,7 +339,7 @@ def risk_coverage(records: list[Record]) -> dict[str, Any]:
             break
         if i == len(scored) or scored[i][0] != value:
             curve.append([round(value, 4), round(i / len(answered), 4), round(right / i, 4)])
-    threshold = next((float(r.trust["threshold"]) for r in answered if (r.trust or {}).get("score") is not None), None)
+    threshold = next((float(r.trust["threshold"]) for r in answered if r.trust and r.trust.get("score") is not None), None)
     shown = [r for r in answered if not r.refused]
     decided = [(s, ok) for s, ok in scored if s not in (float("inf"), float("-inf"))]
     good = [s for s, ok in decided if ok]
@@ -366,10 +368,10 @@ def latency_metrics(records: list[Record]) -> dict[str, float | None]:
     """p50 and p95, in seconds, of each timing present (first token only where one came)."""
     out: dict[str, float | None] = {}
     for name in ("retrieve_s", "first_token_s", "total_s", "checks_s"):
-        values = [r.timings[name] for r in records if r.timings.get(name) is not None]
+        values = [v for r in records if (v := r.timings.get(name)) is not None]
         if values:
-            out[f"{name}_p50"] = percentile(values, 50)  # type: ignore[arg-type]
-            out[f"{name}_p95"] = percentile(values, 95)  # type: ignore[arg-type]
+            out[f"{name}_p50"] = percentile(values, 50)
+            out[f"{name}_p95"] = percentile(values, 95)
     return out
 
 
@@ -402,7 +404,7 @@ COMPARE_AXES = ("model", "mode", "k", "judge", "alpha")
 class Setting:
     """One configuration to evaluate: retrieval mode, passages given to the model, model."""
 
-    mode: str = "hybrid"
+    mode: Mode = "hybrid"
     k: int = DEFAULT_K
     model: str = DEFAULT_MODEL
     retrieval_only: bool = False
@@ -410,11 +412,10 @@ class Setting:
     alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
 
     def __post_init__(self) -> None:
-        from rag.retrieval import FusionSettings, check_mode
+        from rag.retrieval import FusionSettings, check_k, check_mode
 
         check_mode(self.mode)
-        if self.k < 1:
-            raise ValueError(f"k must be > 0, got {self.k}")
+        check_k(self.k)
         if self.alpha is not None:
             FusionSettings(alpha=self.alpha)  # validates it
 
@@ -452,32 +453,32 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
         axis, sep, values = spec.partition("=")
         axis = axis.strip()
         if not sep or axis not in COMPARE_AXES:
-            raise ValueError(f"--compare takes AXIS=V1,V2 with AXIS one of {', '.join(COMPARE_AXES)}; got '{spec}'")
+            raise InvalidInput(f"--compare takes AXIS=V1,V2 with AXIS one of {', '.join(COMPARE_AXES)}; got '{spec}'")
         if axis in axes:
-            raise ValueError(f"--compare names '{axis}' twice")
+            raise InvalidInput(f"--compare names '{axis}' twice")
         items = [v.strip() for v in values.split(",") if v.strip()]
         if not items:
-            raise ValueError(f"--compare {axis}= needs at least one value")
+            raise InvalidInput(f"--compare {axis}= needs at least one value")
         if axis == "k":
             if not all(v.isdigit() for v in items):
-                raise ValueError(f"--compare k= takes whole numbers, got '{values}'")
+                raise InvalidInput(f"--compare k= takes whole numbers, got '{values}'")
             axes[axis] = [int(v) for v in items]
         elif axis == "judge":
             if not set(items) <= {"on", "off"}:
-                raise ValueError(f"--compare judge= takes on and off, got '{values}'")
+                raise InvalidInput(f"--compare judge= takes on and off, got '{values}'")
             axes[axis] = [v == "on" for v in dict.fromkeys(items)]
         elif axis == "alpha":
             try:
                 axes[axis] = [float(v) for v in dict.fromkeys(items)]
             except ValueError:
-                raise ValueError(f"--compare alpha= takes numbers between 0 and 1, got '{values}'") from None
+                raise InvalidInput(f"--compare alpha= takes numbers between 0 and 1, got '{values}'") from None
         else:
             axes[axis] = list(dict.fromkeys(items))
     if ("model" in axes or "judge" in axes) and base.retrieval_only:
-        raise ValueError(f"comparing {'models' if 'model' in axes else 'judges'} needs answers; drop --retrieval-only")
+        raise InvalidInput(f"comparing {'models' if 'model' in axes else 'judges'} needs answers; drop --retrieval-only")
     if "alpha" in axes and not base.retrieval_only:
         # The assistant searches with the index's own weight; a weight is chosen from rankings.
-        raise ValueError("comparing alpha= scores rankings only; add --retrieval-only")
+        raise InvalidInput("comparing alpha= scores rankings only; add --retrieval-only")
     settings = [base]
     for axis in COMPARE_AXES:
         if axis in axes:
@@ -491,15 +492,15 @@ def check_gold(gold: list[dict[str, Any]]) -> None:
     for row in gold:
         qid = str(row["id"])
         if qid in seen:
-            raise ValueError(f"gold id '{qid}' appears twice")
+            raise InvalidInput(f"gold id '{qid}' appears twice")
         seen.add(qid)
         if not row["question"].strip():
-            raise ValueError(f"gold question '{qid}' is empty")
+            raise InvalidInput(f"gold question '{qid}' is empty")
         for name in ("answers", "sources"):
             if not isinstance(row[name], list) or not all(isinstance(x, str) for x in row[name]):
-                raise ValueError(f"gold question '{qid}': '{name}' must be a list of strings")
+                raise InvalidInput(f"gold question '{qid}': '{name}' must be a list of strings")
         if row["answerable"] and not row["answers"]:
-            raise ValueError(f"gold question '{qid}' is answerable but lists no answers")
+            raise InvalidInput(f"gold question '{qid}' is answerable but lists no answers")
 
 
 def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: Assistant | None = None) -> Iterator[Record]:
@@ -513,7 +514,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
     depth = max(setting.k, max(HIT_AT))
     for row in gold:
         started = time.perf_counter()
-        hits = index.search(row["question"], k=depth, mode=setting.mode, alpha=setting.alpha)  # type: ignore[arg-type]
+        hits = index.search(row["question"], k=depth, mode=setting.mode, alpha=setting.alpha)
         retrieve_s = time.perf_counter() - started
         base = Record(
             id=str(row["id"]), question=row["question"], gold=row,
@@ -524,7 +525,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
         if setting.retrieval_only or assistant is None:
             yield base
             continue
-        result = assistant.ask(row["question"], k=setting.k, mode=setting.mode)  # type: ignore[arg-type]
+        result = assistant.ask(row["question"], k=setting.k, mode=setting.mode)
         shown = result.to_dict()
         yield replace(
             base, answer=result.text, refused=result.refused, citations=tuple(shown["citations"]),

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -159,15 +159,15 @@ class FaissBackend:
         return list(top_rows(self._bm25_all(query), depth))
 
     def dense_scores(self, vector: np.ndarray, keys: list[Key]) -> np.ndarray:
-        return np.asarray(self._vectors[keys] @ vector)
+        return np.asarray(self._vectors[_rows(keys)] @ vector)
 
     def bm25_scores(self, query: str, keys: list[Key]) -> np.ndarray:
-        return np.asarray(self._bm25_all(query)[keys])
+        return np.asarray(self._bm25_all(query)[_rows(keys)])
 
     def passages(self, keys: list[Key]) -> list[Passage]:
         out = []
-        for row in keys:
-            chunk = self._chunks[row]  # type: ignore[index]  # FAISS keys are row numbers
+        for row in _rows(keys):
+            chunk = self._chunks[row]
             doc = self._docs[chunk.doc_id]
             out.append(Passage(chunk, doc.title, doc.date, doc.page_of(chunk.start)))
         return out
@@ -205,7 +205,7 @@ class FaissBackend:
         else:
             dense = DenseIndex.build(all_vectors, kind)
         passage_of = dict(zip((c.chunk_id for c in change.chunks), change.passages))
-        bm25 = BM25Index.build([passage_of.get(c.chunk_id) or passage_text(all_docs[c.doc_id], c) for c in all_chunks])
+        bm25 = BM25Index.build([passage_of.get(c.chunk_id) or passage_text(all_docs[c.doc_id], c, manifest.get("passage", "title")) for c in all_chunks])
 
         def write(folder: Path) -> None:
             (folder / "manifest.json").write_text(json.dumps({**manifest, "documents": hashes}, indent=1))
@@ -229,6 +229,11 @@ class FaissBackend:
         self._docs, self._hashes, self._chunks = all_docs, hashes, all_chunks
         self._vectors, self._dense, self._bm25 = _map_vectors(self._generation), dense, bm25
         self._last_query = None
+
+
+def _rows(keys: list[Key]) -> list[int]:
+    """This store's search keys are row numbers (rag.backends.Key is any hashable)."""
+    return cast(list[int], keys)
 
 
 def _map_vectors(generation: Path) -> np.ndarray:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rag.errors import InvalidInput
 from rag.models import data_dir
 
 if TYPE_CHECKING:
@@ -48,10 +49,10 @@ def record_feedback(
         ValueError: an unknown rating or a comment that is too long.
     """
     if rating not in RATINGS:
-        raise ValueError(f"rating must be one of {', '.join(RATINGS)}, got {rating!r}")
+        raise InvalidInput(f"rating must be one of {', '.join(RATINGS)}, got {rating!r}")
     comment = (comment or "").strip()
     if len(comment) > MAX_COMMENT_CHARS:
-        raise ValueError(f"the comment has {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}")
+        raise InvalidInput(f"the comment has {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}")
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rating": rating,

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rag import defaults
 from rag.cpu import CpuMeter, free_threads
+from rag.errors import InvalidInput, RagError
 from rag.models import BUNDLED, data_dir, gguf_path
 
 Message = dict[str, str]
@@ -34,25 +36,25 @@ DEFAULT_MODEL = "qwen-1.5b"
 class GenerationSettings:
     """Runtime settings shared by every backend."""
 
-    threads: int = max(1, os.cpu_count() or 1)
+    threads: int = defaults.THREADS
     # threads for prompt processing (llama.cpp's n_threads_batch); None: the same as ``threads``
     batch_threads: int | None = None
     # before each answer, use only the cores other processes leave free (rag/cpu.py); a
     # --threads given on the command line turns this off
     adapt_threads: bool = True
-    context_size: int = 2048
-    max_tokens: int = 120
+    context_size: int = defaults.CONTEXT_SIZE
+    max_tokens: int = defaults.MAX_TOKENS
     temperature: float = 0.0
 
     def __post_init__(self) -> None:
         if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+            raise InvalidInput(f"threads must be >= 1, got {self.threads}")
         if self.batch_threads is not None and self.batch_threads < 1:
-            raise ValueError(f"batch threads must be >= 1, got {self.batch_threads}")
+            raise InvalidInput(f"batch threads must be >= 1, got {self.batch_threads}")
         if self.context_size < 256:
-            raise ValueError(f"context size must be >= 256 tokens, got {self.context_size}")
+            raise InvalidInput(f"context size must be >= 256 tokens, got {self.context_size}")
         if self.max_tokens < 1:
-            raise ValueError(f"max answer length must be >= 1 token, got {self.max_tokens}")
+            raise InvalidInput(f"max answer length must be >= 1 token, got {self.max_tokens}")
 
 
 @runtime_checkable
@@ -66,7 +68,7 @@ class Generator(Protocol):
         ...
 
 
-class GeneratorError(RuntimeError):
+class GeneratorError(RagError, RuntimeError):
     """A model backend cannot run: a missing package, an unreachable or failing server."""
 
 
@@ -121,17 +123,20 @@ class LlamaCppGenerator:
         except ImportError:
             raise GeneratorError("the llama-cpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
         if not path.is_file():
-            raise ValueError(f"no GGUF file at {path}")
+            raise InvalidInput(f"no GGUF file at {path}")
         self.name = name or path.name
         self.settings = settings
-        self._llm = Llama(
-            model_path=str(path),
-            n_ctx=settings.context_size,
-            n_threads=settings.threads,
-            n_threads_batch=settings.batch_threads or settings.threads,
-            n_batch=512,
-            verbose=False,
-        )
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=settings.context_size,
+                n_threads=settings.threads,
+                n_threads_batch=settings.batch_threads or settings.threads,
+                n_batch=512,
+                verbose=False,
+            )
+        except ValueError as e:  # llama-cpp-python's only error for a file it cannot load
+            raise GeneratorError(f"cannot load the model {path}: {e} (not a GGUF model llama.cpp can read?)") from None
         self._formatter: Any = None
         self._token_ids: dict[str, int] = {}
         self.stats: GenerationStats | None = None
@@ -262,9 +267,6 @@ class LlamaCppGenerator:
             self._llm._ctx.set_n_threads(threads, min(threads, self.settings.batch_threads or threads))
             self.threads = threads
 
-    def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
     def _chat_tokens(self, messages: list[Message]) -> list[int]:
         """``messages`` in the model's chat template, tokenised as ``create_chat_completion`` does."""
         if self._formatter is None:
@@ -321,7 +323,7 @@ class TransformersGenerator:
         except ImportError:
             raise GeneratorError("the transformers backend needs transformers and torch") from None
         if not path.exists():
-            raise ValueError(f"no model directory at {path}")
+            raise InvalidInput(f"no model directory at {path}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         torch.set_num_threads(settings.threads)
         kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
@@ -336,6 +338,7 @@ class TransformersGenerator:
 
         from transformers import TextIteratorStreamer
 
+        inputs: Any  # a BatchEncoding, a dict of tensors (transformers types it as a union of return shapes)
         if self._tokenizer.chat_template:
             inputs = self._tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -363,7 +366,7 @@ class OpenAIGenerator:
 
     def __init__(self, base_url: str, model: str, settings: GenerationSettings = GenerationSettings(), timeout: float = 120) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"OpenAI base URL must start with http:// or https://, got '{base_url}'")
+            raise InvalidInput(f"OpenAI base URL must start with http:// or https://, got '{base_url}'")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = f"openai:{self.base_url}#{model}"
@@ -417,27 +420,43 @@ def is_remote(name: str) -> bool:
     return name.startswith("openai:")
 
 
+def check_model(name: str) -> None:
+    """Raise :class:`InvalidInput` unless ``name`` designates a model (see the module docstring);
+    nothing is loaded. Called when an assistant opens, so a typo fails before any search."""
+    if name in BUNDLED:
+        return
+    if is_remote(name):
+        url, _, model = name[len("openai:") :].partition("#")
+        if not url or not model:
+            raise InvalidInput(f"write an OpenAI-compatible model as openai:URL#MODEL, got '{name}'")
+        return
+    if name.startswith("hf:"):
+        target = Path(name[3:]).expanduser()
+        if not (target.parent if target.suffix == ".gguf" else target).is_dir():
+            raise InvalidInput(f"no model directory at {target}")
+        return
+    if name.endswith(".gguf"):
+        if not Path(name).expanduser().is_file():
+            raise InvalidInput(f"no GGUF file at {Path(name).expanduser()}")
+        return
+    raise InvalidInput(f"unknown model '{name}'; known models: {known_models()}")
+
+
 def load_generator(name: str = DEFAULT_MODEL, settings: GenerationSettings = GenerationSettings()) -> Generator:
     """Build the generator that ``name`` designates (see the module docstring).
 
     Raises:
-        ValueError: an unknown name (the message lists the known ones) or a missing file.
+        InvalidInput: an unknown name (the message lists the known ones) or a missing file.
     """
+    check_model(name)
     if name in BUNDLED:
         return LlamaCppGenerator(gguf_path(name), settings, name=name)
     if is_remote(name):
         url, _, model = name[len("openai:") :].partition("#")
-        if not url or not model:
-            raise ValueError(f"write an OpenAI-compatible model as openai:URL#MODEL, got '{name}'")
         return OpenAIGenerator(url, model, settings)
     if name.startswith("hf:"):
         target = Path(name[3:]).expanduser()
         if target.suffix == ".gguf":
             return TransformersGenerator(target.parent, settings, gguf_file=target.name)
         return TransformersGenerator(target, settings)
-    if name.endswith(".gguf"):
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise ValueError(f"no GGUF file at {path}")
-        return LlamaCppGenerator(path, settings)
-    raise ValueError(f"unknown model '{name}'; known models: {known_models()}")
+    return LlamaCppGenerator(Path(name).expanduser(), settings)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from rag.backends import Backend, Change, IndexOpenError, open_backend, rebuild_hint
-from rag.chunking import ChunkConfig, chunk_document, passage_text
+from rag.chunking import PASSAGE_FORMATS, ChunkConfig, chunk_document, passage_text
 from rag.dense import INDEX_KINDS, resolve_kind
 from rag.embedding import (
     DEFAULT_EMBEDDER,
@@ -37,8 +37,9 @@ from rag.embedding import (
     embedder_name,
     load_embedder,
 )
+from rag.errors import InvalidInput, NotFound
 from rag.loading import Skipped, came_from, load, source_file
-from rag.retrieval import Fusion, FusionSettings, Mode, check_fusion, check_mode, rank
+from rag.retrieval import Fusion, FusionSettings, Mode, check_fusion, check_k, check_mode, rank
 from rag.types import Chunk, Document, Hit
 
 # Bump when the on-disk layout or what is embedded changes; old indexes then ask for a rebuild.
@@ -85,6 +86,7 @@ class IndexSettings:
     chunking: ChunkConfig
     dense_index: str
     fusion: FusionSettings = FusionSettings()
+    passage: str = "title"  # rag.chunking.PASSAGE_FORMATS
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class IndexSettings:
             "chunking": {"size": self.chunking.size, "overlap": self.chunking.overlap},
             "dense_index": self.dense_index,
             "fusion": {"alpha": self.fusion.alpha, "depth": self.fusion.depth},
+            "passage": self.passage,
         }
 
 
@@ -134,6 +137,7 @@ class Index:
         chunking: ChunkConfig | None = None,
         dense_index: str | None = None,
         fusion: FusionSettings | None = None,
+        passage: str | None = None,
         create: bool = True,
         rebuild: bool = False,
     ) -> Index:
@@ -149,6 +153,8 @@ class Index:
             dense_index: ``auto``, ``flat``, ``hnsw`` or ``ivf`` for a new index.
             fusion: hybrid fusion settings for a new index (default: those measured for its
                 embedder); an existing index keeps its own unless these are given.
+            passage: what a new index embeds per chunk (rag.chunking.PASSAGE_FORMATS, default
+                "title"); must match an existing index.
             create: when False, a missing index is an error instead of being created.
             rebuild: start a new, empty index with the given settings; the old one stays
                 readable until the first :meth:`add` commits the new one in its place.
@@ -160,15 +166,15 @@ class Index:
         root = Path(path) if path is not None else default_index_dir()
         backend = open_backend(store, root, default_index_dir())
         if rebuild:
-            index = cls._new(root, backend, embedder, chunking, dense_index, fusion)
+            index = cls._new(root, backend, embedder, chunking, dense_index, fusion, passage)
             backend.start_empty()
             return index
         manifest = backend.manifest()
         if manifest is None:
             if not create:
                 raise IndexOpenError(f"no index at {backend.location}; create one with: rag index PATH")
-            return cls._new(root, backend, embedder, chunking, dense_index, fusion)
-        index = cls._from_manifest(root, backend, manifest, embedder, chunking, dense_index)
+            return cls._new(root, backend, embedder, chunking, dense_index, fusion, passage)
+        index = cls._from_manifest(root, backend, manifest, embedder, chunking, dense_index, passage)
         if fusion is not None:
             index.settings = replace(index.settings, fusion=fusion)
         backend.open(index.settings.dim, index.settings.dense_index)
@@ -183,6 +189,7 @@ class Index:
         chunking: ChunkConfig | None,
         dense_index: str | None,
         fusion: FusionSettings | None = None,
+        passage: str | None = None,
     ) -> Index:
         spec, model = _resolve_embedder(embedder or DEFAULT_EMBEDDER)
         kind = dense_index or "auto"
@@ -195,6 +202,7 @@ class Index:
             chunking=chunking or ChunkConfig(),
             dense_index=kind,
             fusion=fusion or (FusionSettings(alpha=bundled.alpha) if bundled else FusionSettings()),
+            passage=_check_passage(passage or "title"),
         )
         return cls(root, backend, settings, model, spec)
 
@@ -207,6 +215,7 @@ class Index:
         embedder: EmbeddingModel | str | None,
         chunking: ChunkConfig | None,
         dense_index: str | None,
+        passage: str | None = None,
     ) -> Index:
         where, hint = backend.location, rebuild_hint(backend.options)
         version = manifest.get("format_version")
@@ -223,6 +232,7 @@ class Index:
                 dense_index=str(manifest["dense_index"]),
                 # Indexes written before fusion was recorded used the defaults.
                 fusion=FusionSettings(**manifest.get("fusion", {})),
+                passage=_check_passage(str(manifest.get("passage", "title"))),  # the format before it was recorded
             )
             resolve_kind(settings.dense_index, 0)
         except (KeyError, TypeError, ValueError) as e:
@@ -244,6 +254,8 @@ class Index:
                 f"index at {where} was built with chunks of {settings.chunking.size} words "
                 f"(overlap {settings.chunking.overlap}), not {chunking.size} ({chunking.overlap}). {hint}"
             )
+        if passage is not None and passage != settings.passage:
+            raise IndexOpenError(f"index at {where} embeds passages as '{settings.passage}', not '{passage}'. {hint}")
         if dense_index is not None and dense_index != settings.dense_index:
             raise IndexOpenError(
                 f"index at {where} uses dense index type '{settings.dense_index}', not '{dense_index}'. {hint}"
@@ -269,7 +281,7 @@ class Index:
     def document(self, doc_id: str) -> Document:
         doc = self.backend.document(doc_id)
         if doc is None:
-            raise KeyError(f"no document '{doc_id}' in the index at {self.location}")
+            raise NotFound(f"no document '{doc_id}' in the index at {self.location}")
         return doc
 
     def chunks(self, doc_id: str | None = None) -> list[Chunk]:
@@ -286,9 +298,8 @@ class Index:
             alpha: the dense weight of convex fusion; None: the index's own (its manifest's).
         """
         if not isinstance(query, str) or not query.strip():
-            raise ValueError("query must be a non-empty string")
-        if k < 1:
-            raise ValueError(f"k must be > 0, got {k}")
+            raise InvalidInput("query must be a non-empty string")
+        check_k(k)
         check_mode(mode)
         check_fusion(fusion)
         weights = self.settings.fusion if alpha is None else replace(self.settings.fusion, alpha=alpha)
@@ -328,7 +339,8 @@ class Index:
         from tqdm import tqdm
 
         paths = list(paths)
-        docs, skipped = [], []
+        docs: list[Document] = []
+        skipped: list[Skipped] = []
         items = load(paths)
         for item in tqdm(items, desc="reading", unit=" docs", disable=None if progress else True, leave=False):
             (docs if isinstance(item, Document) else skipped).append(item)
@@ -370,7 +382,7 @@ class Index:
                 return report
             new_chunks = [c for doc in changed for c in chunk_document(doc, self.settings.chunking)]
             by_id = {doc.id: doc for doc in changed}
-            passages = [passage_text(by_id[c.doc_id], c) for c in new_chunks]
+            passages = [passage_text(by_id[c.doc_id], c, self.settings.passage) for c in new_chunks]
             # Only removals: load no model.
             vectors = self._embed(passages) if passages else np.zeros((0, self.settings.dim), dtype=np.float32)
             report.chunks = len(new_chunks)
@@ -393,7 +405,7 @@ class Index:
         with self.backend.write_lock():
             self.backend.refresh()
             if doc_id not in self.backend.hashes():
-                raise KeyError(f"no document '{doc_id}' in the index at {self.location}; `rag docs` lists them")
+                raise NotFound(f"no document '{doc_id}' in the index at {self.location}; `rag docs` lists them")
             empty = np.zeros((0, self.settings.dim), dtype=np.float32)
             self._commit(Change(frozenset({doc_id}), (), {}, (), empty, ()))
 
@@ -413,6 +425,12 @@ class Index:
         if not self.settings.dim:
             self.settings = replace(self.settings, dim=dim)
         return vectors
+
+
+def _check_passage(passage: str) -> str:
+    if passage not in PASSAGE_FORMATS:
+        raise IndexOpenError(f"unknown passage format '{passage}'; choose one of {', '.join(PASSAGE_FORMATS)}")
+    return passage
 
 
 def _resolve_embedder(embedder: EmbeddingModel | str | Path) -> tuple[str, EmbeddingModel | None]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.cleaning import clean, find_date, guess_title, normalize
+from rag.errors import RagError
 from rag.types import Document
 
 TEXT_SUFFIXES = {".txt", ".text"}
@@ -50,7 +51,7 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(c) == "Cc" for c in text)
 
 
-class LoadError(ValueError):
+class LoadError(RagError, ValueError):
     """Raised inside a loader for a file that cannot be read; turned into :class:`Skipped`."""
 
 
@@ -208,7 +209,7 @@ def _html_text(html: str) -> tuple[str, str]:
     title = normalize(title_tag.get_text(" ")) if title_tag else ""
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
-    for tag in soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo"]}):
+    for tag in soup.select('[role="navigation"], [role="banner"], [role="contentinfo"]'):
         tag.decompose()
     for br in soup.find_all("br"):
         br.replace_with("\n")

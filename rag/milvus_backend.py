@@ -36,6 +36,7 @@ import numpy as np
 
 from rag.backends import Change, IndexOpenError, Key, Passage, StoreError, iter_batches, rebuild_hint
 from rag.dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, ivf_nprobe
+from rag.errors import InvalidInput
 from rag.sparse import tokenize
 from rag.store import IndexBusyError
 from rag.types import Chunk, Document
@@ -132,7 +133,7 @@ class MilvusBackend:
             _quiet_pymilvus()
             local = not self.uri.startswith(("http://", "https://", "tcp://", "grpc://"))
             if local and not self.uri.endswith(".db"):
-                raise ValueError(f"Milvus Lite needs a path ending in .db or a server http(s)://HOST:PORT, got '{self.uri}'")
+                raise InvalidInput(f"Milvus Lite needs a path ending in .db or a server http(s)://HOST:PORT, got '{self.uri}'")
             try:
                 client = MilvusClient(uri=self.uri, token=os.environ.get("RAG_MILVUS_TOKEN", ""))
             except Exception as e:  # noqa: BLE001 - pymilvus raises its own types for every way this fails

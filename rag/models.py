@@ -18,7 +18,9 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
+
+from rag.errors import RagError
 
 
 def data_dir() -> Path:
@@ -70,19 +72,11 @@ BUNDLED: dict[str, BundledModel] = {
 }
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(RagError, RuntimeError):
     """A bundled model's packages are missing or its assembled file is wrong."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _append(source: BinaryIO, out: BinaryIO, digest: Any) -> None:
+def _append(source: IO[bytes], out: IO[bytes], digest: Any) -> None:
     """Copy ``source`` to the end of ``out`` in 4 MB blocks, adding each block to ``digest``."""
     while block := source.read(1 << 22):
         digest.update(block)

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
+
+from rag.errors import InvalidInput
 
 if TYPE_CHECKING:
     from rag.backends import Backend
@@ -51,21 +53,30 @@ class FusionSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"fusion alpha must be between 0 and 1, got {self.alpha}")
+            raise InvalidInput(f"fusion alpha must be between 0 and 1, got {self.alpha}")
         if self.depth < 1:
-            raise ValueError(f"fusion depth must be >= 1, got {self.depth}")
+            raise InvalidInput(f"fusion depth must be >= 1, got {self.depth}")
 
 
 def check_mode(mode: str) -> Mode:
     if mode not in MODES:
-        raise ValueError(f"unknown retrieval mode '{mode}'; choose one of {', '.join(MODES)}")
-    return mode  # type: ignore[return-value]
+        raise InvalidInput(f"unknown retrieval mode '{mode}'; choose one of {', '.join(MODES)}")
+    return cast(Mode, mode)
+
+
+def check_k(k: object, most: int | None = None) -> int:
+    """``k`` (passages to retrieve) if it is a whole number from 1 (to ``most``, when given)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or (most is not None and k > most):
+        if most is None:
+            raise InvalidInput(f"k must be > 0, got {k}")
+        raise InvalidInput(f"number of passages must be 1 to {most}, got {k}")
+    return k
 
 
 def check_fusion(fusion: str) -> Fusion:
     if fusion not in FUSIONS:
-        raise ValueError(f"unknown fusion '{fusion}'; choose one of {', '.join(FUSIONS)}")
-    return fusion  # type: ignore[return-value]
+        raise InvalidInput(f"unknown fusion '{fusion}'; choose one of {', '.join(FUSIONS)}")
+    return cast(Fusion, fusion)
 
 
 def _min_max(scores: np.ndarray) -> np.ndarray:

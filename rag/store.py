@@ -25,11 +25,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rag.errors import RagError
+
 CURRENT = "CURRENT"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 
 
-class IndexBusyError(RuntimeError):
+class IndexBusyError(RagError, RuntimeError):
     """Another process is writing the same index."""
 
 

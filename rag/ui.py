@@ -26,17 +26,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from rag import defaults
 from rag.answering import DEFAULT_K, MAX_QUESTION_CHARS, Answer, Assistant, check_question
 from rag.citations import Citation
 from rag.conversation import Turn, resolve_followup
+from rag.errors import InvalidInput
 from rag.feedback import MAX_COMMENT_CHARS, record_feedback
 from rag.generation import DEFAULT_MODEL, GenerationSettings, is_remote
 from rag.index import Index
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.models import BUNDLED, data_dir
-from rag.retrieval import MODES, Mode, check_mode
+from rag.retrieval import MODES, Mode, check_k, check_mode
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-MAX_K = 10
+MAX_K = defaults.MAX_K
 MAX_UPLOAD_FILES = 20
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -63,7 +65,6 @@ _INERT = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
     | {c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-!|~$:="}
 )
-_SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
 
 
 def escape_text(text: str) -> str:
@@ -97,8 +98,7 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
         return "\n".join(parts)
     sentences = []
     for s in answer.sentences:
-        # The checker leaves a space where a marker stood before the full stop ("prize [1]." -> "prize .").
-        body = escape_text(_SPACE_BEFORE_STOP.sub(r"\1", s.text)) + _cite_marks(s.citations)
+        body = escape_text(s.text) + _cite_marks(s.citations)
         if not s.supported:
             body = (
                 f'<span class="rag-unsupported" title="No source supports this sentence">{body} '
@@ -199,28 +199,60 @@ def safe_upload_name(name: str) -> str:
     base = re.sub(r"[^\w.-]+", "_", base)[-120:].lstrip("._-")  # cut first, so no cut leaves a hidden file
     suffix = Path(base).suffix.lower()
     if not Path(base).stem or suffix not in SUPPORTED_SUFFIXES:
-        raise ValueError(f"'{name}' is not a supported file; allowed: {' '.join(sorted(SUPPORTED_SUFFIXES))}")
+        raise InvalidInput(f"'{name}' is not a supported file; allowed: {' '.join(sorted(SUPPORTED_SUFFIXES))}")
     return base
 
 
 def check_uploads(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
     """``(file, safe name)`` for each upload, or a ValueError naming the limit it breaks."""
     if not paths:
-        raise ValueError("choose one or more files to add")
+        raise InvalidInput("choose one or more files to add")
     if len(paths) > MAX_UPLOAD_FILES:
-        raise ValueError(f"{len(paths)} files chosen; at most {MAX_UPLOAD_FILES} can be added at a time")
+        raise InvalidInput(f"{len(paths)} files chosen; at most {MAX_UPLOAD_FILES} can be added at a time")
     checked = []
     for raw in paths:
         path = Path(raw)
         name = safe_upload_name(path.name)
         size = path.stat().st_size
         if size > MAX_UPLOAD_BYTES:
-            raise ValueError(f"{name} is {size / 1024 / 1024:.1f} MB; the limit is {MAX_UPLOAD_MB} MB per file")
+            raise InvalidInput(f"{name} is {size / 1024 / 1024:.1f} MB; the limit is {MAX_UPLOAD_MB} MB per file")
         checked.append((path, name))
     return checked
 
 
 # ------------------------------------------------------------------ the service
+
+
+class QueuedResponse:
+    """The :class:`rag.answering.Response` of an answer worked out in another thread: iterate it
+    for the text pieces as they arrive, then call :meth:`answer`; the thread's error, if any,
+    is raised here."""
+
+    def __init__(self, question: str, items: queue.Queue[object]) -> None:
+        self.question = question  # as searched: a follow-up rewritten to stand alone
+        self._items = items
+        self._answer: Answer | None = None
+        self._done = False
+
+    def __iter__(self) -> Iterator[str]:
+        while not self._done:
+            item = self._items.get()
+            if item is _DONE:
+                self._done = True
+            elif isinstance(item, _Failed):
+                self._done = True
+                raise item.error
+            elif isinstance(item, Answer):
+                self._answer = item
+            else:
+                yield cast(str, item)  # the worker puts text pieces, then the Answer
+
+    def answer(self) -> Answer:
+        for _ in self:
+            pass
+        if self._answer is None:
+            raise RuntimeError("the assistant finished without an answer")
+        return self._answer
 
 
 @dataclass(frozen=True)
@@ -231,7 +263,7 @@ class _Failed:
 _DONE = object()
 
 
-DEFAULT_CONCURRENCY = 4
+DEFAULT_CONCURRENCY = defaults.CONCURRENCY
 
 
 class ReadWriteLock:
@@ -292,7 +324,7 @@ class ChatService:
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+            raise InvalidInput(f"concurrency must be >= 1, got {self.concurrency}")
         self._index_lock = ReadWriteLock()
         self._local = threading.Lock()  # the in-process model: one answer at a time
         self._remote = threading.BoundedSemaphore(self.concurrency)
@@ -322,9 +354,8 @@ class ChatService:
         # subtle: the model list is closed, so a client cannot make the server load an
         # arbitrary file or call an arbitrary URL (paths and openai: URLs are valid model names).
         if model != self.model and model not in self.assistants and model not in BUNDLED:
-            raise ValueError(f"unknown model '{model}'; this server offers {', '.join(self.models())}")
-        if not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise ValueError(f"number of passages must be 1 to {MAX_K}, got {k}")
+            raise InvalidInput(f"unknown model '{model}'; this server offers {', '.join(self.models())}")
+        check_k(k, most=MAX_K)
         check_mode(mode)
 
     def _assistant(self, model: str) -> Assistant:
@@ -346,45 +377,50 @@ class ChatService:
         assistant = self.assistants.get(model or self.model)
         return assistant is not None and assistant.generator is not None
 
-    def stream(
-        self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None
-    ) -> Iterator[str | Answer]:
-        """Like :meth:`Assistant.stream`, as many at once as the model allows (see the class).
+    def respond(
+        self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None,
+        history: Sequence[Turn] = (),
+    ) -> QueuedResponse:
+        """Like :meth:`Assistant.respond`, as many at once as the model allows (see the class):
+        iterate the result for the text, then call its ``answer()``. With the conversation's
+        earlier ``history``, a follow-up ("and when?") is answered as the standalone question it
+        stands for (:func:`rag.conversation.resolve_followup`), kept in the result's ``question``.
 
         The work runs in its own thread, so its locks are released even if the caller stops
         reading (a browser tab closed mid-answer).
         """
         model, k, mode = model or self.model, k or self.k, mode or self.mode
         self.check_settings(model, k, mode)
-        question = check_question(question)
+        question = resolve_followup(check_question(question), history)
         items: queue.Queue[object] = queue.Queue()
 
         def work() -> None:
             try:
                 # the model slot first: a question waiting for it does not hold up index changes
                 with self._model_slot(model), self._index_lock.reading():
-                    for item in self._assistant(model).stream(question, k=k, mode=mode):
-                        items.put(item)
+                    response = self._assistant(model).respond(question, k=k, mode=mode)
+                    for piece in response:
+                        items.put(piece)
+                    items.put(response.answer())
             except BaseException as e:  # noqa: BLE001 - handed to the reader, who re-raises it
                 items.put(_Failed(e))
             finally:
                 items.put(_DONE)
 
         threading.Thread(target=work, name="rag-answer", daemon=True).start()
-        while (item := items.get()) is not _DONE:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item  # type: ignore[misc]
+        return QueuedResponse(question, items)
+
+    def stream(
+        self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None
+    ) -> Iterator[str | Answer]:
+        """The text pieces of :meth:`respond`, then its :class:`Answer`."""
+        response = self.respond(question, model, k, mode)
+        yield from response
+        yield response.answer()
 
     def ask(self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None) -> Answer:
-        """The final :class:`Answer` of :meth:`stream`."""
-        answer = None
-        for item in self.stream(question, model, k, mode):
-            if isinstance(item, Answer):
-                answer = item
-        if answer is None:
-            raise RuntimeError("the assistant finished without an answer")
-        return answer
+        """The final :class:`Answer` of :meth:`respond`."""
+        return self.respond(question, model, k, mode).answer()
 
     def document_rows(self) -> list[list[Any]]:
         """``[id, title, date, chunks]`` for each indexed document."""
@@ -406,7 +442,7 @@ class ChatService:
         for src, name in checked:
             dest = (folder / name).resolve()
             if dest.parent != folder:  # safe_upload_name should make this impossible; never trust it alone
-                raise ValueError(f"'{src.name}' would be written outside the upload folder")
+                raise InvalidInput(f"'{src.name}' would be written outside the upload folder")
             shutil.copyfile(src, dest)
             copies.append(dest)
         with self._index_lock.writing():
@@ -429,7 +465,7 @@ class ChatService:
     def remove(self, doc_id: str) -> str:
         """Delete a document from the index (and its uploaded copy, if it came from the app)."""
         if not doc_id:
-            raise ValueError("choose a document to remove")
+            raise InvalidInput("choose a document to remove")
         with self._index_lock.writing():
             self.index.remove(doc_id)
         folder = (self.upload_dir or data_dir() / "uploads").resolve()
@@ -471,11 +507,12 @@ def build_app(service: ChatService) -> gradio.Blocks:
     ``/documents``, ``/add_documents`` and ``/remove_document``."""
     gr = import_gradio()
 
-    def chat(question: str, shown: list[dict[str, str]], turns: list[Turn], model: str, k: float, mode: str):  # type: ignore[no-untyped-def]
+    def chat(
+        question: str, shown: list[dict[str, str]], turns: list[Turn], model: str, k: float, mode: str
+    ) -> Iterator[tuple[Any, ...]]:  # the Gradio updates of the chat's outputs, in order
         asked = (question or "").strip()
         if not asked:
             raise gr.Error("Type a question first.")
-        searched = resolve_followup(asked, turns)
         shown = [*shown, {"role": "user", "content": escape_text(asked)}, {"role": "assistant", "content": "…"}]
         try:
             if not service.ready(model):
@@ -488,18 +525,17 @@ def build_app(service: ChatService) -> gradio.Blocks:
             raise gr.Error(str(e)) from None
         searching = '<div class="rag-sources"><p class="rag-note">Searching…</p></div>'
         yield shown, shown, searching, turns, None, "", ""
-        text, answer = "", None
+        text = ""
         try:
-            for item in service.stream(searched, model, int(k), mode):  # type: ignore[arg-type]
-                if isinstance(item, Answer):
-                    answer = item
-                else:
-                    text += item
-                    shown[-1] = {"role": "assistant", "content": escape_text(text)}
-                    yield shown, shown, gr.skip(), turns, None, "", ""
+            response = service.respond(asked, model, int(k), check_mode(mode), history=turns)
+            searched = response.question
+            for piece in response:
+                text += piece
+                shown[-1] = {"role": "assistant", "content": escape_text(text)}
+                yield shown, shown, gr.skip(), turns, None, "", ""
+            answer = response.answer()
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
-        assert answer is not None
         shown[-1] = {"role": "assistant", "content": render_answer(answer, searched if searched != asked else None)}
         turns = [*turns, Turn(searched, answer.text, answer.refused)]
         yield shown, shown, render_sources(answer), turns, (asked, answer), "", ""
@@ -507,7 +543,7 @@ def build_app(service: ChatService) -> gradio.Blocks:
     def answer(question: str, model: str = "", k: int = 0, mode: str = "") -> dict[str, Any]:
         """Answer one question (no conversation); returns the ``rag ask --json`` data."""
         try:
-            return service.ask(question, model or None, int(k) or None, mode or None).to_dict()  # type: ignore[arg-type]
+            return service.ask(question, model or None, int(k) or None, check_mode(mode) if mode else None).to_dict()
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
 
@@ -617,8 +653,8 @@ def build_app(service: ChatService) -> gradio.Blocks:
             outputs=[chatbot, shown, sources, turns, last, question, status], api_name="chat", **model_queue,
         )
         gr.api(answer, api_name="answer", **model_queue)
-        up.click(lambda c, l: feedback("up", c, l), [comment, last], [status, comment], api_name="feedback_up")
-        down.click(lambda c, l: feedback("down", c, l), [comment, last], [status, comment], api_name="feedback_down")
+        up.click(lambda comment_text, answered: feedback("up", comment_text, answered), [comment, last], [status, comment], api_name="feedback_up")
+        down.click(lambda comment_text, answered: feedback("down", comment_text, answered), [comment, last], [status, comment], api_name="feedback_down")
         new.click(
             lambda: ([], [], [], None, EMPTY_SOURCES, ""), outputs=[chatbot, shown, turns, last, sources, status],
             api_visibility="private",
@@ -661,7 +697,7 @@ def launch(
     mount(app.server_app, service, api_key)
     if block:
         app.block_thread()
-    return app, app.local_url
+    return app, app.local_url or f"http://{host}:{port}/"
 
 
 __all__ = [

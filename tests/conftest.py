@@ -6,13 +6,21 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import rag.index
+from rag.answering import Assistant
+from rag.cli import main
+from rag.embedding import embedder_name
 from rag.generation import GenerationStats
+from rag.index import Index
+from rag.ui import ChatService, launch
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -89,6 +97,14 @@ TINY_CORPUS = {
         "<footer>Copyright 2024 Ashford News</footer></body></html>"
     ),
 }
+
+
+@pytest.fixture
+def index(tmp_path: Path, tiny_corpus: Path) -> Index:
+    """The tiny corpus indexed with the fake embedder (the FAISS store in tmp_path/ix)."""
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([tiny_corpus])
+    return index
 
 
 @pytest.fixture
@@ -187,3 +203,91 @@ class ScriptedGenerator:
         self.conversations.append(messages)
         for word in self.reply.split(" "):
             yield word + " "
+
+
+# ---------------------------------------------------------------------- the chat service and the CLI
+
+HOSTILE = {
+    # Markup in an article's text (and so in its title, passages and quotes) must be shown, not run.
+    "harbour.txt": (
+        'Harbour <img src=x onerror="window.__xss=1"> Festival Opens <script>window.__xss=2</script>\n'
+        'The harbour festival in Tallinn opened on Saturday with <b>fireworks</b> and '
+        '<img src=x onerror="window.__xss=3"> tall ships. Organisers expect 40,000 visitors ${window.__xss=4} '
+        "at the old port.\n"
+        'Tickets <script>alert(document.cookie)</script> are sold at the gate <a href="javascript:window.__xss=5">here</a>.'
+    ),
+}
+REPLIES = {
+    "bakery": "The Miller bakery in Ashford won the national sourdough prize [1].",
+    "lava": "Lava flowed down the eastern slope [1]. It reached the sea on Tuesday [1].",
+    "harbour": 'The festival opened on Saturday with <b>fireworks</b> and <img src=x onerror="window.__xss=3"> tall ships [1].',
+    "olympiad": "India won the open section [1].",
+}
+
+
+class RoutedGenerator:
+    """Replies by the first key of ``replies`` found in the question, word by word, with an
+    optional pause per word so tests can overlap two answers."""
+
+    name = "routed"
+
+    def __init__(self, replies: dict[str, str] = REPLIES, pause: float = 0.0) -> None:
+        self.replies = replies
+        self.pause = pause
+        self.active = 0
+        self.most_active = 0
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        question = messages[-1]["content"].rsplit("Question:", 1)[-1].lower()
+        reply = next((r for key, r in self.replies.items() if key in question), "I don't know.")
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            for word in reply.split(" "):
+                time.sleep(self.pause)
+                yield word + " "
+        finally:
+            self.active -= 1
+
+
+def make_service(folder: Path, corpus: Path, pause: float = 0.0) -> ChatService:
+    for name, text in HOSTILE.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    index = Index.open(folder / "ix", embedder=FakeEmbedder())
+    index.add([corpus])
+    generator = RoutedGenerator(pause=pause)
+    return ChatService(
+        index, model="routed", assistants={"routed": Assistant(index, model="routed", generator=generator)},
+        upload_dir=folder / "uploads",
+    )
+
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running(service: ChatService) -> Iterator[str]:
+    """The app served on a free loopback port for the duration of the block."""
+    app, url = launch(service, port=free_port(), block=False)
+    try:
+        yield url
+    finally:
+        app.close()
+
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI builds its embedder from a name; give it the fake one under that name."""
+    monkeypatch.setattr(rag.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err

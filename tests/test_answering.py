@@ -6,18 +6,11 @@ from pathlib import Path
 import pytest
 
 from rag.answering import REFUSAL_TEXT, Answer, Assistant
-from rag.generation import load_generator
+from rag.generation import GeneratorError, load_generator
 from rag.index import Index
 from rag.prompting import fixed_prefix
 
 from .conftest import FakeEmbedder, JudgingGenerator, ScriptedGenerator
-
-
-@pytest.fixture
-def index(tmp_path: Path, tiny_corpus: Path) -> Index:
-    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
-    index.add([tiny_corpus])
-    return index
 
 
 def assistant(index: Index, reply: str) -> Assistant:
@@ -156,6 +149,17 @@ def test_an_error_while_loading_in_the_background_reaches_the_question(index: In
         a.load()
 
 
+def test_a_file_llama_cpp_cannot_read_is_a_generator_error(index: Index, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_text("not a model")
+    a = Assistant(index, model=str(broken))  # a GGUF path: known only when llama.cpp reads it
+    a.load_in_background()
+    with pytest.raises(GeneratorError, match="cannot load the model .*broken.gguf"):
+        a.ask("Where did the lava flow?")
+    with pytest.raises(GeneratorError, match="cannot load the model"):  # asked again: loads again, same error
+        a.load()
+
+
 def test_a_citation_of_a_pdf_names_the_page_of_its_quote(tmp_path: Path) -> None:
     from .conftest import make_pdf
 
@@ -175,3 +179,18 @@ def test_a_citation_of_a_pdf_names_the_page_of_its_quote(tmp_path: Path) -> None
     from rag.ui import render_sources
 
     assert "report · no date · p. 2</small>" in render_sources(answer)  # the sources panel names it too
+
+
+def test_a_response_knows_its_prompt_before_generating(index: Index) -> None:
+    reply = "Lava flowed down the eastern slope [1]."
+    assistant = Assistant(index, generator=ScriptedGenerator(reply))
+    response = assistant.respond("Where did the lava flow?")
+    assert response.prompt is not None and "Where did the lava flow?" in response.prompt.text
+    assert response.text() == ""  # nothing generated yet
+    pieces = list(response)
+    answer = response.answer()
+    assert "".join(pieces) == response.text() and answer.prompt == response.prompt.text
+    assert list(response) == pieces  # iterated again: the same text, not a second answer
+    off_topic = assistant.respond("zzzz qqqq xxxx")
+    assert off_topic.prompt is None  # refused before any prompt is sent
+    assert off_topic.answer().refused and off_topic.answer().prompt == ""

@@ -19,8 +19,7 @@ from rag.answering import REFUSAL_TEXT, Assistant  # noqa: E402
 from rag.api import ApiError, model_ids, parse_request  # noqa: E402
 from rag.ui import ChatService, launch  # noqa: E402
 
-from .test_ui import RoutedGenerator, make_service  # noqa: E402
-from .test_ui_app import free_port  # noqa: E402
+from .conftest import RoutedGenerator, free_port, make_service  # noqa: E402
 
 BAKERY = "Which bakery won the sourdough prize?"
 KEY = "s3cret-key"

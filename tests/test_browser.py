@@ -18,8 +18,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 from rag.ui import ChatService  # noqa: E402
 
-from .test_ui import make_service  # noqa: E402
-from .test_ui_app import running  # noqa: E402
+from .conftest import make_service, running  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

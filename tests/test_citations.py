@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rag.citations import is_refusal, parse_markers, verify
-from rag.prompting import Source, Span, sentence_spans
+from rag.prompting import Source, sentence_spans
 from rag.types import Hit
 
 DOC_A = (

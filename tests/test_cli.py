@@ -5,62 +5,47 @@ from pathlib import Path
 
 import pytest
 
-import rag.index
-from rag.cli import main
-from rag.embedding import embedder_name
+from .conftest import run_cli
 
-from .conftest import FakeEmbedder
-
-
-@pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI builds its embedder from a name; give it the fake one under that name."""
-    monkeypatch.setattr(rag.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("fake_model")
 
 
 def test_index_search_docs_remove(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> None:
     (tiny_corpus / "notes.xyz").write_bytes(b"PK\x03\x04")
     d = str(tmp_path / "ix")
-    code, out, err = run(capsys, "index", str(tiny_corpus), "--index-dir", d)
+    code, out, err = run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)
     assert code == 0
     assert "3 added, 0 updated, 0 unchanged, 1 skipped" in out
     assert "notes.xyz: unsupported file type '.xyz'" in err
 
-    code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", d, "--quiet")
+    code, out, _ = run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d, "--quiet")
     assert code == 0 and "0 added, 0 updated, 3 unchanged" in out
 
-    code, out, _ = run(capsys, "search", "Etna lava eruption", "--index-dir", d, "--json", "--k", "2")
+    code, out, _ = run_cli(capsys, "search", "Etna lava eruption", "--index-dir", d, "--json", "--k", "2")
     result = json.loads(out)
     assert code == 0 and len(result["hits"]) == 2
     hit = result["hits"][0]
     assert set(hit) >= {"doc_id", "chunk_id", "title", "text", "start", "end", "score", "rank"}
     assert hit["doc_id"] == "volcano" and hit["rank"] == 1 and hit["chunk_id"] == "volcano#0"
 
-    code, out, _ = run(capsys, "search", "Etna lava eruption", "--index-dir", d, "--mode", "bm25")
+    code, out, _ = run_cli(capsys, "search", "Etna lava eruption", "--index-dir", d, "--mode", "bm25")
     assert code == 0 and out.startswith("1. [") and "volcano" in out
 
-    code, out, _ = run(capsys, "docs", "--index-dir", d, "--json")
+    code, out, _ = run_cli(capsys, "docs", "--index-dir", d, "--json")
     assert sorted(row["doc_id"] for row in json.loads(out)) == ["bakery", "chess", "volcano"]
 
-    code, out, _ = run(capsys, "remove", "chess", "--index-dir", d)
+    code, out, _ = run_cli(capsys, "remove", "chess", "--index-dir", d)
     assert code == 0 and "2 documents left" in out
-    code, _, err = run(capsys, "remove", "chess", "--index-dir", d)
+    code, _, err = run_cli(capsys, "remove", "chess", "--index-dir", d)
     assert code == 1 and err.startswith("rag: error: no document 'chess'") and err.count("\n") == 1
 
 
 def test_rebuild_from_cli(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> None:
     d = str(tmp_path / "ix")
-    run(capsys, "index", str(tiny_corpus), "--index-dir", d)
-    code, out, _ = run(capsys, "index", str(tiny_corpus / "chess.md"), "--index-dir", d, "--rebuild", "--chunk-size", "40", "--overlap", "10")
+    run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)
+    code, out, _ = run_cli(capsys, "index", str(tiny_corpus / "chess.md"), "--index-dir", d, "--rebuild", "--chunk-size", "40", "--overlap", "10")
     assert code == 0 and "holds 1 documents" in out
-    code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", d, "--chunk-size", "60")
+    code, out, _ = run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d, "--chunk-size", "60")
     assert code == 1
 
 
@@ -80,35 +65,35 @@ def test_bad_input_is_one_line_and_nonzero(
     empty = tmp_path / "empty"
     empty.mkdir()
     argv = [a.format(empty=empty, corpus=tiny_corpus) for a in argv] + ["--index-dir", str(tmp_path / "ix")]
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 1
     assert err.startswith("rag: error: ") and message in err and err.count("\n") == 1
 
 
 def test_bad_input_leaves_existing_index_unchanged(capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_corpus: Path) -> None:
     d = tmp_path / "ix"
-    run(capsys, "index", str(tiny_corpus), "--index-dir", str(d))
+    run_cli(capsys, "index", str(tiny_corpus), "--index-dir", str(d))
     before = (d / "CURRENT").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "blank.txt").write_text("")
-    code, _, err = run(capsys, "index", str(empty), "--index-dir", str(d))
+    code, _, err = run_cli(capsys, "index", str(empty), "--index-dir", str(d))
     assert code == 1 and "1 skipped" in err
     assert (d / "CURRENT").read_text() == before
-    code, out, _ = run(capsys, "docs", "--index-dir", str(d), "--json")
+    code, out, _ = run_cli(capsys, "docs", "--index-dir", str(d), "--json")
     assert len(json.loads(out)) == 3
 
 
 def test_search_k_must_be_positive(capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_corpus: Path) -> None:
     d = str(tmp_path / "ix")
-    run(capsys, "index", str(tiny_corpus), "--index-dir", d)
-    code, _, err = run(capsys, "search", "lava", "--k", "0", "--index-dir", d)
+    run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)
+    code, _, err = run_cli(capsys, "search", "lava", "--k", "0", "--index-dir", d)
     assert code == 1 and "k must be > 0, got 0" in err
 
 
 def test_index_dir_from_environment(capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "env-ix"))
-    code, _, _ = run(capsys, "index", str(tiny_corpus))
+    code, _, _ = run_cli(capsys, "index", str(tiny_corpus))
     assert code == 0 and (tmp_path / "env-ix" / "CURRENT").is_file()
 
 
@@ -126,21 +111,37 @@ def test_ask_prints_the_page_of_a_pdf_citation(
         "Ransomware attacks on hospitals doubled in the year, the agency said.",
     ]))
     d = str(tmp_path / "ix")
-    assert run(capsys, "index", str(folder), "--index-dir", d)[0] == 0
+    assert run_cli(capsys, "index", str(folder), "--index-dir", d)[0] == 0
     monkeypatch.setattr(rag.answering, "load_generator",
                         lambda *a, **k: ScriptedGenerator("The agency said they doubled in the year [1]."))
-    code, out, _ = run(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge")
+    code, out, _ = run_cli(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge")
     assert code == 0
     assert "[1] Annual Cyber Report" in out and "(report, p. 2, chars " in out
-    code, out, _ = run(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge", "--json")
+    code, out, _ = run_cli(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge", "--json")
     assert json.loads(out)["citations"][0]["page"] == 2
 
 
 def test_index_sync_says_how_many_were_removed(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> None:
     d = str(tmp_path / "ix")
-    assert run(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
+    assert run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
     (tiny_corpus / "chess.md").unlink()
-    code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", d, "--quiet")
+    code, out, _ = run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d, "--quiet")
     assert code == 0 and "removed" not in out and "holds 3 documents" in out
-    code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", d, "--sync", "--quiet")
+    code, out, _ = run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d, "--sync", "--quiet")
     assert code == 0 and "0 added, 0 updated, 2 unchanged, 0 skipped, 1 removed" in out and "holds 2 documents" in out
+
+
+def test_an_unknown_model_is_an_error_not_a_refusal(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> None:
+    d = str(tmp_path / "ix")
+    assert run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
+    code, out, err = run_cli(capsys, "ask", "Where did the lava flow?", "--model", "no-such-model", "--index-dir", d)
+    assert code == 1 and out == "" and "unknown model 'no-such-model'" in err
+
+
+def test_a_file_that_is_not_a_model_is_one_line(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> None:
+    d = str(tmp_path / "ix")
+    assert run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
+    broken = tmp_path / "broken.gguf"
+    broken.write_text("not a model")
+    code, _, err = run_cli(capsys, "ask", "Where did the lava flow?", "--model", str(broken), "--index-dir", d)
+    assert code == 1 and "cannot load the model" in err and len(err.strip().splitlines()) == 1

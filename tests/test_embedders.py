@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embedding import EMBEDDERS, E5Embedder, Embedder, bundled_embedder, check_embedder, embedder_name, load_embedder
+from rag.embedding import (
+    EMBEDDERS,
+    E5Embedder,
+    Embedder,
+    bundled_embedder,
+    check_embedder,
+    embedder_name,
+    load_embedder,
+)
 from rag.evaluation import Setting, corpus_index_dir, parse_compare
 from rag.index import Index, IndexOpenError
 from rag.models import ModelUnavailableError, SplitZip, data_dir, split_model_path

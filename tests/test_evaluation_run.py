@@ -62,13 +62,6 @@ def gold_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def index(tmp_path: Path, tiny_corpus: Path) -> Index:
-    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
-    index.add([tiny_corpus])
-    return index
-
-
 def scripted(generator: ByQuestionGenerator, index: Index) -> Callable[[Setting, Assistant | None], Assistant]:
     return lambda setting, previous: Assistant(index, model=setting.model, k=setting.k, mode=setting.mode,
                                                generator=generator)

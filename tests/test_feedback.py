@@ -10,14 +10,11 @@ from rag.answering import Answer, Assistant
 from rag.feedback import feedback_path, record_feedback
 from rag.index import Index
 
-from .conftest import FakeEmbedder
 from .conftest import ScriptedGenerator
 
 
 @pytest.fixture
-def answer(tmp_path: Path, tiny_corpus: Path) -> Answer:
-    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
-    index.add([tiny_corpus])
+def answer(index: Index) -> Answer:
     reply = "The Miller bakery in Ashford won the national sourdough prize [1]."
     return Assistant(index, generator=ScriptedGenerator(reply)).ask("Which bakery won the sourdough prize?")
 

@@ -322,3 +322,18 @@ def test_sync_removes_only_documents_whose_file_is_gone(index_dir: Path, tiny_co
     with pytest.raises(FileNotFoundError):
         open_index(index_dir).add([corpus], sync=True)  # a missing path changes nothing
     assert "j1" in {d.id for d in open_index(index_dir).documents()}
+
+
+def test_reciprocal_rank_fusion_ranks_by_both_lists(index_dir: Path, tiny_corpus: Path) -> None:
+    index = open_index(index_dir)
+    index.add([tiny_corpus])
+    query = "Gukesh chess olympiad Budapest"
+    hits = index.search(query, k=3, fusion="rrf")
+    assert hits[0].doc_id == "chess"
+    dense = [h.chunk_id for h in index.search(query, k=50, mode="dense")]
+    sparse = [h.chunk_id for h in index.search(query, k=50, mode="bm25")]
+    for hit in hits:  # the RRF score of each hit, from its rank in each list (k = 60)
+        expected = sum(1 / (60 + ranks.index(hit.chunk_id) + 1) for ranks in (dense, sparse) if hit.chunk_id in ranks)
+        assert hit.score == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown fusion"):
+        index.search(query, fusion="mean")  # type: ignore[arg-type]

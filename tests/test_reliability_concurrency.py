@@ -24,8 +24,10 @@ from rag.answering import Assistant  # noqa: E402
 from rag.index import Index  # noqa: E402
 from rag.ui import ChatService  # noqa: E402
 
-from .conftest import FakeEmbedder  # noqa: E402
-from .test_ui_app import running  # noqa: E402
+from .conftest import (
+    FakeEmbedder,  # noqa: E402
+    running,  # noqa: E402
+)
 
 SESSIONS = 16
 PORTS = ["Aberdeen", "Bilbao", "Cadiz", "Dover", "Esbjerg", "Faro", "Genoa", "Hamburg",

@@ -21,8 +21,7 @@ import pytest
 from rag.answering import Assistant
 from rag.index import Index
 
-from .conftest import FakeEmbedder
-from .test_ui import RoutedGenerator
+from .conftest import FakeEmbedder, RoutedGenerator
 
 BEFORE = {"bakery", "chess", "volcano"}
 

@@ -22,7 +22,7 @@ from rag.prompting import Source, Span
 from rag.types import Hit
 from rag.ui import ChatService, escape_text, render_answer, render_sources, safe_upload_name
 
-from .test_ui import make_service
+from .conftest import make_service
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from rag.answering import MAX_QUESTION_CHARS
 from rag.index import Index
 from rag.ui import ChatService, escape_text, render_answer
 
-from .conftest import FakeEmbedder
-from .test_cli import fake_model, run  # noqa: F401 - fake_model is an autouse fixture
-from .test_ui import make_service
+from .conftest import make_service, run_cli
+
+pytestmark = pytest.mark.usefixtures("fake_model")  # the CLI gets the fake embedder
 
 
 def snapshot(index_dir: Path) -> dict[str, str]:
@@ -36,13 +36,13 @@ def snapshot(index_dir: Path) -> dict[str, str]:
 def built(capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path) -> Path:
     """An index of the tiny corpus, made with the CLI."""
     index_dir = tmp_path / "ix"
-    code, _, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", str(index_dir), "--quiet")
+    code, _, _ = run_cli(capsys, "index", str(tiny_corpus), "--index-dir", str(index_dir), "--quiet")
     assert code == 0
     return index_dir
 
 
 def doc_ids(capsys: pytest.CaptureFixture[str], index_dir: Path) -> list[str]:
-    code, out, _ = run(capsys, "docs", "--index-dir", str(index_dir), "--json")
+    code, out, _ = run_cli(capsys, "docs", "--index-dir", str(index_dir), "--json")
     assert code == 0
     return sorted(row["doc_id"] for row in json.loads(out))
 
@@ -99,11 +99,11 @@ def test_unusable_corpus_is_one_error_and_leaves_the_index_unchanged(
     bad = tmp_path / "bad"
     bad.mkdir()
     make(bad)
-    code, out, err = run(capsys, "index", str(bad), "--index-dir", str(built), "--quiet")
+    code, out, err = run_cli(capsys, "index", str(bad), "--index-dir", str(built), "--quiet")
     assert out == ""
     assert_one_error_line(code, err, f"no documents to index in {bad}")
     assert "the index was not changed" in err
-    code, _, err = run(capsys, "index", str(bad), "--index-dir", str(built))
+    code, _, err = run_cli(capsys, "index", str(bad), "--index-dir", str(built))
     *reasons, last = err.splitlines()
     assert code == 1 and last.startswith("rag: error: no documents to index")
     assert all(line.startswith("skipped ") for line in reasons)  # one line per unusable file or line
@@ -127,7 +127,7 @@ def test_jsonl_with_broken_lines_and_duplicate_ids_adds_only_the_good_lines(
         json.dumps({"_id": "", "text": "no id"}),
     ]
     corpus.write_text("\n".join(lines), encoding="utf-8")
-    code, out, err = run(capsys, "index", str(corpus), "--index-dir", str(built))
+    code, out, err = run_cli(capsys, "index", str(corpus), "--index-dir", str(built))
     assert code == 0 and out.startswith("2 added, 0 updated, 0 unchanged, 5 skipped")
     assert f"{corpus}:2: malformed JSON" in err and f"{corpus}:4: malformed JSON" in err
     assert f"{corpus}:3: duplicate document id 'n1' (first kept)" in err
@@ -146,7 +146,7 @@ def test_control_characters_and_emoji_in_documents(capsys: pytest.CaptureFixture
         encoding="utf-8",
     )
     (folder / "bell\x07name.txt").write_text("A file whose name rings the bell.", encoding="utf-8")
-    code, out, err = run(capsys, "index", str(folder), "--index-dir", str(built))
+    code, out, err = run_cli(capsys, "index", str(folder), "--index-dir", str(built))
     assert code == 0 and out.startswith("1 added, 0 updated, 0 unchanged, 1 skipped")
     assert "bell\\x07name.txt: the file name contains control characters" in err and "\x07" not in err
     index = Index.open(built)
@@ -156,9 +156,9 @@ def test_control_characters_and_emoji_in_documents(capsys: pytest.CaptureFixture
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", doc.title + doc.text)
     for chunk in index.chunks("emoji"):
         assert doc.text[chunk.start : chunk.end] == chunk.text  # offsets count emoji as one character
-    code, out, _ = run(capsys, "search", "parrotfish 🐠 reef", "--index-dir", str(built), "--json", "--k", "1")
+    code, out, _ = run_cli(capsys, "search", "parrotfish 🐠 reef", "--index-dir", str(built), "--json", "--k", "1")
     assert code == 0 and json.loads(out)["hits"][0]["doc_id"] == "emoji"
-    code, out, _ = run(capsys, "docs", "--index-dir", str(built))
+    code, out, _ = run_cli(capsys, "docs", "--index-dir", str(built))
     assert code == 0 and not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", out.replace("\t", " ").replace("\n", " "))
 
 
@@ -170,7 +170,7 @@ def test_missing_index_is_one_error_and_is_not_created(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
 ) -> None:
     missing = tmp_path / "nowhere" / "ix"
-    code, _, err = run(capsys, *command, "--index-dir", str(missing))
+    code, _, err = run_cli(capsys, *command, "--index-dir", str(missing))
     assert_one_error_line(code, err, f"no index at {missing}; create one with: rag index PATH")
     assert not missing.exists()
 
@@ -225,11 +225,11 @@ def test_damaged_index_is_one_error_everywhere_and_rebuild_recovers(
     harm(built)
     damaged = snapshot(built)
     for command in (["docs"], ["search", "lava"], ["index", str(tiny_corpus)], ["remove", "chess"]):
-        code, out, err = run(capsys, *command, "--index-dir", str(built))
+        code, out, err = run_cli(capsys, *command, "--index-dir", str(built))
         assert_one_error_line(code, err, message)
         assert "rebuild it with: rag index --rebuild --index-dir" in err and out == ""
     assert snapshot(built) == damaged  # a failed open never "repairs" by writing over the evidence
-    code, out, _ = run(capsys, "index", str(tiny_corpus), "--index-dir", str(built), "--rebuild", "--quiet")
+    code, out, _ = run_cli(capsys, "index", str(tiny_corpus), "--index-dir", str(built), "--rebuild", "--quiet")
     assert code == 0 and "holds 3 documents" in out
     assert doc_ids(capsys, built) == ["bakery", "chess", "volcano"]
 
@@ -255,7 +255,7 @@ def test_unusable_questions_fail_before_any_model_loads(
         raise AssertionError("the model must not be loaded for a question that is refused anyway")
 
     monkeypatch.setattr(rag.answering, "load_generator", no_model)
-    code, _, err = run(capsys, "ask", question, "--index-dir", str(built))
+    code, _, err = run_cli(capsys, "ask", question, "--index-dir", str(built))
     assert_one_error_line(code, err, message)
 
 
@@ -264,7 +264,7 @@ def test_unusable_questions_fail_before_any_model_loads(
     ids=["1-char", "1-symbol", "100000-chars", "control-and-emoji"],
 )
 def test_search_takes_any_non_empty_query(capsys: pytest.CaptureFixture[str], built: Path, query: str, hits: int) -> None:
-    code, out, _ = run(capsys, "search", query, "--index-dir", str(built), "--json", "--k", "1", "--mode", "bm25")
+    code, out, _ = run_cli(capsys, "search", query, "--index-dir", str(built), "--json", "--k", "1", "--mode", "bm25")
     assert code == 0
     result = json.loads(out)
     assert len(result["hits"]) == hits and result["query"] == query

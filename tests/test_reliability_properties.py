@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from unittest import mock
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

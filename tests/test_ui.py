@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.answering import REFUSAL_TEXT, Answer, Assistant
+from rag.conversation import Turn
 from rag.index import Index
 from rag.ui import (
     MAX_UPLOAD_BYTES,
@@ -24,61 +24,7 @@ from rag.ui import (
     safe_upload_name,
 )
 
-from .conftest import FakeEmbedder, JudgingGenerator
-
-HOSTILE = {
-    # Markup in an article's text (and so in its title, passages and quotes) must be shown, not run.
-    "harbour.txt": (
-        'Harbour <img src=x onerror="window.__xss=1"> Festival Opens <script>window.__xss=2</script>\n'
-        'The harbour festival in Tallinn opened on Saturday with <b>fireworks</b> and '
-        '<img src=x onerror="window.__xss=3"> tall ships. Organisers expect 40,000 visitors ${window.__xss=4} '
-        "at the old port.\n"
-        'Tickets <script>alert(document.cookie)</script> are sold at the gate <a href="javascript:window.__xss=5">here</a>.'
-    ),
-}
-REPLIES = {
-    "bakery": "The Miller bakery in Ashford won the national sourdough prize [1].",
-    "lava": "Lava flowed down the eastern slope [1]. It reached the sea on Tuesday [1].",
-    "harbour": 'The festival opened on Saturday with <b>fireworks</b> and <img src=x onerror="window.__xss=3"> tall ships [1].',
-    "olympiad": "India won the open section [1].",
-}
-
-
-class RoutedGenerator:
-    """Replies by the first key of ``replies`` found in the question, word by word, with an
-    optional pause per word so tests can overlap two answers."""
-
-    name = "routed"
-
-    def __init__(self, replies: dict[str, str] = REPLIES, pause: float = 0.0) -> None:
-        self.replies = replies
-        self.pause = pause
-        self.active = 0
-        self.most_active = 0
-
-    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
-        question = messages[-1]["content"].rsplit("Question:", 1)[-1].lower()
-        reply = next((r for key, r in self.replies.items() if key in question), "I don't know.")
-        self.active += 1
-        self.most_active = max(self.most_active, self.active)
-        try:
-            for word in reply.split(" "):
-                time.sleep(self.pause)
-                yield word + " "
-        finally:
-            self.active -= 1
-
-
-def make_service(folder: Path, corpus: Path, pause: float = 0.0) -> ChatService:
-    for name, text in HOSTILE.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    index = Index.open(folder / "ix", embedder=FakeEmbedder())
-    index.add([corpus])
-    generator = RoutedGenerator(pause=pause)
-    return ChatService(
-        index, model="routed", assistants={"routed": Assistant(index, model="routed", generator=generator)},
-        upload_dir=folder / "uploads",
-    )
+from .conftest import FakeEmbedder, JudgingGenerator, RoutedGenerator, make_service
 
 
 @pytest.fixture
@@ -316,3 +262,15 @@ def test_rescan_indexes_the_upload_folder_and_drops_deleted_files(service: ChatS
     (uploads / "glacier.md").unlink()
     assert "0 added, 0 updated, 0 unchanged, 0 skipped, 1 removed" in service.rescan()
     assert {row[0] for row in service.document_rows()} == before - {"glacier"}  # the corpus outside it is kept
+
+
+def test_the_service_answers_a_follow_up_with_its_history(service: ChatService) -> None:
+    first = service.ask("Which bakery won the sourdough prize?")
+    history = [Turn("Which bakery won the sourdough prize?", first.text, first.refused)]
+    response = service.respond("And what is its rye loaf made with?", history=history)
+    answer = response.answer()
+    assert response.question != "And what is its rye loaf made with?" and "bakery" in response.question
+    assert answer.question == response.question
+    alone = service.respond("And what is its rye loaf made with?")
+    assert alone.question == "And what is its rye loaf made with?"  # no history: asked as it is
+    alone.answer()

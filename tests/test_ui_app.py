@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import html
 import json
-import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,29 +15,13 @@ pytest.importorskip("gradio_client")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from rag.feedback import feedback_path  # noqa: E402
 from rag.answering import Assistant  # noqa: E402
-from rag.ui import MAX_UPLOAD_FILES, ChatService, launch  # noqa: E402
+from rag.feedback import feedback_path  # noqa: E402
+from rag.ui import MAX_UPLOAD_FILES, ChatService  # noqa: E402
 
-from .test_ui import RoutedGenerator, make_service  # noqa: E402
+from .conftest import RoutedGenerator, free_port, make_service, running  # noqa: E402
 
 BAKERY = "Which bakery won the sourdough prize?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def running(service: ChatService) -> Iterator[str]:
-    """The app served on a free loopback port for the duration of the block."""
-    app, url = launch(service, port=free_port(), block=False)
-    try:
-        yield url
-    finally:
-        app.close()
 
 
 @pytest.fixture
