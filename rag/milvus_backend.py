@@ -4,12 +4,12 @@
 ``milvus:http(s)://HOST:PORT`` URI connects to a Milvus server or cluster, with the token in
 ``$RAG_MILVUS_TOKEN``. One index is two collections:
 
-- ``<name>_chunks``: one row per chunk (id ``doc#n``, document id, offsets, page, title, date,
-  text, the passage's BM25 terms, the dense vector, and the sparse BM25 vector Milvus derives
-  from the terms with its BM25 function).
+- ``<name>_chunks``: one row per chunk (key: a hash of the chunk id ``doc#n``; the chunk id,
+  document id, offsets, page, title, date, text, the passage's BM25 terms, the dense vector,
+  and the sparse BM25 vector Milvus derives from the terms with its BM25 function).
 - ``<name>_documents``: each document's text in parts of at most ``TEXT_PART`` characters
   (Milvus strings hold 64 KiB), with its metadata and content hash on part 0, and the
-  index's manifest in the row ``#manifest``. Milvus requires a vector field in every
+  index's manifest in the row ``manifest``. Milvus requires a vector field in every
   collection; ``_`` is a constant 2-d vector that nothing searches.
 
 The engine runs dense and BM25 search; :func:`rag.retrieval.rank` fuses them as it does for
@@ -24,6 +24,7 @@ hash) written. A crash in between leaves the old hash, so the next ``rag index``
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ from rag.types import Chunk, Document
 
 IVF_NLIST = 1024
 TEXT_PART = 16_000  # characters: at most 64,000 UTF-8 bytes, under Milvus's 65,535-byte strings
-MANIFEST_KEY = "#manifest"  # no document part can have it: their keys end in "#p<number>"
+MANIFEST_KEY = "manifest"  # no document part can have it: their keys are hexadecimal
 BATCH = 500  # rows per insert or id lookup
 # BM25 sees the passage as rag.sparse.tokenize's terms (lower case, stemmed, no stop words),
 # joined by spaces, and queries likewise: the same terms as the FAISS store's bm25s and on
@@ -101,8 +102,16 @@ class _Guarded:
         return call
 
 
+def _key(name: str) -> str:
+    """The primary key of a chunk or document part: a hash of its id, so that no key ever needs
+    quoting (pymilvus's ``get``/``delete`` by ids and its query iterator's paging put primary keys
+    into expressions unescaped: an id with a quote broke them)."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+
+
 def _literal(values: list[str]) -> str:
-    """A Milvus filter list literal: JSON strings are valid Milvus string literals."""
+    """A Milvus filter list literal: JSON strings are valid Milvus string literals (document ids
+    in filters go through here)."""
     return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
 
 
@@ -161,7 +170,7 @@ class MilvusBackend:
                 raise IndexOpenError(f"index at {self.location} is damaged (no documents collection); "
                                      f"{rebuild_hint(self.options)}")
             return None
-        rows = client.get(self.doc_collection, ids=[MANIFEST_KEY], output_fields=["meta"])
+        rows = client.query(self.doc_collection, filter=f"key in {_literal([MANIFEST_KEY])}", output_fields=["meta"])
         if not rows:
             raise IndexOpenError(f"index at {self.location} is damaged (no manifest); {rebuild_hint(self.options)}")
         manifest = rows[0]["meta"]
@@ -229,8 +238,8 @@ class MilvusBackend:
     def chunks(self, doc_id: str | None = None) -> list[Chunk]:
         filter = 'id != ""' if doc_id is None else f"doc_id == {json.dumps(doc_id, ensure_ascii=False)}"
         order = {r["doc_id"]: r["seq"] for r in self._document_rows()}
-        rows = self._rows(self.chunk_collection, filter, ["doc_id", "start", "end", "text"])
-        chunks = [Chunk(r["id"], r["doc_id"], r["start"], r["end"], r["text"]) for r in rows]
+        rows = self._rows(self.chunk_collection, filter, ["chunk_id", "doc_id", "start", "end", "text"])
+        chunks = [Chunk(r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"]) for r in rows]
         return sorted(chunks, key=lambda c: (order.get(c.doc_id, -1), int(c.chunk_id.rsplit("#", 1)[1])))
 
     def __len__(self) -> int:
@@ -269,18 +278,19 @@ class MilvusBackend:
         return np.array([scores.get(k, 0.0) for k in keys], dtype=np.float64)
 
     def passages(self, keys: list[Key]) -> list[Passage]:
-        rows = {r["id"]: r for r in self._get(keys, ["doc_id", "start", "end", "text", "title", "date", "page"])}
+        rows = {r["id"]: r for r in self._get(keys, ["chunk_id", "doc_id", "start", "end", "text", "title", "date", "page"])}
         out = []
         for key in keys:
             r = rows[key]
-            chunk = Chunk(r["id"], r["doc_id"], r["start"], r["end"], r["text"])
+            chunk = Chunk(r["chunk_id"], r["doc_id"], r["start"], r["end"], r["text"])
             out.append(Passage(chunk, r["title"], r["date"] or None, r["page"] if r["page"] >= 0 else None))
         return out
 
     def _get(self, keys: list[Key], fields: list[str]) -> list[dict[str, Any]]:
         if not keys:
             return []
-        return list(self._client.get(self.chunk_collection, ids=list(keys), output_fields=fields))
+        ids = [str(k) for k in keys]
+        return list(self._client.query(self.chunk_collection, filter=f"id in {_literal(ids)}", output_fields=fields))
 
     # ------------------------------------------------------------------ writing
 
@@ -309,7 +319,7 @@ class MilvusBackend:
         if change.remove:
             for row in self._rows(self.chunk_collection, f"doc_id in {_literal(sorted(change.remove))}", ["doc_id"]):
                 stored[row["id"]] = row["doc_id"]
-        new_ids = {c.chunk_id for c in change.chunks}
+        new_ids = {_key(c.chunk_id) for c in change.chunks}
         by_id = {d.id: d for d in change.documents}
         rows = []
         terms = [" ".join(t) for t in tokenize(list(change.passages))] if change.passages else []
@@ -317,7 +327,8 @@ class MilvusBackend:
             doc = by_id[chunk.doc_id]
             page = doc.page_of(chunk.start)
             rows.append({
-                "id": chunk.chunk_id, "doc_id": chunk.doc_id, "start": chunk.start, "end": chunk.end,
+                "id": _key(chunk.chunk_id), "chunk_id": chunk.chunk_id, "doc_id": chunk.doc_id,
+                "start": chunk.start, "end": chunk.end,
                 "page": -1 if page is None else page, "title": doc.title, "date": doc.date or "",
                 "text": chunk.text, "terms": passage_terms, "vector": vector.astype(np.float32).tolist(),
             })
@@ -325,7 +336,7 @@ class MilvusBackend:
             client.upsert(self.chunk_collection, batch)
         stale = [key for key in stored if key not in new_ids]
         for batch in iter_batches(stale, BATCH):
-            client.delete(self.chunk_collection, ids=batch)
+            client.delete(self.chunk_collection, filter=f"id in {_literal(batch)}")
         gone = sorted(change.remove - set(by_id))
         if gone:
             client.delete(self.doc_collection, filter=f"doc_id in {_literal(gone)}")
@@ -337,7 +348,7 @@ class MilvusBackend:
             for part, text in enumerate(texts):
                 head = part == 0
                 doc_rows.append({
-                    "key": f"{doc.id}#p{part}", "doc_id": doc.id, "part": part, "seq": seq,
+                    "key": _key(f"{doc.id}#p{part}"), "doc_id": doc.id, "part": part, "seq": seq,
                     "hash": change.hashes[doc.id] if head else "", "meta": meta if head else {}, "text": text,
                     "_": [1.0, 0.0],
                 })
@@ -349,7 +360,7 @@ class MilvusBackend:
                 old = self._rows(self.doc_collection, f"doc_id in {_literal(updated)}", ["part"])
                 extra = [r["key"] for r in old if r["key"] not in keep]
                 for batch in iter_batches(extra, BATCH):
-                    client.delete(self.doc_collection, ids=batch)
+                    client.delete(self.doc_collection, filter=f"key in {_literal(batch)}")
             # Later parts first, so a document's head row (its hash) is written last.
             for batch in iter_batches(sorted(doc_rows, key=lambda r: -r["part"]), BATCH):
                 client.upsert(self.doc_collection, batch)
@@ -370,7 +381,8 @@ class MilvusBackend:
         client = self._client
         if not client.has_collection(self.chunk_collection):
             schema = MilvusClient.create_schema(auto_id=False)
-            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=2048)
+            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)  # _key(chunk_id)
+            schema.add_field("chunk_id", DataType.VARCHAR, max_length=2048)
             schema.add_field("doc_id", DataType.VARCHAR, max_length=2048)
             for name in ("start", "end", "page"):
                 schema.add_field(name, DataType.INT64)
@@ -393,7 +405,7 @@ class MilvusBackend:
                                      consistency_level="Strong")
         if not client.has_collection(self.doc_collection):
             schema = MilvusClient.create_schema(auto_id=False)
-            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=2048)
+            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)  # _key("<doc id>#p<part>")
             schema.add_field("doc_id", DataType.VARCHAR, max_length=2048)
             schema.add_field("part", DataType.INT64)
             schema.add_field("seq", DataType.INT64)

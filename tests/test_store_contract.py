@@ -85,6 +85,21 @@ def test_update_replaces_the_documents_chunks(tmp_path: Path, store: str) -> Non
     assert len(index) == 2
 
 
+def test_ids_with_quotes_and_backslashes(tmp_path: Path, store: str) -> None:
+    """Ids are data, never part of a query expression (Milvus filters are strings)."""
+    odd = ["Scott's Run", 'say "hi"', "back\\slash", "tab\there", "Café – naïve"]
+    index = open_index(tmp_path, store)
+    index.add_documents([Document(i, f"Title {n}", f"Article {n} about the harbour {i}.") for n, i in enumerate(odd)])
+    assert [d.id for d in index.documents()] == odd
+    hits = index.search("harbour article", k=10)
+    assert {h.doc_id for h in hits} == set(odd) and all(h.title.startswith("Title") for h in hits)
+    index.add_documents([Document("Scott's Run", "Title 0", "A changed article about the harbour.")])
+    assert [c.text for c in index.chunks("Scott's Run")] == ["A changed article about the harbour."]
+    index.remove('say "hi"')
+    assert {d.id for d in index.documents()} == set(odd) - {'say "hi"'}
+    assert len(index) == 4
+
+
 def test_remove(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
     index = open_index(tmp_path, store)
     index.add([tiny_corpus])
