@@ -144,7 +144,11 @@ class MilvusBackend:
             if local and not self.uri.endswith(".db"):
                 raise InvalidInput(f"Milvus Lite needs a path ending in .db or a server http(s)://HOST:PORT, got '{self.uri}'")
             try:
-                client = MilvusClient(uri=self.uri, token=os.environ.get("RAG_MILVUS_TOKEN", ""))
+                # Milvus Lite's in-process server keeps gRPC's default ping policy (at most one ping
+                # every 5 minutes) while pymilvus pings every 10 s: during a write of more than a
+                # few seconds the server answered GOAWAY "too_many_pings", logged as an error.
+                options = {"grpc.keepalive_time_ms": 300_000} if local else {}
+                client = MilvusClient(uri=self.uri, token=os.environ.get("RAG_MILVUS_TOKEN", ""), grpc_options=options)
             except Exception as e:  # noqa: BLE001 - pymilvus raises its own types for every way this fails
                 if local and _locked(self.uri):
                     raise IndexBusyError(
