@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import collections.abc
 import threading
 import time
 from collections.abc import Iterator
@@ -258,16 +259,28 @@ class Assistant:
     def respond(self, question: str, k: int | None = None, mode: Mode | None = None) -> Response:
         """Search for ``question`` and build its prompt now; the returned :class:`Response`
         generates when iterated (or when :meth:`Response.answer` is called)."""
-        return Response(self, check_question(question), k, mode)
+        question = check_question(question)
+        if k is not None:
+            check_k(k)
+        started = time.perf_counter()
+        hits = self.retrieve(question, k=k, mode=mode)
+        best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
+        # Refuse without generating when the best passage is far from the question, on the
+        # embedder's own cosine scale (rag.embedding.relevance_floor). BM25-only hits carry no
+        # cosine, so the gate applies when dense scores exist.
+        floor = relevance_floor(self.index.settings.embedder)
+        relevant = bool(hits) and ((mode or self.mode) == "bm25" or best >= floor)
+        prompt = self.prompt(question, hits) if relevant else None
+        run = self._generate(question, hits, prompt, best, started, time.perf_counter() - started)
+        return Response(question, tuple(hits), prompt, run)
 
-    def _generate(self, response: Response) -> Iterator[str]:
-        """The answer's text pieces; sets ``response``'s final Answer when done."""
-        question, hits, best, prompt, started = response.question, response.hits, response.best, response.prompt, response.started
-        retrieve_s = response.retrieve_s
+    def _generate(
+        self, question: str, hits: list[Hit], prompt: Prompt | None, best: float, started: float, retrieve_s: float
+    ) -> collections.abc.Generator[str, None, Answer]:
+        """The answer's text pieces as the model writes them; returns the checked Answer."""
         if prompt is None:
             yield REFUSAL_TEXT
-            response.set(self._refusal(question, hits, (), Timings(retrieve_s, None, retrieve_s), "", "no relevant passage"))
-            return
+            return self._refusal(question, hits, (), Timings(retrieve_s, None, retrieve_s), "", "no relevant passage")
         generator = self.load()
         pieces: list[str] = []
         first_token_s = None
@@ -283,8 +296,7 @@ class Assistant:
             timings = Timings(retrieve_s, first_token_s, streamed - started)
             signals = Signals.measure(best, stats, (), judged=False)
             trust = Trust(signals, None, 0.0, (), "the model found no answer")
-            response.set(self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats)))
-            return
+            return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
         judge = None
         if self.judge and isinstance(generator, Scorer):
             judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
@@ -295,13 +307,12 @@ class Assistant:
         timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
         if not trust.shown:
             # Withheld: the raw answer and the reason stay on the Answer for the curious.
-            response.set(self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats)))
-            return
-        response.set(Answer(
+            return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+        return Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
             trust=trust, tokens=Tokens.of(stats),
-        ))
+        )
 
     def _with_page(self, citation: Citation) -> Citation:
         """The citation with the page its quote starts on, for a paged document (PDF)."""
@@ -328,33 +339,30 @@ class Response:
     """One question's answer in the making, as llm's ``Response``: iterate it for the text as
     the model writes it, then call :meth:`answer` for the checked :class:`Answer`.
 
-    The search and the prompt are done when it is made (:meth:`Assistant.respond`), so
+    :meth:`Assistant.respond` has searched and built the prompt when it returns one, so
     :attr:`prompt` is the prompt the model will be sent, or None when the assistant refuses
     before generating (no relevant passage).
     """
 
-    def __init__(self, assistant: Assistant, question: str, k: int | None, mode: Mode | None) -> None:
-        if k is not None:
-            check_k(k)
+    def __init__(
+        self, question: str, hits: tuple[Hit, ...], prompt: Prompt | None, run: collections.abc.Generator[str, None, Answer]
+    ) -> None:
         self.question = question
-        self.started = time.perf_counter()
-        self.hits = assistant.retrieve(question, k=k, mode=mode)
-        self.best = max((h.scores.get("dense", 0.0) for h in self.hits), default=0.0)
-        # Refuse without generating when the best passage is far from the question, on the
-        # embedder's own cosine scale (rag.embedding.relevance_floor). BM25-only hits carry no
-        # cosine, so the gate applies when dense scores exist.
-        floor = relevance_floor(assistant.index.settings.embedder)
-        relevant = bool(self.hits) and ((mode or assistant.mode) == "bm25" or self.best >= floor)
-        self.prompt: Prompt | None = assistant.prompt(question, self.hits) if relevant else None
-        self.retrieve_s = time.perf_counter() - self.started
+        self.hits = hits
+        self.prompt = prompt
+        self._run = run  # yields the text, returns the Answer
         self._pieces: list[str] = []
         self._answer: Answer | None = None
-        self._run = assistant._generate(self)
 
     def __iter__(self) -> Iterator[str]:
         """The text pieces: as they are generated the first time, from memory after that."""
         yield from list(self._pieces)
-        for piece in self._run:
+        while self._answer is None:
+            try:
+                piece = next(self._run)
+            except StopIteration as done:
+                self._answer = done.value
+                return
             self._pieces.append(piece)
             yield piece
 
@@ -368,7 +376,3 @@ class Response:
             pass
         assert self._answer is not None
         return self._answer
-
-    def set(self, answer: Answer) -> None:
-        """Record the final answer (called by the assistant when generation and checks end)."""
-        self._answer = answer

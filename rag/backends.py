@@ -11,15 +11,15 @@ and searches. Two exist, chosen with ``--store URI`` or ``$RAG_STORE``:
   Milvus's own BM25 index live in the engine, which runs both searches
   (:mod:`rag.milvus_backend`).
 
-A search result is identified by a backend's own key (a row number for FAISS, a chunk id
-for Milvus); the index only passes keys back to the backend that produced them.
+A search result is identified by a backend's own key (a row number for FAISS, a hash of the
+chunk id for Milvus); the index only passes keys back to the backend that produced them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +179,3 @@ def open_backend(store: str | None, index_dir: Path, default_dir: Path) -> Backe
 def rebuild_hint(options: str) -> str:
     return f"rebuild it with: rag index --rebuild {options} PATH..."
 
-
-def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.backends import Change, IndexOpenError, Key, Passage, StoreError, iter_batches, rebuild_hint
+from rag.backends import Change, IndexOpenError, Key, Passage, StoreError, rebuild_hint
 from rag.dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, ivf_nprobe
 from rag.errors import InvalidInput
 from rag.sparse import tokenize
@@ -109,6 +109,11 @@ def _key(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
 
 
+def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _literal(values: list[str]) -> str:
     """A Milvus filter list literal: JSON strings are valid Milvus string literals (document ids
     in filters go through here)."""
@@ -178,7 +183,9 @@ class MilvusBackend:
         if not rows:
             raise IndexOpenError(f"index at {self.location} is damaged (no manifest); {rebuild_hint(self.options)}")
         manifest = rows[0]["meta"]
-        return manifest if isinstance(manifest, dict) else None
+        if not isinstance(manifest, dict):
+            raise IndexOpenError(f"index at {self.location} has a damaged manifest; {rebuild_hint(self.options)}")
+        return manifest
 
     def open(self, dim: int, dense_index: str) -> None:
         self._search_params = _search_params(dense_index)
@@ -319,10 +326,9 @@ class MilvusBackend:
         self._create(int(manifest["dim"]), dense_index)
         heads = {r["doc_id"]: r for r in self._document_rows()}
         # Removed documents: chunks first, then the rows that say they exist.
-        stored = {}
+        stored: list[str] = []
         if change.remove:
-            for row in self._rows(self.chunk_collection, f"doc_id in {_literal(sorted(change.remove))}", ["doc_id"]):
-                stored[row["id"]] = row["doc_id"]
+            stored = [r["id"] for r in self._rows(self.chunk_collection, f"doc_id in {_literal(sorted(change.remove))}", ["doc_id"])]
         new_ids = {_key(c.chunk_id) for c in change.chunks}
         by_id = {d.id: d for d in change.documents}
         rows = []
