@@ -1,8 +1,7 @@
 """Prompt tokens against answers: how small can the sources part of the prompt get?
 
 Every prompt token after the cached prefix costs time before the first answer token, so this
-sweeps the sentence budget (words of sources), the source labels and the rank weight (how much
-the sentence scorer prefers sentences of higher-ranked chunks), and measures per dev set:
+sweeps the sentence budget (words of sources) and the source labels, and measures per dev set:
 
 - without a model (``--no-model``): context recall (the gold answer is inside the prompt's
   sources; yes/no answers skipped) and prompt tokens after the cached prefix, counted with the
@@ -20,7 +19,6 @@ Writes ``eval/results/prompt_budget.json`` and ``prompt_budget.md`` (``--out`` t
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 import sys
@@ -39,7 +37,7 @@ DEV_SETS = {
     "hotpotqa": (HERE / "benchmarks" / "hotpotqa" / "gold.jsonl", HERE / "benchmarks" / "hotpotqa" / "corpus.jsonl"),
     "squad2": (HERE / "benchmarks" / "squad2" / "gold.jsonl", HERE / "benchmarks" / "squad2" / "corpus.jsonl"),
 }
-LABELS = prompting.LABELS
+LABELS = ("title", "title-once")
 
 
 def open_index(corpus: Path | None, embedder: str | None = None) -> Index:
@@ -57,8 +55,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budgets", default="100,130,160,200", help="source words, comma-separated")
     parser.add_argument("--labels", default=",".join(LABELS), help=f"source labels: {', '.join(LABELS)}")
-    parser.add_argument("--rank-weights", default=str(prompting.RANK_WEIGHT),
-                        help="relevance taken off per retrieval rank, comma-separated")
     parser.add_argument("--sets", default=",".join(DEV_SETS))
     parser.add_argument("--limit", type=int, default=None, help="first N questions of each set")
     parser.add_argument("--no-model", action="store_true", help="context recall and tokens only")
@@ -66,7 +62,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
-    weights = [float(w) for w in args.rank_weights.split(",")]
     labels = args.labels.split(",")
 
     from rag.answering import Assistant
@@ -86,48 +81,48 @@ def main() -> None:
         if not args.no_model:
             assistant = Assistant(index, generator=assistant.generator if assistant else None, judge=False)
             generator = assistant.load()
-        for label, weight, budget in itertools.product(labels, weights, budgets):
-            found, tokens, right, first, total, answerable = 0, [], 0, [], [], 0
-            for row in gold:
-                hits = index.search(row["question"], k=4)
-                sources = prompting.select_sources(row["question"], hits, index.embedder, budget_words=budget,
-                                               rank_weight=weight)
-                prompt = prompting.build_prompt(row["question"], sources, label_titles=label)
-                user = prompt.messages[-1]["content"]
-                if row["answerable"]:
-                    answerable += 1
-                    found += is_correct(" ".join(s.text for s in sources), row)
-                if args.no_model:
-                    tokens.append(count(user) + 8)  # the user and assistant turn markers
-                    continue
-                started = time.perf_counter()
-                pieces, first_s = [], None
-                for piece in generator.stream(list(prompt.messages)):
-                    first_s = first_s or time.perf_counter() - started
-                    pieces.append(piece)
-                stats = generator.stats  # type: ignore[attr-defined]
-                tokens.append(stats.prompt_tokens - stats.cached_tokens)
-                first.append(first_s or 0.0)
-                total.append(time.perf_counter() - started)
-                right += row["answerable"] and is_correct(strip_markers("".join(pieces)), row)
-            result = {"set": name, "label": label, "rank_weight": weight, "budget": budget, "questions": len(gold),
-                      "context_recall": found / answerable if answerable else None,
-                      "prompt_tokens_p50": statistics.median(tokens)}
-            if not args.no_model:
-                result |= {"accuracy": right / answerable if answerable else None,
-                           "first_token_p50": statistics.median(first), "total_p50": statistics.median(total)}
-            rows.append(result)
-            print(json.dumps(result), flush=True)
+        for label in labels:
+            for budget in budgets:
+                found, tokens, right, first, total, answerable = 0, [], 0, [], [], 0
+                for row in gold:
+                    hits = index.search(row["question"], k=4)
+                    sources = prompting.select_sources(row["question"], hits, index.embedder, budget_words=budget)
+                    prompt = prompting.build_prompt(row["question"], sources, label_titles=label)
+                    user = prompt.messages[-1]["content"]
+                    if row["answerable"]:
+                        answerable += 1
+                        found += is_correct(" ".join(s.text for s in sources), row)
+                    if args.no_model:
+                        tokens.append(count(user) + 8)  # the user and assistant turn markers
+                        continue
+                    started = time.perf_counter()
+                    pieces, first_s = [], None
+                    for piece in generator.stream(list(prompt.messages)):
+                        first_s = first_s or time.perf_counter() - started
+                        pieces.append(piece)
+                    stats = generator.stats  # type: ignore[attr-defined]
+                    tokens.append(stats.prompt_tokens - stats.cached_tokens)
+                    first.append(first_s or 0.0)
+                    total.append(time.perf_counter() - started)
+                    right += row["answerable"] and is_correct(strip_markers("".join(pieces)), row)
+                result = {"set": name, "label": label, "budget": budget, "questions": len(gold),
+                          "context_recall": found / answerable if answerable else None,
+                          "prompt_tokens_p50": statistics.median(tokens)}
+                if not args.no_model:
+                    result |= {"accuracy": right / answerable if answerable else None,
+                               "first_token_p50": statistics.median(first), "total_p50": statistics.median(total)}
+                rows.append(result)
+                print(json.dumps(result), flush=True)
     stem = "prompt_budget_recall" if args.no_model else "prompt_budget"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     keys = ["context_recall", "prompt_tokens_p50"] + ([] if args.no_model else ["accuracy", "first_token_p50", "total_p50"])
     lines = [f"# Prompt budget ({'no model' if args.no_model else 'qwen-1.5b'})", "",
              f"`{' '.join(['python', 'eval/prompt_budget.py', *sys.argv[1:]])}`", "",
-             "| set | labels | rank weight | budget (words) | " + " | ".join(keys) + " |", "|---|---|---|---|" + "---|" * len(keys)]
+             "| set | labels | budget (words) | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
     for r in rows:
         cells = ["–" if r[k] is None else (f"{r[k]:.0f}" if k == "prompt_tokens_p50" else f"{r[k]:.2f}") for k in keys]
-        lines.append(f"| {r['set']} | {r['label']} | {r['rank_weight']} | {r['budget']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['set']} | {r['label']} | {r['budget']} | " + " | ".join(cells) + " |")
     (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
