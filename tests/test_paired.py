@@ -1,0 +1,55 @@
+"""eval/paired.py: question-by-question comparison of two rag eval runs (no model)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_FILE = Path(__file__).resolve().parent.parent / "eval" / "paired.py"
+
+
+@pytest.fixture(scope="module")
+def paired():
+    spec = importlib.util.spec_from_file_location("rag_paired", _FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rag_paired"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(question: str, answerable: bool, refused: bool, correct: bool, tokens: int = 100) -> dict:
+    return {"question": question, "answerable": answerable, "refused": refused, "candidate_correct": correct,
+            "tokens": {"prompt": tokens}}
+
+
+def test_right_is_what_the_reader_sees(paired) -> None:
+    assert paired.right(row("q", True, False, True))
+    assert not paired.right(row("q", True, True, True))  # a right answer withheld
+    assert not paired.right(row("q", True, False, False))
+    assert paired.right(row("q", False, True, False))  # unanswerable, refused
+    assert not paired.right(row("q", False, False, False))
+
+
+def test_sign_test_exact_values(paired) -> None:
+    assert paired.sign_test(0, 0) == 1.0
+    assert paired.sign_test(5, 1) == pytest.approx(2 * 7 / 64)
+    assert paired.sign_test(1, 5) == paired.sign_test(5, 1)
+    assert paired.sign_test(10, 0) == pytest.approx(2 / 1024)
+    assert paired.sign_test(3, 3) == 1.0
+
+
+def test_pair_counts_flips_both_ways(paired) -> None:
+    a = [row("q1", True, False, True, 300), row("q2", False, True, False, 310), row("q3", True, True, False, 320)]
+    b = [row("q1", True, False, False, 200), row("q2", False, True, False, 210), row("q3", True, False, True, 220)]
+    p = paired.pair(a, b)
+    assert (p.questions, p.right_a, p.right_b, p.only_a, p.only_b) == (3, 2, 2, 1, 1)
+    assert (p.tokens_a, p.tokens_b) == (310, 210)
+    assert "| x | 3 | 2 | 2 | 1 | 1 | 1.00 | 310 -> 210 |" in paired.table({"x": p})
+
+
+def test_runs_of_different_questions_are_refused(paired) -> None:
+    with pytest.raises(ValueError, match="same questions"):
+        paired.pair([row("q1", True, False, True)], [row("q2", True, False, True)])
