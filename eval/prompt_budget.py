@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag import prompting  # noqa: E402
+from rag.prompting import LABELS  # noqa: E402
 from rag.evaluation import corpus_index_dir, is_correct, load_gold, strip_markers  # noqa: E402
 from rag.index import Index  # noqa: E402
 
@@ -37,7 +38,6 @@ DEV_SETS = {
     "hotpotqa": (HERE / "benchmarks" / "hotpotqa" / "gold.jsonl", HERE / "benchmarks" / "hotpotqa" / "corpus.jsonl"),
     "squad2": (HERE / "benchmarks" / "squad2" / "gold.jsonl", HERE / "benchmarks" / "squad2" / "corpus.jsonl"),
 }
-LABELS = ("title", "title-once")
 
 
 def open_index(corpus: Path | None, embedder: str | None = None) -> Index:

@@ -182,22 +182,34 @@ def select_sources(
     return tuple(sources)
 
 
-def build_prompt(
-    question: str, sources: tuple[Source, ...], label_titles: Literal["title", "title-once"] = "title"
-) -> Prompt:
+Labels = Literal["title", "title-once", "title-if-new"]
+LABELS: tuple[Labels, ...] = ("title", "title-once", "title-if-new")
+
+
+def title_is_new(title: str, text: str, named: set[str]) -> bool:
+    """Whether a source's label should carry ``title``: not when an earlier source named it, nor
+    when the source's own words already contain every word of it (HotpotQA's "Scott Derrickson:
+    Scott Derrickson (born 1966) is ..."): there it only costs prompt tokens."""
+    return title not in named and not set(tokenize([title])[0]) <= set(tokenize([text])[0])
+
+
+def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Labels = "title") -> Prompt:
     """The fixed prefix, then one user message: numbered sources (title: sentences), question.
 
-    ``label_titles="title-once"`` gives each article's title only with its first source (the
-    others of the same article are numbered only), which eval/prompt_budget.py measures.
+    ``label_titles`` says which sources carry their article's title: every one (``"title"``, the
+    default), the first of each article (``"title-once"``) or only where it is new
+    (``"title-if-new"``, :func:`title_is_new`). eval/prompt_budget.py measures the three.
     """
-    titled: set[str] = set()
+    named: set[str] = set()
     lines = [SOURCES_HEADER]
     for s in sources:
-        if label_titles == "title-once" and s.hit.doc_id in titled:
-            lines.append(f"[{s.n}] {s.text}")
-        else:
+        if label_titles == "title" or (
+            title_is_new(s.hit.title, s.text, named) if label_titles == "title-if-new" else s.hit.title not in named
+        ):
             lines.append(f"[{s.n}] {s.hit.title}: {s.text}")
-        titled.add(s.hit.doc_id)
+        else:
+            lines.append(f"[{s.n}] {s.text}")
+        named.add(s.hit.title)
     lines += ["", f"Question: {question}"]
     messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})
     return Prompt(question=question, sources=sources, messages=messages)

@@ -64,3 +64,15 @@ def test_an_articles_title_can_be_given_once_for_all_its_sources() -> None:
     assert "[3] Alpha news: Alpha fact three." in every  # the default names it on every source
     assert "[1] Alpha news: Alpha fact one." in once and "[2] Beta news: Beta fact two." in once
     assert "[3] Alpha fact three." in once
+
+
+def test_a_title_is_left_out_where_it_is_not_new() -> None:
+    hits = [hit(1, "a", "Scott Derrickson (born 1966) is a director.", "Scott Derrickson"),
+            hit(2, "b", "Beta fact two.", "Beta news"), hit(3, "a", "He made Sinister.", "Scott Derrickson")]
+    hits[2] = replace(hits[2], chunk_id="a#1", start=100, end=117)
+    sources = select_sources("Who is Scott Derrickson?", hits, FakeEmbedder())
+    lines = build_prompt("Who is Scott Derrickson?", sources, label_titles="title-if-new").text.splitlines()
+    by_doc = {s.hit.doc_id + s.text: f"[{s.n}]" for s in sources}
+    assert f"{by_doc['aScott Derrickson (born 1966) is a director.']} Scott Derrickson (born 1966) is a director." in lines
+    assert f"{by_doc['bBeta fact two.']} Beta news: Beta fact two." in lines
+    assert f"{by_doc['aHe made Sinister.']} He made Sinister." in lines  # named by an earlier source
