@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag import prompting  # noqa: E402
-from rag.prompting import LABELS  # noqa: E402
 from rag.evaluation import corpus_index_dir, is_correct, load_gold, strip_markers  # noqa: E402
 from rag.index import Index  # noqa: E402
+from rag.prompting import LABELS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEV_SETS = {
