@@ -200,16 +200,19 @@ def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Label
     default), the first of each article (``"title-once"``) or only where it is new
     (``"title-if-new"``, :func:`title_is_new`). eval/prompt_budget.py measures the three.
     """
-    named: set[str] = set()
+    named: set[str] = set()  # titles of the sources so far
+    articles: set[str] = set()  # their documents
     lines = [SOURCES_HEADER]
     for s in sources:
-        if label_titles == "title" or (
-            title_is_new(s.hit.title, s.text, named) if label_titles == "title-if-new" else s.hit.title not in named
-        ):
-            lines.append(f"[{s.n}] {s.hit.title}: {s.text}")
+        if label_titles == "title-once":
+            titled = s.hit.doc_id not in articles
+        elif label_titles == "title-if-new":
+            titled = title_is_new(s.hit.title, s.text, named)
         else:
-            lines.append(f"[{s.n}] {s.text}")
+            titled = True
+        lines.append(f"[{s.n}] {s.hit.title}: {s.text}" if titled else f"[{s.n}] {s.text}")
         named.add(s.hit.title)
+        articles.add(s.hit.doc_id)
     lines += ["", f"Question: {question}"]
     messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})
     return Prompt(question=question, sources=sources, messages=messages)
