@@ -4,12 +4,15 @@ and a tiny corpus."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -23,6 +26,17 @@ from rag.index import Index
 from rag.ui import ChatService, launch
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def load_eval_script(name: str) -> ModuleType:
+    """``eval/<name>.py`` imported as module ``rag_<name>`` (the eval scripts are not a package)."""
+    path = Path(__file__).resolve().parent.parent / "eval" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"rag_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class FakeEmbedder:

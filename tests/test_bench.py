@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-_FILE = Path(__file__).resolve().parent.parent / "eval" / "bench.py"
+from .conftest import load_eval_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("rag_bench", _FILE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rag_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_eval_script("bench")
 
 
 def test_percentiles_and_summary(bench) -> None:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-_FILE = Path(__file__).resolve().parent.parent / "eval" / "paired.py"
+from .conftest import load_eval_script
 
 
 @pytest.fixture(scope="module")
 def paired():
-    spec = importlib.util.spec_from_file_location("rag_paired", _FILE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rag_paired"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_eval_script("paired")
 
 
 def row(question: str, answerable: bool, refused: bool, correct: bool, tokens: int = 100) -> dict:
