@@ -72,7 +72,7 @@ def test_a_title_is_left_out_where_it_is_not_new() -> None:
     hits[2] = replace(hits[2], chunk_id="a#1", start=100, end=117)
     sources = select_sources("Who is Scott Derrickson?", hits, FakeEmbedder())
     lines = build_prompt("Who is Scott Derrickson?", sources, label_titles="title-if-new").text.splitlines()
-    by_doc = {s.hit.doc_id + s.text: f"[{s.n}]" for s in sources}
-    assert f"{by_doc['aScott Derrickson (born 1966) is a director.']} Scott Derrickson (born 1966) is a director." in lines
-    assert f"{by_doc['bBeta fact two.']} Beta news: Beta fact two." in lines
-    assert f"{by_doc['aHe made Sinister.']} He made Sinister." in lines  # named by an earlier source
+    n = {s.text: s.n for s in sources}
+    assert f"[{n['Scott Derrickson (born 1966) is a director.']}] Scott Derrickson (born 1966) is a director." in lines
+    assert f"[{n['Beta fact two.']}] Beta news: Beta fact two." in lines
+    assert f"[{n['He made Sinister.']}] He made Sinister." in lines  # named by an earlier source
