@@ -82,9 +82,10 @@ def table(pairs: dict[str, Pairing]) -> str:
         tok = "-" if p.tokens_a is None or p.tokens_b is None else f"{p.tokens_a:g} -> {p.tokens_b:g}"
         lines.append(f"| {name} | {p.questions} | {p.right_a} | {p.right_b} | {p.only_a} | {p.only_b} | "
                      f"{p.p:.2f} | {tok} |")
-    total = Pairing(*(sum(getattr(p, f) for p in pairs.values())
-                      for f in ("questions", "right_a", "right_b", "only_a", "only_b")), None, None)
     if len(pairs) > 1:
+        ps = pairs.values()
+        total = Pairing(sum(p.questions for p in ps), sum(p.right_a for p in ps), sum(p.right_b for p in ps),
+                        sum(p.only_a for p in ps), sum(p.only_b for p in ps), None, None)
         lines.append(f"| all | {total.questions} | {total.right_a} | {total.right_b} | {total.only_a} | "
                      f"{total.only_b} | {total.p:.2f} | - |")
     return "\n".join(lines) + "\n"
