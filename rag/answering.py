@@ -38,7 +38,16 @@ from rag.generation import (
 )
 from rag.index import Index
 from rag.judging import Judge
-from rag.prompting import SOURCES_HEADER, Prompt, Source, build_prompt, fixed_prefix, select_sources
+from rag.prompting import (
+    CONTEXT_WORDS,
+    SOURCES_HEADER,
+    Prompt,
+    Source,
+    build_prompt,
+    check_context_words,
+    fixed_prefix,
+    select_sources,
+)
 from rag.retrieval import Mode, check_k, check_mode
 from rag.trust import Signals, Trust, assess
 from rag.types import Hit
@@ -156,6 +165,7 @@ class Assistant:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     generator: Generator | None = None
     judge: bool = True  # the model judges each sentence's support (when its backend can)
+    context_words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.prompting)
     _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
     _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _load_error: BaseException | None = field(default=None, init=False, repr=False, compare=False)
@@ -163,6 +173,7 @@ class Assistant:
     def __post_init__(self) -> None:
         check_k(self.k)
         check_mode(self.mode)
+        check_context_words(self.context_words)
 
     @classmethod
     def open(
@@ -244,7 +255,7 @@ class Assistant:
 
     def prompt(self, question: str, hits: list[Hit]) -> Prompt:
         """The exact prompt the model would get for ``question`` and ``hits``."""
-        return build_prompt(question, select_sources(question, hits, self.index.embedder))
+        return build_prompt(question, select_sources(question, hits, self.index.embedder, self.context_words))
 
     def ask(self, question: str, k: int | None = None, mode: Mode | None = None) -> Answer:
         """Answer ``question``; see :meth:`respond` for the steps."""

@@ -32,6 +32,7 @@ import numpy as np
 from rag.answering import DEFAULT_K
 from rag.errors import InvalidInput
 from rag.generation import DEFAULT_MODEL
+from rag.prompting import CONTEXT_WORDS, check_context_words
 
 if TYPE_CHECKING:
     from rag.answering import Assistant
@@ -397,7 +398,7 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- running a setting
 
-COMPARE_AXES = ("model", "mode", "k", "judge", "alpha")
+COMPARE_AXES = ("model", "mode", "k", "judge", "alpha", "words")
 
 
 @dataclass(frozen=True)
@@ -410,12 +411,14 @@ class Setting:
     retrieval_only: bool = False
     judge: bool = True  # the semantic support check (rag.judging); off leaves the lexical check
     alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
+    words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.prompting)
 
     def __post_init__(self) -> None:
         from rag.retrieval import FusionSettings, check_k, check_mode
 
         check_mode(self.mode)
         check_k(self.k)
+        check_context_words(self.words)
         if self.alpha is not None:
             FusionSettings(alpha=self.alpha)  # validates it
 
@@ -424,6 +427,7 @@ class Setting:
         """A short name for tables and charts, e.g. ``qwen-1.5b hybrid k=4``."""
         parts = ([] if self.retrieval_only else [self.model]) + [self.mode, f"k={self.k}"]
         parts += [] if self.alpha is None else [f"alpha={self.alpha:g}"]
+        parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"words={self.words}"]
         return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
@@ -431,12 +435,14 @@ class Setting:
         """The label as a folder name."""
         parts = ([] if self.retrieval_only else [Path(self.model).name]) + [self.mode, f"k{self.k}"]
         parts += [] if self.alpha is None else [f"a{self.alpha:g}"]
+        parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"w{self.words}"]
         parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model,
-                "judge": None if self.retrieval_only else self.judge, "alpha": self.alpha}
+                "judge": None if self.retrieval_only else self.judge, "alpha": self.alpha,
+                "words": None if self.retrieval_only else self.words}
 
 
 def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
@@ -459,10 +465,10 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
         items = [v.strip() for v in values.split(",") if v.strip()]
         if not items:
             raise InvalidInput(f"--compare {axis}= needs at least one value")
-        if axis == "k":
+        if axis in ("k", "words"):
             if not all(v.isdigit() for v in items):
-                raise InvalidInput(f"--compare k= takes whole numbers, got '{values}'")
-            axes[axis] = [int(v) for v in items]
+                raise InvalidInput(f"--compare {axis}= takes whole numbers, got '{values}'")
+            axes[axis] = [int(v) for v in dict.fromkeys(items)]
         elif axis == "judge":
             if not set(items) <= {"on", "off"}:
                 raise InvalidInput(f"--compare judge= takes on and off, got '{values}'")
@@ -474,8 +480,10 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
                 raise InvalidInput(f"--compare alpha= takes numbers between 0 and 1, got '{values}'") from None
         else:
             axes[axis] = list(dict.fromkeys(items))
-    if ("model" in axes or "judge" in axes) and base.retrieval_only:
-        raise InvalidInput(f"comparing {'models' if 'model' in axes else 'judges'} needs answers; drop --retrieval-only")
+    needs_answers = {"model": "models", "judge": "judges", "words": "prompt budgets"}
+    for axis, what in needs_answers.items():
+        if axis in axes and base.retrieval_only:
+            raise InvalidInput(f"comparing {what} needs answers; drop --retrieval-only")
     if "alpha" in axes and not base.retrieval_only:
         # The assistant searches with the index's own weight; a weight is chosen from rankings.
         raise InvalidInput("comparing alpha= scores rankings only; add --retrieval-only")

@@ -20,6 +20,7 @@ import numpy as np
 
 from rag.chunking import split_sentences
 from rag.embedding import EmbeddingModel
+from rag.errors import InvalidInput
 from rag.generation import Message
 from rag.sparse import tokenize
 from rag.types import Hit
@@ -66,6 +67,13 @@ MAX_SENTENCES = 10
 # (cosine <= 1, overlap <= 1) can separate.
 FIRST_HIT_BONUS = 2.0
 LEXICAL_WEIGHT = 1.0  # sentence relevance = dense cosine + this * IDF-weighted query-term overlap
+
+
+def check_context_words(words: object) -> int:
+    """``words`` (the budget of source words in a prompt) if it is a whole number from 1."""
+    if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+        raise InvalidInput(f"the prompt's budget of source words must be a whole number > 0, got {words}")
+    return words
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,10 @@ def test_parse_compare() -> None:
     assert [s.k for s in parse_compare(["k=2,6"], Setting())] == [2, 6]
     assert parse_compare([], Setting()) == [Setting()]
     assert Setting(model="models/x.gguf", mode="bm25", k=4).slug == "x.gguf-bm25-k4"
+    budgets = parse_compare(["words=200,140,140"], Setting())
+    assert [s.words for s in budgets] == [200, 140]
+    assert [s.slug for s in budgets] == ["qwen-1.5b-hybrid-k4", "qwen-1.5b-hybrid-k4-w140"]
+    assert budgets[1].label == "qwen-1.5b hybrid k=4 words=140" and budgets[1].to_dict()["words"] == 140
 
 
 @pytest.mark.parametrize(
@@ -217,6 +221,9 @@ def test_parse_compare() -> None:
         (["k=0"], Setting(), "k must be > 0"),
         (["mode=bm25", "mode=dense"], Setting(), "twice"),
         (["model=a,b"], Setting(retrieval_only=True), "drop --retrieval-only"),
+        (["words=many"], Setting(), "whole numbers"),
+        (["words=0"], Setting(), "budget of source words"),
+        (["words=140"], Setting(retrieval_only=True), "prompt budgets needs answers"),
     ],
 )
 def test_parse_compare_rejects(specs: list[str], base: Setting, message: str) -> None:

@@ -42,10 +42,12 @@ class ByQuestionGenerator:
     def __init__(self, interrupt_at: str | None = None) -> None:
         self.interrupt_at = interrupt_at
         self.calls = 0
+        self.prompts: list[str] = []
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         prompt = messages[-1]["content"]
         self.calls += 1
+        self.prompts.append(prompt)
         for row in GOLD:
             if row["question"] in prompt:
                 if row["id"] == self.interrupt_at:
@@ -118,6 +120,22 @@ def test_compare_writes_one_folder_per_setting_and_loads_the_model_once(
     assert len(results) == 3 and all(r.complete for r in results)
     header = (out / "report.md").read_text().split("| metric |")[1].splitlines()[0]
     assert "qwen-0.5b bm25 k=4" in header and "qwen-0.5b hybrid k=4" in header
+
+
+def test_compare_words_sends_the_model_fewer_source_words(
+    index: Index, gold_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = ByQuestionGenerator()
+    monkeypatch.setattr(rag.answering, "load_generator", lambda name, settings=None: generator)
+    out = tmp_path / "out"
+    results = evaluate(load_gold(gold_file), index, [Setting(k=2), Setting(k=2, words=8)], out)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["qwen-1.5b-hybrid-k2", "qwen-1.5b-hybrid-k2-w8"]
+    assert "qwen-1.5b hybrid k=2 words=8" in (out / "report.md").read_text()
+    asked = [p for p in generator.prompts if GOLD[0]["question"] in p]
+    full, short = (len(p.split("Question:")[0].split()) for p in asked)
+    assert short < full
+    # the best sentence is kept even when it alone is longer than the budget
+    assert results[1].records[0].citations and results[1].records[0].citations[0]["doc_id"] == "bakery"
 
 
 # ---------------------------------------------------------------------- the command
