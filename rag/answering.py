@@ -41,10 +41,12 @@ from rag.judging import Judge
 from rag.prompting import (
     CONTEXT_WORDS,
     SOURCES_HEADER,
+    Labels,
     Prompt,
     Source,
     build_prompt,
     check_context_words,
+    check_labels,
     fixed_prefix,
     select_sources,
 )
@@ -166,6 +168,7 @@ class Assistant:
     generator: Generator | None = None
     judge: bool = True  # the model judges each sentence's support (when its backend can)
     context_words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.prompting)
+    source_labels: Labels = "title"  # which sources carry their article's title (build_prompt)
     _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
     _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _load_error: BaseException | None = field(default=None, init=False, repr=False, compare=False)
@@ -174,6 +177,7 @@ class Assistant:
         check_k(self.k)
         check_mode(self.mode)
         check_context_words(self.context_words)
+        check_labels(self.source_labels)
 
     @classmethod
     def open(
@@ -255,7 +259,8 @@ class Assistant:
 
     def prompt(self, question: str, hits: list[Hit]) -> Prompt:
         """The exact prompt the model would get for ``question`` and ``hits``."""
-        return build_prompt(question, select_sources(question, hits, self.index.embedder, self.context_words))
+        sources = select_sources(question, hits, self.index.embedder, self.context_words)
+        return build_prompt(question, sources, self.source_labels)
 
     def ask(self, question: str, k: int | None = None, mode: Mode | None = None) -> Answer:
         """Answer ``question``; see :meth:`respond` for the steps."""

@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
                    help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 | "
                         "judge=on,off | alpha=0.3,0.5 (the dense weight of hybrid fusion) | "
-                        "words=200,140 (the prompt's budget of source words) (repeatable)")
+                        "words=200,140 (the prompt's budget of source words) | labels=title,title-once,title-if-new "
+                        "(which sources carry their article's title) (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default eval/results/<timestamp>)")

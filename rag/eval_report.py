@@ -106,11 +106,12 @@ def evaluate(
 def _assistant(index: Index, setting: Setting, previous: Assistant | None, generation: GenerationSettings | None) -> Assistant:
     from rag.answering import Assistant
 
-    # subtle: reuse the loaded model when only the mode, k, judge or budget changes.
+    # subtle: reuse the loaded model when only the mode, k, judge or prompt changes.
     generator = previous.generator if previous is not None and previous.model == setting.model else None
     kwargs = {"settings": generation} if generation is not None else {}
     return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator,
-                     judge=setting.judge, context_words=setting.words, **kwargs)
+                     judge=setting.judge, context_words=setting.words,
+                     source_labels=setting.labels, **kwargs)
 
 
 # ---------------------------------------------------------------------- writing

@@ -32,7 +32,7 @@ import numpy as np
 from rag.answering import DEFAULT_K
 from rag.errors import InvalidInput
 from rag.generation import DEFAULT_MODEL
-from rag.prompting import CONTEXT_WORDS, check_context_words
+from rag.prompting import CONTEXT_WORDS, Labels, check_context_words, check_labels
 
 if TYPE_CHECKING:
     from rag.answering import Assistant
@@ -398,7 +398,7 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- running a setting
 
-COMPARE_AXES = ("model", "mode", "k", "judge", "alpha", "words")
+COMPARE_AXES = ("model", "mode", "k", "judge", "alpha", "words", "labels")
 
 
 @dataclass(frozen=True)
@@ -412,6 +412,7 @@ class Setting:
     judge: bool = True  # the semantic support check (rag.judging); off leaves the lexical check
     alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
     words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.prompting)
+    labels: Labels = "title"  # which sources carry their article's title (rag.prompting.build_prompt)
 
     def __post_init__(self) -> None:
         from rag.retrieval import FusionSettings, check_k, check_mode
@@ -419,6 +420,7 @@ class Setting:
         check_mode(self.mode)
         check_k(self.k)
         check_context_words(self.words)
+        check_labels(self.labels)
         if self.alpha is not None:
             FusionSettings(alpha=self.alpha)  # validates it
 
@@ -428,6 +430,7 @@ class Setting:
         parts = ([] if self.retrieval_only else [self.model]) + [self.mode, f"k={self.k}"]
         parts += [] if self.alpha is None else [f"alpha={self.alpha:g}"]
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"words={self.words}"]
+        parts += [] if self.labels == "title" or self.retrieval_only else [f"labels={self.labels}"]
         return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
@@ -436,13 +439,15 @@ class Setting:
         parts = ([] if self.retrieval_only else [Path(self.model).name]) + [self.mode, f"k{self.k}"]
         parts += [] if self.alpha is None else [f"a{self.alpha:g}"]
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"w{self.words}"]
+        parts += [] if self.labels == "title" or self.retrieval_only else [self.labels]
         parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model,
                 "judge": None if self.retrieval_only else self.judge, "alpha": self.alpha,
-                "words": None if self.retrieval_only else self.words}
+                "words": None if self.retrieval_only else self.words,
+                "labels": None if self.retrieval_only else self.labels}
 
 
 def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
@@ -480,7 +485,7 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
                 raise InvalidInput(f"--compare alpha= takes numbers between 0 and 1, got '{values}'") from None
         else:
             axes[axis] = list(dict.fromkeys(items))
-    needs_answers = {"model": "models", "judge": "judges", "words": "prompt budgets"}
+    needs_answers = {"model": "models", "judge": "judges", "words": "prompt budgets", "labels": "source labels"}
     for axis, what in needs_answers.items():
         if axis in axes and base.retrieval_only:
             raise InvalidInput(f"comparing {what} needs answers; drop --retrieval-only")

@@ -194,6 +194,13 @@ Labels = Literal["title", "title-once", "title-if-new"]
 LABELS: tuple[Labels, ...] = ("title", "title-once", "title-if-new")
 
 
+def check_labels(labels: object) -> Labels:
+    """``labels`` if it names one of :data:`LABELS`."""
+    if labels not in LABELS:
+        raise InvalidInput(f"source labels must be one of {', '.join(LABELS)}; got '{labels}'")
+    return labels
+
+
 def title_is_new(title: str, text: str, named: set[str]) -> bool:
     """Whether a source's label should carry ``title``: not when an earlier source named it, nor
     when the source's own words already contain every word of it (HotpotQA's "Scott Derrickson:

@@ -209,6 +209,9 @@ def test_parse_compare() -> None:
     assert [s.words for s in budgets] == [200, 140]
     assert [s.slug for s in budgets] == ["qwen-1.5b-hybrid-k4", "qwen-1.5b-hybrid-k4-w140"]
     assert budgets[1].label == "qwen-1.5b hybrid k=4 words=140" and budgets[1].to_dict()["words"] == 140
+    labels = parse_compare(["labels=title,title-if-new"], Setting())
+    assert [s.slug for s in labels] == ["qwen-1.5b-hybrid-k4", "qwen-1.5b-hybrid-k4-title-if-new"]
+    assert labels[1].label == "qwen-1.5b hybrid k=4 labels=title-if-new"
 
 
 @pytest.mark.parametrize(
@@ -224,6 +227,8 @@ def test_parse_compare() -> None:
         (["words=many"], Setting(), "whole numbers"),
         (["words=0"], Setting(), "budget of source words"),
         (["words=140"], Setting(retrieval_only=True), "prompt budgets needs answers"),
+        (["labels=none"], Setting(), "source labels must be one of title, title-once, title-if-new"),
+        (["labels=title-once"], Setting(retrieval_only=True), "source labels needs answers"),
     ],
 )
 def test_parse_compare_rejects(specs: list[str], base: Setting, message: str) -> None:

@@ -138,6 +138,19 @@ def test_compare_words_sends_the_model_fewer_source_words(
     assert results[1].records[0].citations and results[1].records[0].citations[0]["doc_id"] == "bakery"
 
 
+def test_a_setting_shapes_the_assistants_prompt(index: Index) -> None:
+    from rag.eval_report import _assistant
+    from rag.prompting import build_prompt, select_sources
+
+    assistant = _assistant(index, Setting(k=2, words=8, labels="title-if-new"), None, None)
+    assert (assistant.context_words, assistant.source_labels) == (8, "title-if-new")
+    question = GOLD[0]["question"]
+    hits = assistant.retrieve(question)
+    expected = build_prompt(question, select_sources(question, hits, index.embedder, 8), "title-if-new")
+    assert assistant.prompt(question, hits) == expected
+    assert assistant.prompt(question, hits) != build_prompt(question, select_sources(question, hits, index.embedder))
+
+
 # ---------------------------------------------------------------------- the command
 
 
