@@ -40,6 +40,7 @@ from rag.index import Index
 from rag.judging import Judge
 from rag.prompting import (
     CONTEXT_WORDS,
+    DEFAULT_LABELS,
     SOURCES_HEADER,
     Labels,
     Prompt,
@@ -168,7 +169,7 @@ class Assistant:
     generator: Generator | None = None
     judge: bool = True  # the model judges each sentence's support (when its backend can)
     context_words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.prompting)
-    source_labels: Labels = "title"  # which sources carry their article's title (build_prompt)
+    source_labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (build_prompt)
     _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
     _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
     _load_error: BaseException | None = field(default=None, init=False, repr=False, compare=False)

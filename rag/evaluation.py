@@ -32,7 +32,7 @@ import numpy as np
 from rag.answering import DEFAULT_K
 from rag.errors import InvalidInput
 from rag.generation import DEFAULT_MODEL
-from rag.prompting import CONTEXT_WORDS, Labels, check_context_words, check_labels
+from rag.prompting import CONTEXT_WORDS, DEFAULT_LABELS, Labels, check_context_words, check_labels
 
 if TYPE_CHECKING:
     from rag.answering import Assistant
@@ -412,7 +412,7 @@ class Setting:
     judge: bool = True  # the semantic support check (rag.judging); off leaves the lexical check
     alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
     words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.prompting)
-    labels: Labels = "title"  # which sources carry their article's title (rag.prompting.build_prompt)
+    labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (rag.prompting.build_prompt)
 
     def __post_init__(self) -> None:
         from rag.retrieval import FusionSettings, check_k, check_mode
@@ -430,7 +430,7 @@ class Setting:
         parts = ([] if self.retrieval_only else [self.model]) + [self.mode, f"k={self.k}"]
         parts += [] if self.alpha is None else [f"alpha={self.alpha:g}"]
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"words={self.words}"]
-        parts += [] if self.labels == "title" or self.retrieval_only else [f"labels={self.labels}"]
+        parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [f"labels={self.labels}"]
         return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
@@ -439,7 +439,7 @@ class Setting:
         parts = ([] if self.retrieval_only else [Path(self.model).name]) + [self.mode, f"k{self.k}"]
         parts += [] if self.alpha is None else [f"a{self.alpha:g}"]
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"w{self.words}"]
-        parts += [] if self.labels == "title" or self.retrieval_only else [self.labels]
+        parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [self.labels]
         parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
