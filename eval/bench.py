@@ -762,8 +762,10 @@ def bench_generation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from rag.answering import Assistant
     from rag.generation import GenerationSettings, LlamaCppGenerator, as_messages
     from rag.index import Index
+    from rag.llamacpp import guard
     from rag.models import gguf_path
 
+    guard()  # the raw engine loads as the project loads it (rag/llamacpp.py), or crashes on AMX CPUs
     assistant = Assistant(Index.open(seeds_index(work), create=False))
     gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()]
     questions = [q["question"] for q in gold if q.get("answerable", True)][: args.prompts]

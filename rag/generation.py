@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from rag import defaults
 from rag.cpu import CpuMeter, free_threads
 from rag.errors import InvalidInput, RagError
+from rag.llamacpp import guard
 from rag.models import BUNDLED, data_dir, gguf_path
 
 Message = dict[str, str]
@@ -126,6 +127,7 @@ class LlamaCppGenerator:
             raise InvalidInput(f"no GGUF file at {path}")
         self.name = name or path.name
         self.settings = settings
+        guard()  # no llama.cpp AMX buffer on CPUs where it crashes (rag/llamacpp.py)
         try:
             self._llm = Llama(
                 model_path=str(path),

@@ -1,7 +1,9 @@
 """Integration: the OpenAI-compatible backend against a real llama.cpp server on loopback.
 
-The server is ``python -m llama_cpp.server`` (llama-cpp-python's own, from the ``server``
-extra) serving the bundled Qwen 1.5B GGUF; the assistant talks to it only over HTTP.
+The server is llama-cpp-python's own (the ``server`` extra), started as ``python -m rag.llamacpp
+server`` so that it loads the model as the project does on every CPU (rag/llamacpp.py: no AMX
+buffer where it crashes), serving the bundled Qwen 1.5B GGUF; the assistant talks to it only
+over HTTP.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("qwen-1.5b")),
+        sys.executable, "-m", "rag.llamacpp", "server", "--model", str(gguf_path("qwen-1.5b")),
         "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False",
     ]
