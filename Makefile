@@ -39,7 +39,10 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The smoke check first: one short real answer from the bundled model in its own process, so a
+# crash in the native engine reads as one line at the top of the log (rag selftest).
 test: $(VENV)/.installed-test $(CHROMIUM)
+	$(BIN)/rag selftest
 	$(BIN)/ruff check rag tests eval ui
 	$(BIN)/mypy rag
 	$(BIN)/python -m pytest

@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request
 
 from rag.answering import REFUSAL_TEXT, Answer
 from rag.conversation import Turn, resolve_followup
+from rag.errors import GeneratorError
 
 if TYPE_CHECKING:
     from rag.ui import ChatService
@@ -166,10 +167,16 @@ def stream_chunks(pieces: Iterable[str], answer: Callable[[], Answer], request: 
 
     yield event({"role": "assistant", "content": ""})
     streamed = ""
-    for piece in pieces:
-        streamed += piece
-        yield event({"content": piece})
-    final = answer()
+    try:
+        for piece in pieces:
+            streamed += piece
+            yield event({"content": piece})
+        final = answer()
+    except GeneratorError as e:  # the model stopped mid-answer: an error event, as OpenAI's API sends one
+        log.error("answering through /v1 failed: %s", e)
+        yield f"data: {json.dumps(ApiError(f'the assistant failed: {e}', 503, kind='server_error').body())}\n\n"
+        yield "data: [DONE]\n\n"
+        return
     if final.refused and streamed.strip() and streamed.strip() != REFUSAL_TEXT:
         # the words already sent did not pass the checks: say so in the text itself
         yield event({"content": f"\n\n{REFUSAL_TEXT} (withheld: {final.refusal_reason})"})
@@ -223,6 +230,9 @@ def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> Non
             return refuse(e)
         except ValueError as e:  # the question itself (empty after cleaning, too long)
             return refuse(ApiError(str(e)))
+        except GeneratorError as e:  # the model cannot answer now (its process stopped and restarts)
+            log.error("answering through /v1 failed: %s", e)
+            return refuse(ApiError(f"the assistant failed: {e}", 503, kind="server_error"))
         except Exception as e:  # noqa: BLE001 - the model failed to load or answer: still an OpenAI error object
             log.exception("answering through /v1 failed")
             return refuse(ApiError(f"the assistant failed: {e}", 500, kind="server_error"))
@@ -231,6 +241,9 @@ def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> Non
             return StreamingResponse(stream_chunks(text, response.answer, parsed), media_type="text/event-stream")
         try:
             answer = await run_in_threadpool(response.answer)
+        except GeneratorError as e:  # as above
+            log.error("answering through /v1 failed: %s", e)
+            return refuse(ApiError(f"the assistant failed: {e}", 503, kind="server_error"))
         except Exception as e:  # noqa: BLE001 - as above
             log.exception("answering through /v1 failed")
             return refuse(ApiError(f"the assistant failed: {e}", 500, kind="server_error"))

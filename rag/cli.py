@@ -119,7 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "a model in this process answers one at a time)")
     p.add_argument("--api-key", default=None,
                    help="require this key as a Bearer token on the /v1 API (default $RAG_API_KEY; none: open)")
+    p.add_argument("--time-limit", type=float, default=defaults.MODEL_TIME_LIMIT_S, metavar="SECONDS",
+                   help=f"stop and restart the model when one answer or check takes longer (default "
+                        f"{defaults.MODEL_TIME_LIMIT_S:g}; 0: no limit)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("selftest", help="check that the model runs on this machine: load it in its own process and decode a few tokens")
+    p.add_argument("--model", default=None, help="a bundled model or PATH.gguf (default qwen-1.5b)")
+    p.set_defaults(func=cmd_selftest)
 
     p = sub.add_parser("eval", help="score retrieval, answers, citations and refusals on a gold set")
     p.add_argument("--gold", type=Path, required=True, help="gold questions (JSONL; see eval/gold/README.md)")
@@ -284,6 +291,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from rag.answering import DEFAULT_K
     from rag.generation import DEFAULT_MODEL
 
@@ -297,7 +306,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import_gradio()  # before the slow model load, so a missing install fails at once
     except ImportError as e:
         raise CommandError(str(e)) from None
-    settings = _generation_settings(args)
+    if args.time_limit < 0:
+        raise CommandError(f"--time-limit must be >= 0 seconds, got {args.time_limit:g}")
+    # The model runs in a supervised process of its own (rag/engine.py): a crash in it costs one answer.
+    settings = replace(_generation_settings(args), process=True, time_limit_s=args.time_limit or None)
     service = ChatService.open(
         args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
         concurrency=args.concurrency, store=args.store,
@@ -317,6 +329,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"OpenAI-compatible API at http://{args.host}:{args.port}/v1 (model 'rag'; "
           f"{'a Bearer key is required' if api_key else 'no key required'})", file=sys.stderr)
     launch(service, host=args.host, port=args.port, api_key=api_key)
+    return 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from rag.engine import smoke_test
+    from rag.generation import DEFAULT_MODEL
+
+    print(f"selftest: {smoke_test(args.model or DEFAULT_MODEL)}")
     return 0
 
 

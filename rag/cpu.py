@@ -20,22 +20,29 @@ _STAT = Path("/proc/stat")
 
 
 class CpuMeter:
-    """Cores kept busy by other processes between two readings (Linux; None elsewhere)."""
+    """Cores kept busy by other processes between two readings (Linux; None elsewhere).
 
-    def __init__(self) -> None:
+    ``family``: processes whose CPU time counts as this one's, not as others' (the model
+    process of :mod:`rag.engine` counts its parent's: the search and the checks of the same
+    answers, never run beside the model's threads).
+    """
+
+    def __init__(self, family: tuple[int, ...] = ()) -> None:
+        self.family = family
         self._last = self._read()
 
-    @staticmethod
-    def _read() -> tuple[float, float, float] | None:
-        """(monotonic time, CPU seconds busy on the whole machine, CPU seconds of this process)."""
+    def _read(self) -> tuple[float, float, float] | None:
+        """(monotonic time, CPU seconds busy on the whole machine, CPU seconds of this process
+        and its family)."""
         try:
             fields = [int(v) for v in _STAT.read_text().split("\n", 1)[0].split()[1:9]]
         except (OSError, ValueError):
             return None
         # user nice system idle iowait irq softirq steal: idle and iowait are not busy
-        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        ticks = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields) - fields[3] - fields[4]) / ticks
         times = os.times()
-        return time.monotonic(), busy, times.user + times.system
+        return time.monotonic(), busy, times.user + times.system + sum(_process_ticks(p) for p in self.family) / ticks
 
     def others(self) -> float | None:
         """Cores other processes kept busy since the last call (a fresh short sample when that
@@ -50,6 +57,16 @@ class CpuMeter:
         self._last = now
         wall = now[0] - last[0]
         return max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / wall if wall > 0 else None
+
+
+def _process_ticks(pid: int) -> int:
+    """User and system clock ticks of process ``pid`` so far (0 once it is gone)."""
+    try:
+        # the command name (field 2) may hold spaces and parentheses: count from the last ")"
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of the line
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def free_threads(threads: int, others: float | None, cores: int | None = None) -> int:

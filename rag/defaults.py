@@ -15,3 +15,4 @@ CONCURRENCY = 4  # questions answered at once with an openai: model (eval/README
 THREADS = max(1, os.cpu_count() or 1)  # generator threads, fewer while other processes keep cores busy
 CONTEXT_SIZE = 2048  # model context in tokens
 MAX_TOKENS = 120  # longest answer in tokens
+MODEL_TIME_LIMIT_S = 120.0  # `rag serve` stops and restarts a model call running longer (rag/engine.py)

@@ -21,3 +21,8 @@ class NotFound(RagError, KeyError):
     def __str__(self) -> str:
         # KeyError's own str() quotes its message; this is a sentence, shown as it is.
         return str(self.args[0]) if self.args else ""
+
+
+class GeneratorError(RagError, RuntimeError):
+    """A model backend cannot run: a missing package, an unreachable or failing server, a model
+    process that stopped."""

@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rag import defaults
 from rag.cpu import CpuMeter, free_threads
-from rag.errors import InvalidInput, RagError
+from rag.errors import GeneratorError, InvalidInput
 from rag.llamacpp import guard
 from rag.models import BUNDLED, data_dir, gguf_path
 
@@ -46,6 +46,11 @@ class GenerationSettings:
     context_size: int = defaults.CONTEXT_SIZE
     max_tokens: int = defaults.MAX_TOKENS
     temperature: float = 0.0
+    # run a llama.cpp model in a supervised child process (rag/engine.py): a crash in native
+    # code costs the answer it was writing, and the next question gets a restarted model
+    process: bool = False
+    # with ``process``: a call to the model (an answer, a judge turn) running longer is cut off
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -56,6 +61,8 @@ class GenerationSettings:
             raise InvalidInput(f"context size must be >= 256 tokens, got {self.context_size}")
         if self.max_tokens < 1:
             raise InvalidInput(f"max answer length must be >= 1 token, got {self.max_tokens}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise InvalidInput(f"the model's time limit must be > 0 seconds, got {self.time_limit_s}")
 
 
 @runtime_checkable
@@ -67,10 +74,6 @@ class Generator(Protocol):
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         """Yield the reply to ``messages`` piece by piece."""
         ...
-
-
-class GeneratorError(RagError, RuntimeError):
-    """A model backend cannot run: a missing package, an unreachable or failing server."""
 
 
 def as_messages(prompt: str | list[Message]) -> list[Message]:
@@ -118,7 +121,10 @@ class LlamaCppGenerator:
 
     FIRST_CHOICES = 10
 
-    def __init__(self, path: Path, settings: GenerationSettings = GenerationSettings(), name: str | None = None) -> None:
+    def __init__(
+        self, path: Path, settings: GenerationSettings = GenerationSettings(), name: str | None = None,
+        meter: CpuMeter | None = None,
+    ) -> None:
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -143,7 +149,7 @@ class LlamaCppGenerator:
         self._token_ids: dict[str, int] = {}
         self.stats: GenerationStats | None = None
         self.threads = settings.threads
-        self._meter = CpuMeter() if settings.adapt_threads else None
+        self._meter = (meter or CpuMeter()) if settings.adapt_threads else None
         self._path = path
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
@@ -451,8 +457,6 @@ def load_generator(name: str = DEFAULT_MODEL, settings: GenerationSettings = Gen
         InvalidInput: an unknown name (the message lists the known ones) or a missing file.
     """
     check_model(name)
-    if name in BUNDLED:
-        return LlamaCppGenerator(gguf_path(name), settings, name=name)
     if is_remote(name):
         url, _, model = name[len("openai:") :].partition("#")
         return OpenAIGenerator(url, model, settings)
@@ -461,4 +465,19 @@ def load_generator(name: str = DEFAULT_MODEL, settings: GenerationSettings = Gen
         if target.suffix == ".gguf":
             return TransformersGenerator(target.parent, settings, gguf_file=target.name)
         return TransformersGenerator(target, settings)
-    return LlamaCppGenerator(Path(name).expanduser(), settings)
+    # a bundled model or a PATH.gguf: llama.cpp, here or in a process of its own
+    path = gguf_path(name) if name in BUNDLED else Path(name).expanduser()
+    shown = name if name in BUNDLED else path.name
+    if settings.process:
+        from rag.engine import ModelProcess
+
+        return ModelProcess((llama_in_child, (path, settings, shown)), shown, settings.time_limit_s)
+    return LlamaCppGenerator(path, settings, name=shown)
+
+
+def llama_in_child(path: Path, settings: GenerationSettings, name: str) -> LlamaCppGenerator:
+    """The llama.cpp generator as the child of a :class:`rag.engine.ModelProcess` builds it: the
+    parent's CPU time (search, checks) is counted as the answer's own, not as another process
+    keeping a core busy (rag/cpu.py)."""
+    meter = CpuMeter(family=(os.getppid(),))
+    return LlamaCppGenerator(path, settings, name=name, meter=meter)

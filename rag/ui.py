@@ -307,17 +307,19 @@ class ChatService:
     """The app's work without Gradio: answer, list, add and remove documents, record feedback.
 
     Any number of sessions can call it. Answers read the index together, and adding or
-    removing documents waits for them (and they for it). A model in this process answers one
-    question at a time (its threads already use every core); a model on a server
-    (``openai:``) answers up to ``concurrency`` at once. Each model is loaded once, on first
-    use, and kept.
+    removing documents waits for them (and they for it). A local model answers one question at
+    a time (its threads already use every core); a model on a server (``openai:``) answers up
+    to ``concurrency`` at once. Each model is loaded once, on first use, and kept. By default
+    (``settings.process``) a llama.cpp model runs in a supervised process of its own
+    (:mod:`rag.engine`): if it crashes, the question it was answering gets an error, the model
+    restarts, and the service and its index carry on.
     """
 
     index: Index
     model: str = DEFAULT_MODEL
     k: int = DEFAULT_K
     mode: Mode = "hybrid"
-    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(process=True))
     assistants: dict[str, Assistant] = field(default_factory=dict)
     upload_dir: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY  # questions at once for a model on a server
@@ -342,9 +344,9 @@ class ChatService:
         store: str | None = None,
     ) -> ChatService:
         """Open (or create) the index (``store`` as for :meth:`Index.open`); the model is loaded by
-        :meth:`load` or the first question."""
-        return cls(Index.open(index_dir, store=store), model=model, k=k, mode=mode, settings=settings or GenerationSettings(),
-                   concurrency=concurrency)
+        :meth:`load` or the first question (in its own process unless ``settings`` say otherwise)."""
+        return cls(Index.open(index_dir, store=store), model=model, k=k, mode=mode,
+                   settings=settings or GenerationSettings(process=True), concurrency=concurrency)
 
     def models(self) -> list[str]:
         """The models users may pick: the served one, any already set up, and the bundled ones."""
