@@ -21,13 +21,16 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rag import defaults
 from rag.cpu import CpuMeter, free_threads
 from rag.errors import GeneratorError, InvalidInput
-from rag.llamacpp import guard
+from rag.llamacpp import context_hook, guard
 from rag.models import BUNDLED, data_dir, gguf_path
+
+if TYPE_CHECKING:
+    from rag.hidden import LayerTap
 
 Message = dict[str, str]
 DEFAULT_MODEL = "qwen-1.5b"
@@ -123,7 +126,7 @@ class LlamaCppGenerator:
 
     def __init__(
         self, path: Path, settings: GenerationSettings = GenerationSettings(), name: str | None = None,
-        meter: CpuMeter | None = None,
+        meter: CpuMeter | None = None, tap: LayerTap | None = None,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -135,14 +138,15 @@ class LlamaCppGenerator:
         self.settings = settings
         guard()  # no llama.cpp AMX buffer on CPUs where it crashes (rag/llamacpp.py)
         try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=settings.context_size,
-                n_threads=settings.threads,
-                n_threads_batch=settings.batch_threads or settings.threads,
-                n_batch=512,
-                verbose=False,
-            )
+            with context_hook(tap.install if tap else None):  # hidden states for a probe (rag/hidden.py)
+                self._llm = Llama(
+                    model_path=str(path),
+                    n_ctx=settings.context_size,
+                    n_threads=settings.threads,
+                    n_threads_batch=settings.batch_threads or settings.threads,
+                    n_batch=512,
+                    verbose=False,
+                )
         except ValueError as e:  # llama-cpp-python's only error for a file it cannot load
             raise GeneratorError(f"cannot load the model {path}: {e} (not a GGUF model llama.cpp can read?)") from None
         self._formatter: Any = None

@@ -29,6 +29,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,31 @@ def guard(cpuinfo: Path = CPUINFO) -> bool:
         native.llama_model_default_params = default_params
         llama_cpp.llama_model_default_params = default_params
     return allowed
+
+
+@contextmanager
+def context_hook(hook: Callable[[Any], None] | None) -> Iterator[None]:
+    """Within the block, every ``llama_cpp.Llama`` created passes its context parameters through
+    ``hook`` before making its context (``Llama()`` has no argument for the evaluation callback
+    that :class:`rag.hidden.LayerTap` needs). ``None``: nothing changes."""
+    if hook is None:
+        yield
+        return
+    import llama_cpp.llama_cpp as native
+
+    with _lock:
+        original = native.llama_context_default_params
+
+        def default_params() -> Any:
+            params = original()
+            hook(params)
+            return params
+
+        native.llama_context_default_params = default_params
+        try:
+            yield
+        finally:
+            native.llama_context_default_params = original
 
 
 def describe() -> str:

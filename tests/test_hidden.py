@@ -1,0 +1,51 @@
+"""Hidden states read from llama.cpp's graph (rag/hidden.py), with the small bundled model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.generation import GenerationSettings, LlamaCppGenerator
+from rag.hidden import LayerTap
+from rag.models import gguf_path
+
+pytestmark = pytest.mark.integration
+
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+@pytest.fixture(scope="module")
+def tapped() -> tuple[LlamaCppGenerator, LayerTap]:
+    tap = LayerTap(layers=(4, 12, 23))  # qwen-0.5b has 24 layers
+    settings = GenerationSettings(threads=2, adapt_threads=False)
+    return LlamaCppGenerator(gguf_path("qwen-0.5b"), settings, name="qwen-0.5b", tap=tap), tap
+
+
+def test_an_armed_tap_keeps_the_last_tokens_state_at_each_layer(tapped) -> None:
+    generator, tap = tapped
+    generator._llm.reset()
+    with tap.armed() as rows:
+        generator.next_token_probabilities(QUESTION, ["Paris"])
+    assert sorted(rows) == [4, 12, 23]
+    for row in rows.values():
+        assert row.shape == (896,) and np.isfinite(row).all() and np.abs(row).sum() > 0
+    assert not np.allclose(rows[4], rows[23])  # different layers, different states
+
+
+def test_the_state_is_the_same_whether_the_prompt_was_cached_or_not(tapped) -> None:
+    generator, tap = tapped
+    generator._llm.reset()
+    with tap.armed() as fresh:
+        generator.next_token_probabilities(QUESTION, ["Paris"])
+    with tap.armed() as cached:  # same messages: only the last token is evaluated again
+        generator.next_token_probabilities(QUESTION, ["Paris"])
+    for layer in tap.layers:
+        np.testing.assert_allclose(fresh[layer], cached[layer], rtol=0.05, atol=0.05)
+
+
+def test_a_disarmed_tap_keeps_nothing_and_changes_no_answer(tapped) -> None:
+    generator, tap = tapped
+    with tap.armed():
+        pass
+    text = "".join(generator.stream(QUESTION, max_tokens=4))
+    assert tap.rows == {} and "paris" in text.lower()
