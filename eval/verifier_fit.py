@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.trust import Signals, features  # noqa: E402
+from rag.verifier import lexical as verifier_lexical  # noqa: E402
 
 DATA = ROOT / ".rag" / "verifier"
 DEV = ("seeds", "hotpotqa", "withheld", "squad2")
@@ -44,6 +45,7 @@ def load(name: str, folder: Path = DATA) -> tuple[list[dict[str, Any]], dict[str
     moment are NaN."""
     path = folder / name
     records = [json.loads(line) for line in (path / "records.jsonl").read_text().splitlines()]
+    add_quotes(name, records, folder)
     arrays: dict[str, list[np.ndarray | None]] = {"prompt": [], "answer": [], "judge": []}
     for r in records:
         with np.load(path / "states" / f"{r['id']}.npz") as states:
@@ -76,6 +78,39 @@ def signals(r: dict[str, Any]) -> list[float] | None:
     return None if x is None else list(x)
 
 
+def lexical(r: dict[str, Any]) -> list[float]:
+    """rag.verifier's cheap signals for an answer record (its quotes added by :func:`add_quotes`)."""
+    first = (r.get("retrieved") or [{}])[0]
+    relevance = ((r.get("trust") or {}).get("signals") or {}).get("relevance", 0.0)
+    return verifier_lexical(r["question"], r.get("raw") or "", r.get("quotes", []), first, relevance)
+
+
+def add_quotes(name: str, records: list[dict[str, Any]], folder: Path) -> None:
+    """Give each record the quotes its answer cites by shared words (rag.verifier.quotes): the
+    records of withheld answers keep no citations. The prompt is rebuilt (search and sentence
+    selection, no generator) and the result cached in ``<set>/quotes.json``."""
+    cache_path = folder / name / "quotes.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    missing = [r for r in records if r["id"] not in cache]
+    if missing:
+        from verifier_collect import SETS, open_index
+
+        from rag.answering import Assistant
+        from rag.verifier import quotes
+
+        assistant = Assistant(open_index(SETS[name][1]))
+        for r in missing:
+            raw = r.get("raw") or ""
+            if not raw:
+                cache[r["id"]] = []
+                continue
+            prompt = assistant.prompt(r["question"], assistant.retrieve(r["question"]))
+            cache[r["id"]] = quotes(raw, prompt.sources, r["question"])
+        cache_path.write_text(json.dumps(cache))
+    for r in records:
+        r["quotes"] = cache[r["id"]]
+
+
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     """Area under the ROC curve (ties count half); None with one class only."""
     pos, neg = scores[labels], scores[~labels]
@@ -94,26 +129,97 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def fit(x: np.ndarray, y: np.ndarray) -> Any:
-    from sklearn.linear_model import LogisticRegressionCV
+def fit(x: np.ndarray, y: np.ndarray, c: float | None = None) -> Any:
+    """Standardised logistic regression; L2 strength by 3-fold cross-validation unless ``c`` is given."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=np.logspace(-4, 1, 11).tolist(), cv=5,
-                                                                 scoring="roc_auc", max_iter=2000))
-    return model.fit(x, y)
+    if c is None:
+        head: Any = LogisticRegressionCV(Cs=np.logspace(-4, 0, 5).tolist(), cv=3, scoring="roc_auc", max_iter=500)
+    else:
+        head = LogisticRegression(C=c, max_iter=500)
+    return make_pipeline(StandardScaler(), head).fit(x, y)
+
+
+def strength(model: Any) -> float:
+    return float(model[-1].C_[0]) if hasattr(model[-1], "C_") else float(model[-1].C)
 
 
 def inputs(kind: str, records: list[dict[str, Any]], states: dict[str, np.ndarray], layer_at: int) -> np.ndarray | None:
     if kind == "signals":
         rows = [signals(r) for r in records]
         return np.array([x if x is not None else [np.nan] * 3 for x in rows], dtype=np.float64)
+    if kind == "lexical":
+        return np.array([lexical(r) for r in records], dtype=np.float64)
+    if kind == "signals+lexical":
+        a, b = inputs("signals", records, states, 0), inputs("lexical", records, states, 0)
+        return np.hstack([a, b])  # type: ignore[list-item]
     if kind == "trust":
         return np.array([[(r.get("trust") or {}).get("score", np.nan) or np.nan] for r in records], dtype=np.float64)
+    if kind == "moments":  # the three moments at one layer, side by side
+        parts = [states[m][:, layer_at, :] for m in ("prompt", "answer", "judge") if m in states]
+        return np.hstack(parts).astype(np.float64) if len(parts) == 3 else None
     moment = kind
     if moment not in states:
         return None
+    if layer_at == -1:  # every collected layer, side by side
+        return states[moment].reshape(len(records), -1).astype(np.float64)
     return states[moment][:, layer_at, :].astype(np.float64)
+
+
+def usable(kind: str, records: list[dict[str, Any]], states: dict[str, np.ndarray], at: int, target: str
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Inputs, labels and the mask of rows that have both, for one candidate and label."""
+    x = inputs(kind, records, states, at)
+    if x is None:
+        return None
+    y = np.array([label(r, target) for r in records], dtype=object)
+    keep = np.array([v is not None for v in y]) & ~np.isnan(x).any(axis=1)
+    return x, np.array([bool(v) for v in y]), keep
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, c: float, folds: int = 5) -> np.ndarray:
+    """Each pool row's probability from a probe fitted on the other folds, at strength ``c`` (for
+    honest stacking and a threshold chosen on the pool)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    out = np.zeros(len(y))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+        out[test] = fit(x[train], y[train], c).predict_proba(x[test])[:, 1]
+    return out
+
+
+def operating(scores: dict[str, np.ndarray], records: dict[str, list[dict[str, Any]]], threshold: float
+              ) -> dict[str, dict[str, float]]:
+    """Per set, with answers shown when the model answered and the score reaches ``threshold``:
+    the share of all questions with a wrong answer shown, the share of the model's right answers
+    shown, and refusal accuracy (unanswerable questions not answered)."""
+    out = {}
+    for name, rows in records.items():
+        score = scores[name]
+        shown = np.array([answered(r) for r in rows]) & (score >= threshold)
+        right = np.array([bool(r["candidate_correct"]) and answered(r) for r in rows])
+        unanswerable = np.array([not r["answerable"] for r in rows])
+        out[name] = {
+            "wrong_shown": float((shown & ~right).mean()),
+            "right_kept": float((shown & right).sum() / max(1, right.sum())),
+            "refusal_accuracy": float((~shown & unanswerable).sum() / max(1, unanswerable.sum())),
+        }
+    return out
+
+
+def today(records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """The same figures for the decisions the product made (the recorded ``refused``)."""
+    out = {}
+    for name, rows in records.items():
+        shown = np.array([not r["refused"] for r in rows])
+        right = np.array([bool(r["candidate_correct"]) and answered(r) for r in rows])
+        unanswerable = np.array([not r["answerable"] for r in rows])
+        out[name] = {"wrong_shown": float((shown & ~right).mean()),
+                     "right_kept": float((shown & right).sum() / max(1, right.sum())),
+                     "refusal_accuracy": float((~shown & unanswerable).sum() / max(1, unanswerable.sum()))}
+    return out
 
 
 def main() -> None:
@@ -123,43 +229,176 @@ def main() -> None:
     args = parser.parse_args()
     pool, pool_states = load("pool", args.data)
     dev = {name: load(name, args.data) for name in DEV if (args.data / name / "records.jsonl").exists()}
+    sets = {"pool": (pool, pool_states), **dev}
     layers = [int(v) for v in np.load(next((args.data / "pool" / "states").glob("*.npz")))["layers"]]
-    candidates = [("trust", None), ("signals", None)] + [(m, i) for m in ("prompt", "answer", "judge") for i in range(len(layers))]
-    rows = []
+    candidates = [("trust", None), ("signals", None), ("lexical", None), ("signals+lexical", None)]
+    candidates += [(m, i) for m in ("prompt", "answer", "judge") for i in range(len(layers))]
+    candidates += [("prompt", -1), ("answer", -1), ("judge", -1)]
+    candidates += [("moments", layers.index(layer)) for layer in (14, 18, 22) if layer in layers]
+    rows: list[dict[str, Any]] = []
+    oof: dict[tuple[str, str], np.ndarray] = {}  # (label, input) -> pool out-of-fold probabilities
     for target in LABELS:
         for kind, at in candidates:
-            x = inputs(kind, pool, pool_states, at or 0)
-            if x is None:
+            got = usable(kind, pool, pool_states, at or 0, target)
+            if got is None:
                 continue
-            y = np.array([label(r, target) for r in pool], dtype=object)
-            keep = np.array([v is not None for v in y]) & ~np.isnan(x).any(axis=1)
+            x, y, keep = got
+            name = kind if at is None else f"{kind} all layers" if at == -1 else f"{kind} L{layers[at]}"
             started = time.perf_counter()
-            model = None if kind == "trust" else fit(x[keep], y[keep].astype(bool))
-            row: dict[str, Any] = {"label": target, "input": kind if at is None else f"{kind} L{layers[at]}",
-                                   "fit_n": int(keep.sum()), "fit_s": round(time.perf_counter() - started, 1), "auroc": {}}
-            for name, (records, states) in {"pool": (pool, pool_states), **dev}.items():
-                xd = inputs(kind, records, states, at or 0)
-                yd = np.array([label(r, target) for r in records], dtype=object)
-                k = np.array([v is not None for v in yd]) & ~np.isnan(xd).any(axis=1)
+            row: dict[str, Any] = {"label": target, "input": name, "fit_n": int(keep.sum()), "auroc": {}, "n": {}}
+            if kind == "trust":
+                model = None
+            else:
+                model = fit(x[keep], y[keep])
+                if kind != "signals+lexical":
+                    oof[(target, name)] = np.full(len(pool), np.nan)
+                    oof[(target, name)][keep] = out_of_fold(x[keep], y[keep], strength(model))
+                    row["auroc"]["pool_cv"] = round(auroc(oof[(target, name)][keep], y[keep]) or 0, 3)
+            row["fit_s"] = round(time.perf_counter() - started, 1)
+            for set_name, (records, states) in sets.items():
+                if set_name == "pool":
+                    continue
+                got = usable(kind, records, states, at or 0, target)
+                assert got is not None
+                xd, yd, k = got
                 if not k.any():
                     continue
                 score = xd[k, 0] if model is None else model.predict_proba(xd[k])[:, 1]
-                value = auroc(score, yd[k].astype(bool))
-                row["auroc"][name] = None if value is None else round(value, 3)
-                row.setdefault("n", {})[name] = int(k.sum())
+                value = auroc(score, yd[k])
+                row["auroc"][set_name] = None if value is None else round(value, 3)
+                row["n"][set_name] = int(k.sum())
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+    report = {"pool_questions": len(pool), "layers": layers, "candidates": rows}
+    report.update(stack(pool, pool_states, dev, oof, layers))
+    report["learning_curve"] = learning_curve(pool, pool_states, dev, report["stack_inputs"], layers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
-    sets = ["pool", *dev]
-    lines = [f"# Verifier candidates (fitted on the pool, {len(pool)} questions)\n",
-             "| label | input | fit n | " + " | ".join(f"AUROC {s}" for s in sets) + " |",
-             "|---|---|---|" + "---|" * len(sets)]
-    for row in rows:
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    write_markdown(report, ["pool_cv", *dev], args.out.with_suffix(".md"))
+    print(args.out.with_suffix(".md").read_text())
+
+
+def best(oof: dict[tuple[str, str], np.ndarray], pool: list[dict[str, Any]], target: str, moment: str) -> str | None:
+    """The layer of ``moment`` whose probe has the best cross-validated AUROC on the pool."""
+    y = np.array([label(r, target) for r in pool], dtype=object)
+    scored = []
+    for (t, name), p in oof.items():
+        if t == target and name.startswith(moment + " L"):
+            k = ~np.isnan(p) & np.array([v is not None for v in y])
+            scored.append((auroc(p[k], y[k].astype(bool)) or 0, name))
+    return max(scored)[1] if scored else None
+
+
+def stack(pool: list[dict[str, Any]], pool_states: dict[str, np.ndarray], dev: dict[str, Any],
+          oof: dict[tuple[str, str], np.ndarray], layers: list[int]) -> dict[str, Any]:
+    """The final candidate: one logistic regression over the signals, the lexical checks and the
+    best probe of each moment (by pool cross-validation), the probes' pool inputs out of fold."""
+    chosen = [name for moment in ("prompt", "answer", "judge") if (name := best(oof, pool, "right", moment))]
+
+    def probe_inputs(records: list[dict[str, Any]], states: dict[str, np.ndarray], pool_rows: bool) -> np.ndarray:
+        columns = [inputs("signals+lexical", records, states, 0)]
+        for name in chosen:
+            if pool_rows:
+                columns.append(oof[("right", name)][:, None])
+            else:
+                moment, layer = name.split(" L")
+                x = inputs(moment, records, states, layers.index(int(layer)))
+                assert x is not None
+                p = np.full(len(records), np.nan)
+                ok = ~np.isnan(x).any(axis=1)
+                p[ok] = probes[name].predict_proba(x[ok])[:, 1]
+                columns.append(p[:, None])
+        return np.hstack(columns)  # type: ignore[arg-type]
+
+    probes = {}
+    for name in chosen:
+        moment, layer = name.split(" L")
+        got = usable(moment, pool, pool_states, layers.index(int(layer)), "right")
+        assert got is not None
+        x, y, keep = got
+        probes[name] = fit(x[keep], y[keep])
+    x = probe_inputs(pool, pool_states, True)
+    y = np.array([label(r, "right") for r in pool], dtype=object)
+    keep = np.array([v is not None for v in y]) & ~np.isnan(x).any(axis=1)
+    model = fit(x[keep], y[keep].astype(bool))
+    pool_scores = np.zeros(len(pool))
+    pool_scores[keep] = out_of_fold(x[keep], y[keep].astype(bool), strength(model))
+    # The threshold, from the pool's out-of-fold scores: keep 90% of the right answers.
+    right = np.array([bool(v) for v in y]) & keep
+    threshold = float(np.quantile(pool_scores[right], 0.10)) if right.any() else 0.5
+    scores, aurocs = {"pool": pool_scores}, {"pool_cv": auroc(pool_scores[keep], y[keep].astype(bool))}
+    for name, (records, states) in dev.items():
+        xd = probe_inputs(records, states, False)
+        ok = ~np.isnan(xd).any(axis=1)
+        sd = np.zeros(len(records))
+        sd[ok] = model.predict_proba(xd[ok])[:, 1]
+        scores[name] = sd
+        yd = np.array([label(r, "right") for r in records], dtype=object)
+        k = ok & np.array([v is not None for v in yd])
+        aurocs[name] = auroc(sd[k], yd[k].astype(bool))
+    records = {"pool": pool, **{n: r for n, (r, _) in dev.items()}}
+    sweep = [{"threshold": round(float(t), 3), **{n: v for n, v in operating(scores, records, float(t)).items()}}
+             for t in np.linspace(0.02, 0.98, 49)]
+    return {"stack_inputs": chosen, "stack_auroc": {k: None if v is None else round(v, 3) for k, v in aurocs.items()},
+            "threshold": round(threshold, 3), "at_threshold": operating(scores, records, threshold),
+            "today": today(records), "sweep": sweep}
+
+
+def learning_curve(pool: list[dict[str, Any]], pool_states: dict[str, np.ndarray], dev: dict[str, Any],
+                   chosen: list[str], layers: list[int]) -> list[dict[str, Any]]:
+    """Dev AUROC of each chosen probe fitted on growing random shares of the pool (3 draws each)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for name in chosen:
+        moment, layer = name.split(" L")
+        at = layers.index(int(layer))
+        got = usable(moment, pool, pool_states, at, "right")
+        assert got is not None
+        x, y, keep = got
+        rows = np.flatnonzero(keep)
+        c = strength(fit(x[keep], y[keep]))  # the strength chosen on the whole pool, kept for each size
+        for n in sorted({50, 100, 200, 400, 800, 1600, len(rows)}):
+            if n > len(rows):
+                continue
+            values: dict[str, list[float]] = {}
+            for _ in range(3 if n < len(rows) else 1):
+                pick = rng.choice(rows, n, replace=False)
+                if y[pick].all() or not y[pick].any():
+                    continue
+                model = fit(x[pick], y[pick], c)
+                for set_name, (records, states) in dev.items():
+                    got_d = usable(moment, records, states, at, "right")
+                    assert got_d is not None
+                    xd, yd, k = got_d
+                    value = auroc(model.predict_proba(xd[k])[:, 1], yd[k])
+                    if value is not None:
+                        values.setdefault(set_name, []).append(value)
+            out.append({"input": name, "n": n, "auroc": {k: round(float(np.mean(v)), 3) for k, v in values.items()}})
+    return out
+
+
+def write_markdown(report: dict[str, Any], sets: list[str], path: Path) -> None:
+    pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+    lines = [f"# Verifier candidates (fitted on {report['pool_questions']} pool questions)\n",
+             "AUROC; `pool_cv` is 5-fold cross-validation on the pool, the others are dev sets never fitted on.\n",
+             "| label | input | fit n | " + " | ".join(sets) + " |", "|---|---|---|" + "---|" * len(sets)]
+    for row in report["candidates"]:
         cells = [str(row["auroc"].get(s, "-")) for s in sets]
         lines.append(f"| {row['label']} | {row['input']} | {row['fit_n']} | " + " | ".join(cells) + " |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    lines += ["", f"## Stack: signals + lexical + {', '.join(report['stack_inputs'])}", "",
+              "| | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets),
+              "| AUROC right/wrong | " + " | ".join(str(report["stack_auroc"].get(s, "-")) for s in sets) + " |", "",
+              f"Threshold {report['threshold']} (keeps 90% of the right answers on the pool, out of fold):", "",
+              "| set | wrong shown (today) | right kept (today) | refusal accuracy (today) |", "|---|---|---|---|"]
+    for name, v in report["at_threshold"].items():
+        t = report["today"][name]
+        lines.append(f"| {name} | {pct(v['wrong_shown'])} ({pct(t['wrong_shown'])}) | {pct(v['right_kept'])} "
+                     f"({pct(t['right_kept'])}) | {pct(v['refusal_accuracy'])} ({pct(t['refusal_accuracy'])}) |")
+    lines += ["", "## Learning curve (mean dev AUROC of the probe alone, 3 draws per size)", "",
+              "| input | pool answers | " + " | ".join(sets[1:]) + " |", "|---|---|" + "---|" * (len(sets) - 1)]
+    for row in report["learning_curve"]:
+        lines.append(f"| {row['input']} | {row['n']} | " + " | ".join(str(row["auroc"].get(s, "-")) for s in sets[1:]) + " |")
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
