@@ -32,6 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from calibrate import auroc  # noqa: E402  (the same AUROC as the trust calibration)
+
 from rag.trust import Signals, features  # noqa: E402
 from rag.verifier import lexical as verifier_lexical  # noqa: E402
 
@@ -111,24 +113,6 @@ def add_quotes(name: str, records: list[dict[str, Any]], folder: Path) -> None:
         r["quotes"] = cache[r["id"]]
 
 
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """Area under the ROC curve (ties count half); None with one class only."""
-    pos, neg = scores[labels], scores[~labels]
-    if not len(pos) or not len(neg):
-        return None
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    values = np.concatenate([pos, neg])[order]
-    i = 0
-    while i < len(values):  # average ranks over ties
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
 def fit(x: np.ndarray, y: np.ndarray, c: float | None = None) -> Any:
     """Standardised logistic regression; L2 strength by 3-fold cross-validation unless ``c`` is given."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
@@ -190,36 +174,27 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, c: float, folds: int = 5) -> np.nd
     return out
 
 
+def figures(rows: list[dict[str, Any]], shown: np.ndarray) -> dict[str, float]:
+    """With ``shown`` answers shown: the share of all questions with a wrong answer shown, the
+    share of the model's right answers shown, and refusal accuracy (unanswerable questions not
+    answered)."""
+    right = np.array([bool(r["candidate_correct"]) and answered(r) for r in rows])
+    unanswerable = np.array([not r["answerable"] for r in rows])
+    return {"wrong_shown": float((shown & ~right).mean()),
+            "right_kept": float((shown & right).sum() / max(1, right.sum())),
+            "refusal_accuracy": float((~shown & unanswerable).sum() / max(1, unanswerable.sum()))}
+
+
 def operating(scores: dict[str, np.ndarray], records: dict[str, list[dict[str, Any]]], threshold: float
               ) -> dict[str, dict[str, float]]:
-    """Per set, with answers shown when the model answered and the score reaches ``threshold``:
-    the share of all questions with a wrong answer shown, the share of the model's right answers
-    shown, and refusal accuracy (unanswerable questions not answered)."""
-    out = {}
-    for name, rows in records.items():
-        score = scores[name]
-        shown = np.array([answered(r) for r in rows]) & (score >= threshold)
-        right = np.array([bool(r["candidate_correct"]) and answered(r) for r in rows])
-        unanswerable = np.array([not r["answerable"] for r in rows])
-        out[name] = {
-            "wrong_shown": float((shown & ~right).mean()),
-            "right_kept": float((shown & right).sum() / max(1, right.sum())),
-            "refusal_accuracy": float((~shown & unanswerable).sum() / max(1, unanswerable.sum())),
-        }
-    return out
+    """Per set, :func:`figures` with answers shown when the model answered and the score reaches ``threshold``."""
+    return {name: figures(rows, np.array([answered(r) for r in rows]) & (scores[name] >= threshold))
+            for name, rows in records.items()}
 
 
 def today(records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """The same figures for the decisions the product made (the recorded ``refused``)."""
-    out = {}
-    for name, rows in records.items():
-        shown = np.array([not r["refused"] for r in rows])
-        right = np.array([bool(r["candidate_correct"]) and answered(r) for r in rows])
-        unanswerable = np.array([not r["answerable"] for r in rows])
-        out[name] = {"wrong_shown": float((shown & ~right).mean()),
-                     "right_kept": float((shown & right).sum() / max(1, right.sum())),
-                     "refusal_accuracy": float((~shown & unanswerable).sum() / max(1, unanswerable.sum()))}
-    return out
+    """Per set, :func:`figures` for the decisions the product made (the recorded ``refused``)."""
+    return {name: figures(rows, np.array([not r["refused"] for r in rows])) for name, rows in records.items()}
 
 
 def main() -> None:

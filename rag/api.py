@@ -60,6 +60,12 @@ class ApiError(Exception):
         return {"error": {"message": str(self), "type": self.kind, "param": self.param, "code": None}}
 
 
+def unavailable(error: GeneratorError) -> ApiError:
+    """The model cannot answer now (its process stopped and is restarting): 503, logged as one line."""
+    log.error("answering through /v1 failed: %s", error)
+    return ApiError(f"the assistant failed: {error}", 503, kind="server_error")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """A checked ``/v1/chat/completions`` request."""
@@ -173,8 +179,7 @@ def stream_chunks(pieces: Iterable[str], answer: Callable[[], Answer], request: 
             yield event({"content": piece})
         final = answer()
     except GeneratorError as e:  # the model stopped mid-answer: an error event, as OpenAI's API sends one
-        log.error("answering through /v1 failed: %s", e)
-        yield f"data: {json.dumps(ApiError(f'the assistant failed: {e}', 503, kind='server_error').body())}\n\n"
+        yield f"data: {json.dumps(unavailable(e).body())}\n\n"
         yield "data: [DONE]\n\n"
         return
     if final.refused and streamed.strip() and streamed.strip() != REFUSAL_TEXT:
@@ -231,8 +236,7 @@ def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> Non
         except ValueError as e:  # the question itself (empty after cleaning, too long)
             return refuse(ApiError(str(e)))
         except GeneratorError as e:  # the model cannot answer now (its process stopped and restarts)
-            log.error("answering through /v1 failed: %s", e)
-            return refuse(ApiError(f"the assistant failed: {e}", 503, kind="server_error"))
+            return refuse(unavailable(e))
         except Exception as e:  # noqa: BLE001 - the model failed to load or answer: still an OpenAI error object
             log.exception("answering through /v1 failed")
             return refuse(ApiError(f"the assistant failed: {e}", 500, kind="server_error"))
@@ -242,8 +246,7 @@ def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> Non
         try:
             answer = await run_in_threadpool(response.answer)
         except GeneratorError as e:  # as above
-            log.error("answering through /v1 failed: %s", e)
-            return refuse(ApiError(f"the assistant failed: {e}", 503, kind="server_error"))
+            return refuse(unavailable(e))
         except Exception as e:  # noqa: BLE001 - as above
             log.exception("answering through /v1 failed")
             return refuse(ApiError(f"the assistant failed: {e}", 500, kind="server_error"))

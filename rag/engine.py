@@ -82,7 +82,7 @@ class ModelProcess:
         """The reply to ``messages``, piece by piece as the child decodes it."""
         with self._lock:
             deadline = self._deadline()
-            self._send(CALL, "stream", (messages, max_tokens), deadline)
+            self._send((CALL, "stream", (messages, max_tokens)), deadline)
             try:
                 while True:
                     kind, value = self._receive(deadline)
@@ -150,7 +150,7 @@ class ModelProcess:
     def _call(self, method: str, args: tuple[Any, ...]) -> Any:
         with self._lock:
             deadline = self._deadline()
-            self._send(CALL, method, args, deadline)
+            self._send((CALL, method, args), deadline)
             kind, value = self._receive(deadline)
             if kind != DONE:
                 raise GeneratorError(f"the model process answered '{kind}' to {method}")
@@ -159,15 +159,14 @@ class ModelProcess:
     def _deadline(self) -> float | None:
         return None if self.time_limit_s is None else time.monotonic() + self.time_limit_s
 
-    def _send(self, *message: Any) -> None:
-        *body, deadline = message
+    def _send(self, message: tuple[Any, ...], deadline: float | None) -> None:
         if self._process is None:
             self._start()
         if not self._ready:
             self._receive(deadline)  # READY, or an error raised by _receive
             self._ready = True
         try:
-            self._conn.send(tuple(body))
+            self._conn.send(message)
         except OSError:  # the pipe broke: the child is gone
             self._died("while a request was sent")
         self._busy = True
@@ -232,7 +231,7 @@ SMOKE_TIME_LIMIT_S = 300.0  # loading included; a healthy 2-core machine needs u
 def smoke_test(model: str, settings: Any = None) -> str:
     """Load ``model`` in its own process, decode a few tokens of a question every bundled model
     gets right, and return one line saying how it went; raise :class:`GeneratorError` with one
-    line when the model crashes, cannot load, or answers nonsense (broken arithmetic on this CPU).
+    line when the model crashes, cannot load, or answers nonsense (miscomputed on this CPU).
     ``make test`` runs it first (``rag selftest``), so such a machine fails with that line."""
     from dataclasses import replace
 
@@ -254,8 +253,8 @@ def smoke_test(model: str, settings: Any = None) -> str:
     except GeneratorError as e:
         raise GeneratorError(f"{model} cannot answer on this machine: {e}; {describe()}") from None
     if SMOKE_ANSWER not in text.lower():
-        raise GeneratorError(f"{model} answered {text.strip()!r} to {SMOKE_QUESTION!r}: its arithmetic is broken "
-                             f"on this machine; {describe()}")
+        raise GeneratorError(f"{model} answered {text.strip()!r} to {SMOKE_QUESTION!r}: llama.cpp computes "
+                             f"nonsense on this machine; {describe()}")
     return f"{model} answers in its own process ({text.strip()!r} in {time.perf_counter() - started:.1f} s with loading); {describe()}"
 
 

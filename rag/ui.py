@@ -302,6 +302,10 @@ class ReadWriteLock:
                 self._cond.notify_all()
 
 
+# A service runs a llama.cpp model in a supervised process of its own (rag/engine.py).
+SERVICE_SETTINGS = GenerationSettings(process=True)
+
+
 @dataclass
 class ChatService:
     """The app's work without Gradio: answer, list, add and remove documents, record feedback.
@@ -319,7 +323,7 @@ class ChatService:
     model: str = DEFAULT_MODEL
     k: int = DEFAULT_K
     mode: Mode = "hybrid"
-    settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(process=True))
+    settings: GenerationSettings = SERVICE_SETTINGS
     assistants: dict[str, Assistant] = field(default_factory=dict)
     upload_dir: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY  # questions at once for a model on a server
@@ -346,7 +350,7 @@ class ChatService:
         """Open (or create) the index (``store`` as for :meth:`Index.open`); the model is loaded by
         :meth:`load` or the first question (in its own process unless ``settings`` say otherwise)."""
         return cls(Index.open(index_dir, store=store), model=model, k=k, mode=mode,
-                   settings=settings or GenerationSettings(process=True), concurrency=concurrency)
+                   settings=settings or SERVICE_SETTINGS, concurrency=concurrency)
 
     def models(self) -> list[str]:
         """The models users may pick: the served one, any already set up, and the bundled ones."""
