@@ -21,7 +21,12 @@ N of a partial run are a random sample of the set. Bulky: keep ``--out`` out of 
     .venv/bin/python eval/verifier_collect.py squad2                # a dev set (never fitted on)
 
 Sets: ``pool`` (../shared/benchmarks/squad2-fit, over the squad2 corpus), ``seeds``,
-``hotpotqa``, ``withheld`` (HotpotQA with half the gold paragraphs withheld), ``squad2``.
+``hotpotqa``, ``withheld`` (HotpotQA with half the gold paragraphs withheld), ``squad2``, and
+``seeds-withheld``: the seeds' answerable questions, each asked of an index of the seed articles
+without its own (news-like, all unanswerable unless another article happens to say the same;
+``withheld_in_prompt`` records whether a gold answer string still reached the prompt); and
+``pool-withheld``, for fitting: the pool's answerable questions with their own paragraphs kept out
+of the search (:class:`Withholding`), so the model meets the neighbouring paragraphs alone.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,8 @@ SETS = {
     "hotpotqa": (BENCH / "hotpotqa" / "gold.jsonl", BENCH / "hotpotqa" / "corpus.jsonl"),
     "withheld": (BENCH / "hotpotqa-withheld" / "gold.jsonl", BENCH / "hotpotqa-withheld" / "corpus.jsonl"),
     "squad2": (BENCH / "squad2" / "gold.jsonl", BENCH / "squad2" / "corpus.jsonl"),
+    "seeds-withheld": (ROOT / "eval" / "gold" / "seeds.jsonl", ROOT / "seeds"),
+    "pool-withheld": (ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl", BENCH / "squad2" / "corpus.jsonl"),
 }
 LAYERS = (6, 10, 14, 18, 22, 27)  # of qwen-1.5b's 28 (0-27); 27 is the last, before the output norm
 MOMENTS = ("prompt", "answer", "judge")
@@ -87,12 +95,64 @@ class Recorder:
         return probabilities
 
 
-def open_index(corpus: Path) -> Any:
+def open_index(corpus: Path, rows: Sequence[dict[str, Any]] = ()) -> Any:
+    """The index of ``corpus`` (built on first use), leaving out the paragraphs ``rows`` withhold."""
     from rag.index import Index
 
     index = Index.open(corpus_index_dir(corpus))
     index.add([corpus])
-    return index
+    left_out: dict[str, set[str]] = {}
+    for row in rows:
+        left_out.setdefault(row["question"], set()).update(row.get("withheld_sources", []))
+    return Withholding(index, left_out) if any(left_out.values()) else index
+
+
+class Withholding:
+    """An index whose search leaves out each question's own paragraphs (``pool-withheld``):
+    the paragraphs to leave out are looked up by the question's text, the one thing the
+    assistant passes to ``search``. Everything else is the wrapped index's."""
+
+    def __init__(self, index: Any, withheld: dict[str, set[str]]) -> None:
+        self.index, self.withheld = index, withheld
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.index, name)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def search(self, query: str, k: int = 5, **options: Any) -> list[Any]:
+        left_out = self.withheld.get(query, set())
+        hits = [h for h in self.index.search(query, k=k + 10, **options) if h.doc_id not in left_out]
+        return hits[:k]
+
+
+def withheld(row: dict[str, Any]) -> dict[str, Any]:
+    """An answerable question turned unanswerable: its gold answers kept aside."""
+    return {**row, "answerable": False, "answers": [], "withheld_answers": row["answers"],
+            "withheld_sources": row.get("sources", [])}
+
+
+def parts(name: str, gold: list[dict[str, Any]], corpus: Path) -> list[tuple[list[dict[str, Any]], Path]]:
+    """The questions of a set grouped by the corpus they are asked of: one group, except for
+    ``seeds-withheld``, where each article's questions go to a copy of the seeds without it."""
+    if name == "pool-withheld":
+        return [([withheld(row) for row in gold if row.get("answerable", True) and row.get("sources")], corpus)]
+    if name != "seeds-withheld":
+        return [(gold, corpus)]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in gold:
+        if row.get("answerable", True) and row.get("sources"):
+            groups.setdefault(tuple(sorted(row["sources"])), []).append(withheld(row))
+    out = []
+    for docs, rows in groups.items():
+        folder = ROOT / ".rag" / "seeds-withheld" / "+".join(docs)
+        folder.mkdir(parents=True, exist_ok=True)
+        for article in corpus.glob("*.txt"):
+            if article.stem not in docs and not (folder / article.name).exists():
+                (folder / article.name).write_bytes(article.read_bytes())
+        out.append((rows, folder))
+    return out
 
 
 def in_prompt(gold: dict[str, Any], prompt: str) -> bool:
@@ -121,35 +181,42 @@ def main() -> None:
     gold = gold[: args.limit]
     records = out / "records.jsonl"
     done = {json.loads(line)["id"] for line in records.read_text().splitlines()} if records.exists() else set()
-    todo = [g for g in gold if str(g["id"]) not in done]
-    print(f"{args.set}: {len(done)} done, {len(todo)} to go", file=sys.stderr)
-    if not todo:
+    groups = [([g for g in rows if str(g["id"]) not in done], where) for rows, where in parts(args.set, gold, corpus)]
+    left = sum(len(rows) for rows, _ in groups)
+    print(f"{args.set}: {len(done)} done, {left} to go", file=sys.stderr)
+    if not left:
         return
     layers = tuple(int(x) for x in args.layers.split(","))
     tap = LayerTap(layers)
     generator = LlamaCppGenerator(gguf_path("qwen-1.5b"), GenerationSettings(), name="qwen-1.5b", tap=tap)
     recorder = Recorder(generator, tap)
-    index = open_index(corpus)
-    assistant = Assistant(index, generator=recorder)  # type: ignore[arg-type]
-    assistant.load()
-    started = time.perf_counter()
-    questions = iter(todo)
+    started, count = time.perf_counter(), 0
     with records.open("a", encoding="utf-8") as sink:
-        recorder.reset()
-        for count, record in enumerate(run(todo, index, Setting(), assistant), start=1):
-            row = next(questions)
-            states = {m: np.stack([recorder.states[m][layer] for layer in layers]).astype(np.float16)
-                      for m in MOMENTS if m in recorder.states and len(recorder.states[m]) == len(layers)}
-            np.savez(out / "states" / f"{record.id}.npz", layers=np.array(layers), **states)
-            line = {**record.to_dict(), "set": args.set, "answerable": record.answerable,
-                    "candidate_correct": record.candidate_correct(), "in_prompt": in_prompt(row, recorder.prompt_text),
-                    "moments": sorted(states)}
-            sink.write(json.dumps(line, ensure_ascii=False) + "\n")
-            sink.flush()
+        for todo, where in groups:
+            if not todo:
+                continue
+            index = open_index(where, todo)
+            assistant = Assistant(index, generator=recorder)
+            assistant.load()
+            questions = iter(todo)
             recorder.reset()
-            if count % 10 == 0:
-                rate = (time.perf_counter() - started) / count
-                print(f"{args.set}: {count}/{len(todo)}, {rate:.1f} s a question", file=sys.stderr, flush=True)
+            for record in run(todo, index, Setting(), assistant):
+                row = next(questions)
+                states = {m: np.stack([recorder.states[m][layer] for layer in layers]).astype(np.float16)
+                          for m in MOMENTS if m in recorder.states and len(recorder.states[m]) == len(layers)}
+                np.savez(out / "states" / f"{record.id}.npz", layers=np.array(layers), **states)
+                line = {**record.to_dict(), "set": args.set, "answerable": record.answerable,
+                        "candidate_correct": record.candidate_correct(), "in_prompt": in_prompt(row, recorder.prompt_text),
+                        "moments": sorted(states)}
+                if "withheld_answers" in row:
+                    line["withheld_in_prompt"] = in_prompt({"answers": row["withheld_answers"]}, recorder.prompt_text)
+                sink.write(json.dumps(line, ensure_ascii=False) + "\n")
+                sink.flush()
+                recorder.reset()
+                count += 1
+                if count % 10 == 0:
+                    rate = (time.perf_counter() - started) / count
+                    print(f"{args.set}: {count}/{left}, {rate:.1f} s a question", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

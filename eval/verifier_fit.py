@@ -16,6 +16,14 @@ themselves, so flattered) and its three signals refitted on the pool (``signals`
 curve refits the best hidden-state candidates on growing shares of the pool.
 
     .venv/bin/python eval/verifier_fit.py     # writes eval/results/verifier/candidates.{json,md}
+
+``--write`` fits the product's verifier instead (:func:`product`): the trust signals and the
+lexical checks, on the whole pool and ``pool-withheld`` (the pool's answerable questions asked
+without their own paragraphs, when collected), with the threshold that keeps 90% of the pool's right answers
+(out of fold); it writes ``rag/verifier.json`` and the curves on every set to
+``eval/results/verifier/verifier.{json,md}``:
+
+    .venv/bin/python eval/verifier_fit.py --write
 """
 
 from __future__ import annotations
@@ -34,11 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from calibrate import auroc  # noqa: E402  (the same AUROC as the trust calibration)
 
-from rag.trust import Signals, features  # noqa: E402
+from rag.trust import FEATURES, Signals, features  # noqa: E402
+from rag.trust import inputs as trust_inputs  # noqa: E402
+from rag.verifier import LEXICAL, Verifier  # noqa: E402
 from rag.verifier import lexical as verifier_lexical  # noqa: E402
 
 DATA = ROOT / ".rag" / "verifier"
-DEV = ("seeds", "hotpotqa", "withheld", "squad2")
+DEV = ("seeds", "hotpotqa", "withheld", "squad2", "seeds-withheld")
 LABELS = ("right", "in_prompt")
 
 
@@ -93,21 +103,26 @@ def add_quotes(name: str, records: list[dict[str, Any]], folder: Path) -> None:
     selection, no generator) and the result cached in ``<set>/quotes.json``."""
     cache_path = folder / name / "quotes.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    missing = [r for r in records if r["id"] not in cache]
+    missing = {r["id"]: r for r in records if r["id"] not in cache}
     if missing:
-        from verifier_collect import SETS, open_index
+        from verifier_collect import SETS, load_gold, open_index, parts
 
         from rag.answering import Assistant
         from rag.verifier import quotes
 
-        assistant = Assistant(open_index(SETS[name][1]))
-        for r in missing:
-            raw = r.get("raw") or ""
-            if not raw:
-                cache[r["id"]] = []
+        gold_path, corpus = SETS[name]
+        for rows, where in parts(name, load_gold(gold_path), corpus):
+            todo = [missing[str(g["id"])] for g in rows if str(g["id"]) in missing]
+            if not todo:
                 continue
-            prompt = assistant.prompt(r["question"], assistant.retrieve(r["question"]))
-            cache[r["id"]] = quotes(raw, prompt.sources, r["question"])
+            assistant = Assistant(open_index(where, rows))
+            for r in todo:
+                raw = r.get("raw") or ""
+                if not raw:
+                    cache[r["id"]] = []
+                    continue
+                prompt = assistant.prompt(r["question"], assistant.retrieve(r["question"]))
+                cache[r["id"]] = quotes(raw, prompt.sources, r["question"])
         cache_path.write_text(json.dumps(cache))
     for r in records:
         r["quotes"] = cache[r["id"]]
@@ -201,9 +216,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "verifier" / "candidates")
+    parser.add_argument("--write", action="store_true", help="fit the product's verifier and write rag/verifier.json")
     args = parser.parse_args()
     pool, pool_states = load("pool", args.data)
     dev = {name: load(name, args.data) for name in DEV if (args.data / name / "records.jsonl").exists()}
+    if args.write:
+        fitting = pool
+        if (args.data / "pool-withheld" / "records.jsonl").exists():
+            # The pool's answerable questions asked without their own paragraphs; a question whose
+            # answer still reached the prompt from another paragraph is not a clean "unanswerable".
+            fitting = pool + [r for r in load("pool-withheld", args.data)[0] if not r.get("withheld_in_prompt")]
+        product(fitting, {name: records for name, (records, _) in dev.items()}, args.out.with_name("verifier"))
+        return
     sets = {"pool": (pool, pool_states), **dev}
     layers = [int(v) for v in np.load(next((args.data / "pool" / "states").glob("*.npz")))["layers"]]
     candidates = [("trust", None), ("signals", None), ("lexical", None), ("signals+lexical", None)]
@@ -350,6 +374,141 @@ def learning_curve(pool: list[dict[str, Any]], pool_states: dict[str, np.ndarray
                         values.setdefault(set_name, []).append(value)
             out.append({"input": name, "n": n, "auroc": {k: round(float(np.mean(v)), 3) for k, v in values.items()}})
     return out
+
+
+def values(r: dict[str, Any]) -> dict[str, float]:
+    """The product's verifier inputs for an answer record, by name (rag.trust.inputs)."""
+    s = (r.get("trust") or {}).get("signals") or {}
+    kept = {k: s.get(k) for k in ("answer_probability", "confidence", "support")}
+    return trust_inputs(Signals(s.get("relevance", 0.0), **kept, lexical=tuple(lexical(r))))
+
+
+def blocked(r: dict[str, Any]) -> bool:
+    """Withheld whatever the score: no supported sentence, or a lexical rule fired (rag.trust.assess)."""
+    trust = r.get("trust") or {}
+    return bool(trust.get("flags")) or trust.get("reason") == "no sentence of the answer is supported by the sources"
+
+
+# The product's inputs: those whose scale does not depend on the corpus (the model's own
+# probabilities, shares of what the question names, the answer's length). The retrieval scores of
+# LEXICAL are left out: BM25 and the fused score change scale with the corpus, and with them the
+# pool's cross-validated AUROC rose by 0.005 only (eval/README.md, "The product's verifier").
+PRODUCT_INPUTS = (*FEATURES, "question words quoted", "question names quoted", "question numbers quoted", "answer words")
+
+
+def product(pool: list[dict[str, Any]], dev: dict[str, list[dict[str, Any]]], out: Path,
+            names: tuple[str, ...] = PRODUCT_INPUTS) -> Verifier:
+    """Fit the product's verifier on the pool's answers (:data:`PRODUCT_INPUTS`), choose its
+    threshold from the pool's out-of-fold curve, write it to ``rag/verifier.json`` and its
+    curves (AUROC, and per threshold: wrong shown, right kept, refusal accuracy on every set)."""
+    import subprocess
+
+    from rag.embedding import DEFAULT_MODEL as EMBEDDER
+    from rag.models import BUNDLED
+
+    def matrix(records: list[dict[str, Any]]) -> np.ndarray:
+        rows = [values(r) for r in records]
+        return np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=np.float64)
+
+    x = matrix(pool)
+    y = np.array([label(r, "right") for r in pool], dtype=object)
+    keep = np.array([v is not None for v in y]) & ~np.isnan(x).any(axis=1)
+    yk = y[keep].astype(bool)
+    model = fit(x[keep], yk)
+    oof = np.full(len(pool), np.nan)
+    oof[keep] = out_of_fold(x[keep], yk, strength(model))
+    threshold = float(np.quantile(oof[keep][yk], 0.10))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    scaler, head = model[0], model[-1]
+    verifier = Verifier(
+        inputs=names, mean=tuple(map(float, scaler.mean_)), scale=tuple(map(float, scaler.scale_)),
+        weights=tuple(map(float, head.coef_[0])), bias=float(head.intercept_[0]), threshold=round(threshold, 4),
+        generator="qwen-1.5b", generator_sha256=BUNDLED["qwen-1.5b"].sha256, embedder=EMBEDDER,
+        fitted_on=f"{int(keep.sum())} answers of ../shared/benchmarks/squad2-fit (eval/verifier_fit.py --write, "
+                  f"data of commit {commit}), C={strength(model):g}",
+    )
+    verifier.save()
+    records = {"fit": pool, **dev}
+    scores = {"fit": np.nan_to_num(oof, nan=-1.0)}
+    for name, rows in dev.items():
+        scores[name] = np.array([-1.0 if (p := verifier.probability(values(r))) is None else p for r in rows])
+    aurocs = {}
+    for name, rows in records.items():
+        yd = np.array([label(r, "right") for r in rows], dtype=object)
+        k = np.array([v is not None for v in yd]) & (scores[name] >= 0)
+        aurocs[name] = auroc(scores[name][k], yd[k].astype(bool))
+
+    def decisions(t: float) -> dict[str, dict[str, float]]:
+        return {name: figures(rows, np.array([answered(r) and not blocked(r) for r in rows]) & (scores[name] >= t))
+                for name, rows in records.items()}
+
+    rules: dict[str, dict[str, list[int]]] = {}  # rule -> set -> [right, wrong] it withholds among those the score shows
+    for name, rows in records.items():
+        for r, value in zip(rows, scores[name]):
+            if answered(r) and value >= verifier.threshold:
+                for flag in (r.get("trust") or {}).get("flags", []):
+                    rules.setdefault(flag, {}).setdefault(name, [0, 0])[0 if r["candidate_correct"] else 1] += 1
+    report = {"verifier": verifier.__dict__, "pool_answers": int(keep.sum()), "auroc": aurocs, "rules": rules,
+              "cost": cost(verifier, dev.get("seeds", [])),
+              "threshold": verifier.threshold, "at_threshold": decisions(verifier.threshold), "today": today(records),
+              "sweep": [{"threshold": round(float(t), 2), **decisions(float(t))} for t in np.linspace(0.05, 0.95, 19)]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+    sets = list(records)
+    lines = [f"# The product's verifier (rag/verifier.json), fitted on {report['pool_answers']} pool answers\n",
+             f"Inputs: {', '.join(names)}. `fit`: the fitting answers, out of fold (5 folds); the other sets are never fitted on.\n",
+             "| | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets),
+             "| AUROC right/wrong | " + " | ".join("-" if aurocs[s] is None else f"{aurocs[s]:.3f}" for s in sets) + " |",
+             f"\nAt the threshold {verifier.threshold} (keeps 90% of the pool's right answers), against today's decisions:\n",
+             "| set | wrong shown (today) | right kept (today) | refusal accuracy (today) |", "|---|---|---|---|"]
+    for name, v in report["at_threshold"].items():
+        t = report["today"][name]
+        lines.append(f"| {name} | {pct(v['wrong_shown'])} ({pct(t['wrong_shown'])}) | {pct(v['right_kept'])} "
+                     f"({pct(t['right_kept'])}) | {pct(v['refusal_accuracy'])} ({pct(t['refusal_accuracy'])}) |")
+    for rule, counts in rules.items():
+        lines.append(f"\nThe rule `{rule}` withholds, among the answers the score shows (right / wrong): "
+                     + ", ".join(f"{n} {c[0]} / {c[1]}" for n, c in counts.items()) + ".")
+    if report["cost"]:
+        c = report["cost"]
+        lines.append(f"\nCost on the seeds' answers: {c['verifier_ms_p50']} ms an answer (p50: the quotes by shared words, "
+                     f"the lexical checks, the score) against {c['answer_s_p50']} s for the whole answer (p50, as collected); "
+                     f"the judge's checks add {pct(c['checks_over_answer_p50'])} to an answer without them (p50).")
+    lines += ["\n## The curve: wrong shown / right kept / refusal accuracy at each threshold\n",
+              "| threshold | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for row in report["sweep"]:
+        cells = [f"{pct(row[s]['wrong_shown'])} / {pct(row[s]['right_kept'])} / {pct(row[s]['refusal_accuracy'])}" for s in sets]
+        lines.append(f"| {row['threshold']} | " + " | ".join(cells) + " |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(out.with_suffix(".md").read_text())
+    return verifier
+
+
+def cost(verifier: Verifier, records: list[dict[str, Any]]) -> dict[str, float] | None:
+    """What the verifier adds to an answer, timed on recorded answers: its quotes by shared words,
+    the lexical checks and the score (the prompt rebuilt beforehand, as the product has it)."""
+    from verifier_collect import SETS, open_index
+
+    from rag.answering import Assistant
+    from rag.verifier import quotes
+
+    answers = [r for r in records if r.get("raw")]
+    if not answers:
+        return None
+    assistant = Assistant(open_index(SETS["seeds"][1]))
+    times = []
+    for r in answers:
+        hits = assistant.retrieve(r["question"])
+        prompt = assistant.prompt(r["question"], hits)
+        started = time.perf_counter()
+        found = quotes(r["raw"], prompt.sources, r["question"])
+        words = verifier_lexical(r["question"], r["raw"], found, {"score": hits[0].score, **hits[0].scores}, 0.5)
+        verifier.probability({**values(r), **dict(zip(LEXICAL, words))})
+        times.append(time.perf_counter() - started)
+    return {"verifier_ms_p50": round(1000 * float(np.median(times)), 2), "answers": len(answers),
+            "answer_s_p50": round(float(np.median([r["timings"]["total_s"] for r in answers])), 2),
+            # the judge's checks against the answer without them: what the 25% budget is measured on
+            "checks_over_answer_p50": round(float(np.median([r["timings"].get("checks_s", 0.0) / max(1e-9, r["timings"]["total_s"] - r["timings"].get("checks_s", 0.0)) for r in answers])), 3)}
 
 
 def write_markdown(report: dict[str, Any], sets: list[str], path: Path) -> None:

@@ -54,6 +54,7 @@ from rag.prompting import (
 from rag.retrieval import Mode, check_k, check_mode
 from rag.trust import Signals, Trust, assess
 from rag.types import Hit
+from rag.verifier import for_models, lexical, quotes
 
 MAX_QUESTION_CHARS = 1000
 DEFAULT_K = defaults.K
@@ -319,7 +320,11 @@ class Assistant:
             judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
         text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
         citations = [self._with_page(c) for c in citations]
-        trust = assess(question, text, sentences, citations, Signals.measure(best, stats, sentences, judge is not None))
+        first = {"score": hits[0].score, **hits[0].scores} if hits else {}
+        words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
+        signals = Signals.measure(best, stats, sentences, judge is not None, words)
+        verifier = for_models(generator.name, self.index.settings.embedder)
+        trust = assess(question, text, sentences, citations, signals, verifier=verifier)
         done = time.perf_counter()
         timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
         if not trust.shown:

@@ -10,7 +10,11 @@ the best cosine between the question and a retrieved passage):
 - ``support``: the judge's probability (:mod:`rag.judging`) that a cited passage states the
   answer, the best over its sentences.
 
-The score is a logistic function of them, ``WEIGHTS`` and ``BIAS`` fitted by ``eval/calibrate.py``
+Where the fitted verifier applies (:mod:`rag.verifier`: ``rag/verifier.json``, fitted on the
+SQuAD 2.0 fitting pool for this generator and embedder), the score is its probability over these
+signals and the lexical ones (``Signals.lexical``: what the question names, found in the quotes
+the answer cites), and its own threshold decides. Otherwise (another model, no file) the score is
+a logistic function of the three signals, ``WEIGHTS`` and ``BIAS`` fitted by ``eval/calibrate.py``
 on the dev sets (ours and three external ones, each weighted equally), and the answer is shown
 when the score reaches ``THRESHOLD``, chosen there from the measured risk-coverage curves
 (eval/README.md, "Trust"). An answer with no supported sentence is never shown: every answer
@@ -35,6 +39,7 @@ from typing import Any
 from rag.citations import MARKER, AnswerSentence, Citation, roots
 from rag.generation import GenerationStats
 from rag.sparse import tokenize
+from rag.verifier import LEXICAL, Verifier
 
 # Fitted by eval/calibrate.py on the dev runs of commit c262a2a (seeds, HotpotQA, HotpotQA with
 # withheld paragraphs, SQuAD 2.0; eval/README.md, "Trust"): the weights of :func:`features`, in
@@ -54,18 +59,20 @@ class Signals:
     answer_probability: float | None = None
     confidence: float | None = None
     support: float | None = None
+    lexical: tuple[float, ...] | None = None  # rag.verifier.lexical, in LEXICAL order
 
     @classmethod
     def measure(cls, relevance: float, stats: GenerationStats | None, sentences: Iterable[AnswerSentence],
-                judged: bool) -> Signals:
+                judged: bool, lexical: Iterable[float] | None = None) -> Signals:
         """The signals of an answer from its generation ``stats`` and checked ``sentences``."""
         support = max((s.support for s in sentences), default=0.0) if judged else None
+        words = None if lexical is None else tuple(lexical)
         if stats is None or not stats.token_logprobs:
-            return cls(relevance, support=support)
+            return cls(relevance, support=support, lexical=words)
         refusing = sum(p for token, p in stats.first_choices if token.strip() == "I")
         cut = next((i for i, t in enumerate(stats.tokens) if "[" in t), len(stats.tokens))
         core = stats.token_logprobs[:cut] or stats.token_logprobs
-        return cls(relevance, 1.0 - refusing, sum(core) / len(core), support)
+        return cls(relevance, 1.0 - refusing, sum(core) / len(core), support, words)
 
 
 def features(signals: Signals) -> tuple[float, float, float] | None:
@@ -80,6 +87,19 @@ def features(signals: Signals) -> tuple[float, float, float] | None:
         return None
     support = min(max(s.support, 1e-4), 1 - 1e-4)
     return (math.log(max(s.answer_probability, 1e-6)), s.confidence, math.log(support / (1 - support)))
+
+
+# The names of features()' values, as a fitted verifier's inputs name them.
+FEATURES = ("log answer probability", "confidence", "support log-odds")
+
+
+def inputs(signals: Signals) -> dict[str, float]:
+    """Every value a fitted verifier may take as input, by name: :data:`FEATURES` (when the
+    generator gave them all) and :data:`rag.verifier.LEXICAL` (when measured)."""
+    values = dict(zip(FEATURES, features(signals) or ()))
+    if signals.lexical is not None:
+        values.update(zip(LEXICAL, signals.lexical))
+    return values
 
 
 def score(signals: Signals, weights: tuple[float, ...] = WEIGHTS, bias: float = BIAS) -> float | None:
@@ -100,24 +120,32 @@ class Trust:
     threshold: float
     flags: tuple[str, ...]
     reason: str | None
+    scorer: str = "signals"  # "verifier" when the fitted verifier gave the score
 
     @property
     def shown(self) -> bool:
         return self.reason is None
 
     def to_dict(self) -> dict[str, Any]:
+        def rounded(v: Any) -> Any:
+            return None if v is None else [round(x, 4) for x in v] if isinstance(v, tuple) else round(v, 4)
+
         return {
             "score": None if self.score is None else round(self.score, 4), "threshold": self.threshold,
-            "signals": {k: None if v is None else round(v, 4) for k, v in asdict(self.signals).items()},
+            "scorer": self.scorer, "signals": {k: rounded(v) for k, v in asdict(self.signals).items()},
             "flags": list(self.flags), "reason": self.reason,
         }
 
 
 def assess(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
-           signals: Signals, threshold: float = THRESHOLD) -> Trust:
-    """Decide whether ``answer`` to ``question`` is shown (see the module docstring)."""
+           signals: Signals, threshold: float = THRESHOLD, verifier: Verifier | None = None) -> Trust:
+    """Decide whether ``answer`` to ``question`` is shown (see the module docstring): by
+    ``verifier``'s probability and threshold when given, else by :func:`score` and ``threshold``."""
     flags = tuple(name for name, fires in RULES.items() if fires(question, answer, sentences, citations))
-    value = score(signals)
+    if verifier is not None:
+        value, threshold, scorer = verifier.probability(inputs(signals)), verifier.threshold, "verifier"
+    else:
+        value, scorer = score(signals), "signals"
     reason = None
     if not any(s.supported for s in sentences):
         reason = "no sentence of the answer is supported by the sources"
@@ -125,7 +153,7 @@ def assess(question: str, answer: str, sentences: list[AnswerSentence], citation
         reason = f"the answer is not trusted enough (score {value:.2f} < {threshold:.2f})"
     elif flags:
         reason = RULE_REASONS[flags[0]]
-    return Trust(signals, value, threshold, flags, reason)
+    return Trust(signals, value, threshold, flags, reason, scorer)
 
 
 # ---------------------------------------------------------------------- lexical rules

@@ -2,22 +2,38 @@
 
 The trust score's signals come from the model judging itself, which says "yes" to a cited
 near-miss (a minister of another country, a champion of another year). The verifier adds what
-can be fitted on data: cheap lexical checks on what the question names (this module) and, where
-fitted weights are present, a logistic model over them and the trust signals
-(``eval/verifier_fit.py`` fits it on the SQuAD 2.0 fitting pool only; eval/README.md, "Verifier").
+can be fitted on data: cheap lexical checks on what the question names (:func:`lexical`) and a
+logistic model over them and the trust signals (:class:`Verifier`), fitted by
+``eval/verifier_fit.py --write`` on the SQuAD 2.0 fitting pool only and kept in
+``rag/verifier.json`` (a few hundred bytes: input names, standardisation, weights, threshold, and
+the generator and embedder it was fitted for; eval/README.md, "Verifier").
+
+The trust score (:mod:`rag.trust`) uses it when the file is present and was fitted for the
+assistant's generator and embedder; otherwise it falls back to the model's own signals and says
+so once (:func:`for_models`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 from rag.citations import verify
 from rag.prompting import Source
 
+FILE = Path(__file__).with_name("verifier.json")
+log = logging.getLogger(__name__)
+
 # Numbers and capitalised words not at a sentence start: what a question names.
 NUMBER = re.compile(r"\d[\d,.]*")
-NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]+")
+NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")  # "Belgium's" -> "Belgium"
 LEXICAL = ("first passage score", "first passage dense", "first passage BM25", "best cosine",
            "question words quoted", "question names quoted", "question numbers quoted", "answer words")
 
@@ -40,11 +56,95 @@ def lexical(question: str, answer: str, quotes: Sequence[str], first: dict[str, 
     text = " ".join(quotes)
     words = set(tokenize([question])[0])
     quoted = set(tokenize([text])[0]) if text else set()
-    names = set(NAME.findall(question))
+    # A name matches a word that starts like it, so a country matches its people ("Belgium",
+    # "Belgian"; "Qatar", "Qatari"): all but its last three letters, at least four.
+    names = {name[: max(4, len(name) - 3)] for name in NAME.findall(question)}
     numbers = set(NUMBER.findall(question))
 
-    def share(items: set[str], where: str | set[str]) -> float:
-        return sum(item in where for item in items) / len(items) if items else 1.0
+    def share(items: set[str], found: Any) -> float:
+        return sum(bool(found(item)) for item in items) / len(items) if items else 1.0
 
     return [first.get("score", 0.0), first.get("dense", 0.0), first.get("bm25", 0.0), relevance,
-            share(words, quoted), share(names, text), share(numbers, text), float(len(answer.split()))]
+            share(words, quoted.__contains__), share(names, lambda n: re.search(rf"\b{re.escape(n)}", text)),
+            share(numbers, text.__contains__), float(len(answer.split()))]
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A logistic model over named inputs (the trust features and :data:`LEXICAL`): the
+    probability that an answer is right, and the threshold at which it is shown."""
+
+    inputs: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    generator: str  # the bundled model's name, and the sha256 of its file
+    generator_sha256: str
+    embedder: str
+    fitted_on: str = ""  # what it was fitted on, for people
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.inputs), len(self.mean), len(self.scale), len(self.weights)}
+        if len(sizes) != 1 or not self.inputs:
+            raise ValueError(f"a verifier needs as many means, scales and weights as inputs ({len(self.inputs)})")
+        if any(v == 0 for v in self.scale):
+            raise ValueError("a verifier's scales must not be zero")
+
+    def probability(self, values: Mapping[str, float]) -> float | None:
+        """The probability that the answer is right, or None when an input is missing."""
+        if any(values.get(name) is None for name in self.inputs):
+            return None
+        z = self.bias + sum(w * (values[n] - m) / s for n, m, s, w in zip(self.inputs, self.mean, self.scale, self.weights))
+        return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def mismatch(self, generator: str, embedder: str) -> str | None:
+        """Why this verifier does not apply to answers of ``generator`` over ``embedder``'s
+        retrieval (its inputs are on their scales), or None when it does."""
+        from rag.models import BUNDLED
+
+        if generator != self.generator:
+            return f"it was fitted for the model {self.generator}, not {generator}"
+        bundled = BUNDLED.get(generator)
+        if bundled is None or bundled.sha256 != self.generator_sha256:
+            return f"it was fitted for another build of {generator}"
+        if embedder != self.embedder:
+            return f"it was fitted for the embedder {self.embedder}, not {embedder}"
+        return None
+
+    def save(self, path: Path = FILE) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path = FILE) -> Verifier:
+        """The verifier in ``path``; ValueError (one line) when it is missing or malformed."""
+        try:
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+            return cls(**fields)
+        except FileNotFoundError:
+            raise ValueError(f"{path} is missing") from None
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a verifier ({error})") from None
+
+
+_said: set[str] = set()
+
+
+@functools.lru_cache(maxsize=8)
+def for_models(generator: str, embedder: str, path: Path = FILE) -> Verifier | None:
+    """The fitted verifier for answers of ``generator`` over ``embedder``, or None (the trust
+    score then falls back to the model's own signals), said once per reason."""
+    try:
+        verifier = Verifier.load(path)
+        why = verifier.mismatch(generator, embedder)
+    except ValueError as error:
+        verifier, why = None, str(error)
+    if why is None:
+        return verifier
+    message = f"no fitted verifier ({why}): answers are trusted on the model's own signals"
+    if message not in _said:
+        _said.add(message)
+        log.warning(message)
+    return None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
+
 import pytest
 
-from rag.verifier import LEXICAL, lexical
+from rag.models import BUNDLED
+from rag.verifier import FILE, LEXICAL, Verifier, for_models, lexical
 
 QUESTION = "Who did Belgium's interior minister meet in Doha in 2023?"
 FIRST = {"score": 0.8, "dense": 0.6, "bm25": 12.5}
@@ -52,3 +57,107 @@ def test_the_quotes_are_the_cited_sentences_chosen_by_shared_words() -> None:
     found = quotes("Quintin visited Doha on December 6, 2023 [1].", sources, "When did Quintin visit Doha?")
     assert found == [text.split(" A follow-up")[0]]
     assert quotes("", sources, "When?") == []
+
+
+# ---------------------------------------------------------------------- the fitted verifier
+
+def fixed_verifier(**changes: object) -> Verifier:
+    fields: dict[str, object] = dict(
+        inputs=("support log-odds", "question names quoted"), mean=(0.0, 0.5), scale=(2.0, 0.5), weights=(1.0, 2.0),
+        bias=-0.5, threshold=0.4, generator="qwen-1.5b", generator_sha256=BUNDLED["qwen-1.5b"].sha256,
+        embedder="all-MiniLM-L6-v2")
+    fields.update(changes)
+    return Verifier(**fields)  # type: ignore[arg-type]
+
+
+def test_the_probability_is_a_logistic_function_of_the_standardised_inputs() -> None:
+    v = fixed_verifier()
+    z = -0.5 + 1.0 * (3.0 - 0.0) / 2.0 + 2.0 * (0.0 - 0.5) / 0.5
+    assert v.probability({"support log-odds": 3.0, "question names quoted": 0.0}) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert v.probability({"support log-odds": 3.0}) is None  # an input missing: no score
+
+
+def test_a_near_miss_is_withheld_and_the_answer_about_the_asked_country_shown() -> None:
+    from rag.citations import AnswerSentence, Citation
+    from rag.trust import Signals, assess
+
+    sentence = [AnswerSentence(text="They met Italy [1].", citations=(1,), supported=True, support=0.95)]
+    quote = "Italy's minister met Qatar's minister in Doha."
+    cited = [Citation(1, "qatar", "qatar#0", "Qatar", 0, len(quote), quote, supported=True)]
+    words = {"question names quoted": 0.0}
+    near = Signals(0.6, 0.9, -0.2, 0.95, tuple(words.get(n, 1.0) for n in LEXICAL))
+    right = Signals(0.6, 0.9, -0.2, 0.95, tuple(1.0 for _ in LEXICAL))
+    verifier = fixed_verifier(weights=(0.1, 4.0))
+    withheld = assess("Who did Belgium's minister meet?", "They met Italy [1].", sentence, cited, near, verifier=verifier)
+    shown = assess("Who did Belgium's minister meet?", "They met Italy [1].", sentence, cited, right, verifier=verifier)
+    assert withheld.scorer == shown.scorer == "verifier"
+    assert withheld.threshold == 0.4 and withheld.reason and "not trusted enough" in withheld.reason
+    assert shown.shown and shown.score is not None and shown.score > 0.4
+    assert shown.to_dict()["signals"]["lexical"] == [1.0] * len(LEXICAL)
+
+
+def test_without_a_verifier_file_the_product_falls_back_and_says_so_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    missing = tmp_path / "verifier.json"
+    with caplog.at_level(logging.WARNING, logger="rag.verifier"):
+        assert for_models("qwen-1.5b", "all-MiniLM-L6-v2", missing) is None
+        assert for_models("qwen-1.5b", "all-MiniLM-L6-v2", missing) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "no fitted verifier" in said[0] and "missing" in said[0]
+
+
+def test_a_verifier_applies_only_to_the_generator_and_embedder_it_was_fitted_for(tmp_path: Path) -> None:
+    path = tmp_path / "verifier.json"
+    fixed_verifier().save(path)
+    assert Verifier.load(path) == fixed_verifier()
+    assert for_models("qwen-1.5b", "all-MiniLM-L6-v2", path) == fixed_verifier()
+    assert for_models("qwen-0.5b", "all-MiniLM-L6-v2", path) is None
+    assert for_models("qwen-1.5b", "multilingual-e5-small", path) is None
+    fixed_verifier(generator_sha256="0" * 64).save(path)
+    assert "another build" in (fixed_verifier(generator_sha256="0" * 64).mismatch("qwen-1.5b", "all-MiniLM-L6-v2") or "")
+
+
+def test_a_broken_verifier_file_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "verifier.json"
+    path.write_text('{"inputs": ["a"]}')
+    with pytest.raises(ValueError, match="is not a verifier") as error:
+        Verifier.load(path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="as many"):
+        fixed_verifier(weights=(1.0,))
+
+
+def test_the_committed_verifier_loads_and_applies_to_the_default_models() -> None:
+    from rag.embedding import DEFAULT_MODEL
+
+    verifier = Verifier.load(FILE)
+    assert verifier.mismatch("qwen-1.5b", DEFAULT_MODEL) is None
+    assert set(verifier.inputs) <= {"log answer probability", "confidence", "support log-odds", *LEXICAL}
+    assert 0.0 < verifier.threshold < 1.0
+
+
+def test_the_committed_verifier_trusts_quotes_that_name_what_was_asked_more() -> None:
+    """With the real weights: the same answer, its quotes carrying the question's names and words
+    or not (the near-miss of issue 33: a minister of another country)."""
+    verifier = Verifier.load(FILE)
+    base = {"log answer probability": -0.05, "confidence": -0.3, "support log-odds": 2.5}
+    about = dict(zip(LEXICAL, lexical(QUESTION, "Qatar's minister [1].", ["Belgium's interior minister met Qatar's minister in Doha in 2023."], FIRST, 0.55)))
+    other = dict(zip(LEXICAL, lexical(QUESTION, "Qatar's minister [1].", ["Italy's Carabinieri met Qatar's agency on Wednesday."], FIRST, 0.55)))
+    right, near = verifier.probability({**base, **about}), verifier.probability({**base, **other})
+    assert right is not None and near is not None and right > near
+
+
+def test_withholding_leaves_out_each_questions_own_paragraphs(index) -> None:  # type: ignore[no-untyped-def]
+    """eval/verifier_collect.py's pool-withheld: the asked question loses its own paragraphs,
+    other questions search the whole index."""
+    from .conftest import load_eval_script
+
+    collect = load_eval_script("verifier_collect")
+    question = "What does the bakery's rye loaf use?"
+    everything = index.search(question, k=3)
+    own = everything[0].doc_id
+    withholding = collect.Withholding(index, {question: {own}})
+    assert own not in {h.doc_id for h in withholding.search(question, k=3)}
+    assert [h.doc_id for h in withholding.search("Something else?", k=3)] == [h.doc_id for h in index.search("Something else?", k=3)]
+    assert len(withholding) == len(index) and withholding.settings == index.settings
+    row = collect.withheld({"id": "a", "question": question, "answers": ["a starter"], "sources": [own], "answerable": True})
+    assert row["answerable"] is False and row["answers"] == [] and row["withheld_answers"] == ["a starter"]
