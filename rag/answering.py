@@ -1,9 +1,11 @@
 """Answer questions from the index with a local model, and check every citation.
 
 The pipeline for one question: retrieve -> refuse early if nothing is relevant -> select
-sentences and build the prompt -> generate (streamed) -> recognise the model's own refusal ->
+sentences and build the prompt -> refuse early if a fitted early check is installed and sure these
+sources do not hold the answer (:data:`rag.verifier.EARLY`; none ships, eval/README.md) -> generate (streamed) -> recognise the model's own refusal ->
 check each sentence against its sources (:func:`rag.citations.verify`, with the model as the
-judge, :mod:`rag.judging`) -> one decision to show the answer or refuse (:func:`rag.trust.assess`).
+judge, :mod:`rag.judging`) -> one decision to show the answer or refuse (:func:`rag.trust.assess`)
+-> where another source gives a different value for the asked fact, say so (:mod:`rag.conflicts`).
 :class:`Assistant` is the one object to use.
 
 Example:
@@ -23,8 +25,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rag import defaults
+from rag import conflicts, defaults
 from rag.citations import AnswerSentence, Citation, is_refusal, verify
+from rag.conflicts import Conflict
 from rag.embedding import relevance_floor
 from rag.errors import InvalidInput
 from rag.generation import (
@@ -54,11 +57,13 @@ from rag.prompting import (
 from rag.retrieval import Mode, check_k, check_mode
 from rag.trust import Signals, Trust, assess
 from rag.types import Hit
-from rag.verifier import for_models, lexical, quotes
+from rag.verifier import EARLY, EARLY_FILE, early, for_models, lexical, quotes
 
 MAX_QUESTION_CHARS = 1000
 DEFAULT_K = defaults.K
 REFUSAL_TEXT = "The articles do not contain the answer to this question."
+NO_RELEVANT_PASSAGE = "no relevant passage"
+EARLY_REFUSAL = "the passages found do not hold the answer"  # the early check's reason, before its figure
 WARM_UP_QUESTION = "What happened?"  # searched once at start-up, so the first real question finds everything loaded
 
 
@@ -106,6 +111,7 @@ class Answer:
     refusal_reason: str | None = None
     trust: Trust | None = None
     tokens: Tokens | None = None
+    conflicts: tuple[Conflict, ...] = ()  # sources that give different values for the asked fact
 
     @property
     def supported(self) -> bool:
@@ -141,6 +147,7 @@ class Answer:
             },
             "tokens": None if self.tokens is None else asdict(self.tokens),
             "trust": None if self.trust is None else self.trust.to_dict(),
+            "conflicts": [c.to_dict() for c in self.conflicts],
             "model": self.model,
         }
 
@@ -286,19 +293,40 @@ class Assistant:
         # Refuse without generating when the best passage is far from the question, on the
         # embedder's own cosine scale (rag.embedding.relevance_floor). BM25-only hits carry no
         # cosine, so the gate applies when dense scores exist.
-        floor = relevance_floor(self.index.settings.embedder)
-        relevant = bool(hits) and ((mode or self.mode) == "bm25" or best >= floor)
+        dense = (mode or self.mode) != "bm25"
+        relevant = bool(hits) and (not dense or best >= relevance_floor(self.index.settings.embedder))
         prompt = self.prompt(question, hits) if relevant else None
-        run = self._generate(question, hits, prompt, best, started, time.perf_counter() - started)
-        return Response(question, tuple(hits), prompt, run)
+        refusal = None if relevant else NO_RELEVANT_PASSAGE
+        if prompt is not None and dense:
+            refusal = self._early_refusal(question, prompt, best)
+        run = self._generate(question, hits, prompt, refusal, best, started, time.perf_counter() - started)
+        return Response(question, tuple(hits), None if refusal else prompt, run)
+
+    def _early_refusal(self, question: str, prompt: Prompt, best: float) -> str | None:
+        """Why to refuse before generating, when the early check (``rag/verifier-early.json``,
+        written by ``eval/early_fit.py --write``) is sure the prompt's sources do not hold the
+        answer; else None. It reads cosines, so it applies when the search has dense scores."""
+        if not EARLY_FILE.exists():  # not shipped: no threshold of its curve was sure enough (eval/README.md)
+            return None
+        check = for_models(self.model, self.index.settings.embedder, EARLY_FILE)
+        if check is None:
+            return None
+        p = check.probability(dict(zip(EARLY, early(question, [s.text for s in prompt.sources], best), strict=True)))
+        if p is None or p >= check.threshold:
+            return None
+        return f"{EARLY_REFUSAL} (early check {p:.2f} < {check.threshold:g})"
 
     def _generate(
-        self, question: str, hits: list[Hit], prompt: Prompt | None, best: float, started: float, retrieve_s: float
+        self, question: str, hits: list[Hit], prompt: Prompt | None, refusal: str | None, best: float, started: float,
+        retrieve_s: float,
     ) -> collections.abc.Generator[str, None, Answer]:
-        """The answer's text pieces as the model writes them; returns the checked Answer."""
-        if prompt is None:
+        """The answer's text pieces as the model writes them; returns the checked Answer. With a
+        ``refusal`` (decided before generating), the refusal without calling the model."""
+        if prompt is None or refusal is not None:
             yield REFUSAL_TEXT
-            return self._refusal(question, hits, (), Timings(retrieve_s, None, retrieve_s), "", "no relevant passage")
+            timings = Timings(retrieve_s, None, retrieve_s)
+            sources = prompt.sources if prompt is not None else ()
+            return self._refusal(question, hits, sources, timings, "", refusal or NO_RELEVANT_PASSAGE)
         generator = self.load()
         pieces: list[str] = []
         first_token_s = None
@@ -330,10 +358,13 @@ class Assistant:
         if not trust.shown:
             # Withheld: the raw answer and the reason stay on the Answer for the curious.
             return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+        # Sources that disagree about the answer's value: both are stated, none is picked.
+        disagree = conflicts.find(question, text, sentences, citations, prompt.sources)
+        text, citations = conflicts.state(text, citations, disagree)
         return Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
-            trust=trust, tokens=Tokens.of(stats),
+            trust=trust, tokens=Tokens.of(stats), conflicts=tuple(disagree),
         )
 
     def _with_page(self, citation: Citation) -> Citation:
@@ -363,7 +394,8 @@ class Response:
 
     :meth:`Assistant.respond` has searched and built the prompt when it returns one, so
     :attr:`prompt` is the prompt the model will be sent, or None when the assistant refuses
-    before generating (no relevant passage).
+    before generating (no relevant passage, or the early check is sure the sources do not hold
+    the answer).
     """
 
     def __init__(

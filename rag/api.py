@@ -140,7 +140,7 @@ def extra(answer: Answer, request: ChatRequest) -> dict[str, Any]:
     """The ``rag`` field: what the chat window shows beside the answer."""
     shown = answer.to_dict()
     return {"citations": shown["citations"], "refused": answer.refused, "refusal_reason": answer.refusal_reason,
-            "question": request.searched}
+            "conflicts": shown["conflicts"], "question": request.searched}
 
 
 def _usage(answer: Answer) -> dict[str, int]:
@@ -185,6 +185,8 @@ def stream_chunks(pieces: Iterable[str], answer: Callable[[], Answer], request: 
     if final.refused and streamed.strip() and streamed.strip() != REFUSAL_TEXT:
         # the words already sent did not pass the checks: say so in the text itself
         yield event({"content": f"\n\n{REFUSAL_TEXT} (withheld: {final.refusal_reason})"})
+    elif said := " ".join(c.statement() for c in final.conflicts if c.statement() in final.text):
+        yield event({"content": f" {said}"})  # the sources disagree: both values follow the model's words
     yield event({}, "stop", usage=_usage(final), **{MODEL: extra(final, request)})
     yield "data: [DONE]\n\n"
 

@@ -231,7 +231,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         assistant.k = args.k
     response = assistant.respond(question)
     if args.show_prompt:
-        shown = response.prompt.text if response.prompt else "(no prompt: no passage is relevant enough, so no model is asked)"
+        shown = response.prompt.text if response.prompt else "(no prompt: the assistant refuses before asking the model)"
         print(shown, end="\n\n", file=sys.stderr)
     for piece in response:
         if not args.json:
@@ -244,6 +244,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.refused:
         if answer.raw:
             print(f"\n{answer.text} (withheld: {answer.refusal_reason})")
+        elif answer.refusal_reason:
+            print(f"({answer.refusal_reason}; the model was not asked)")
         return 0
     for sentence in answer.sentences:
         if not sentence.supported:

@@ -151,6 +151,7 @@ class Record:
     refusal_reason: str | None = None
     trust: dict[str, Any] | None = None  # rag.trust.Trust.to_dict(): signals, score, flags, reason
     tokens: dict[str, int] | None = None  # prompt tokens after the cached prefix, cached, answer
+    conflicts: tuple[dict[str, Any], ...] = ()  # rag.conflicts.Conflict.to_dict(): sources that disagree
 
     @property
     def answerable(self) -> bool:
@@ -203,6 +204,8 @@ class Record:
             row["trust"] = self.trust
         if self.tokens is not None:
             row["tokens"] = self.tokens
+        if self.conflicts:
+            row["conflicts"] = list(self.conflicts)
         if self.answer is not None:
             row["answerable"] = self.answerable
             row["candidate_correct"] = self.candidate_correct()
@@ -296,14 +299,22 @@ def citation_metrics(records: list[Record]) -> dict[str, float | int | None]:
 
 
 def refusal_metrics(records: list[Record]) -> dict[str, float | int | None]:
-    """refusal_accuracy: share of unanswerable questions refused; false_refusals: of answerable ones."""
+    """refusal_accuracy: share of unanswerable questions refused; false_refusals: of answerable
+    ones; wrong_shown: share of all questions given a wrong answer (any answer to an unanswerable
+    one); right_kept: share of the model's right answers that were shown; conflicts: share of
+    shown answers that say their sources disagree (rag.conflicts)."""
     answered = [r for r in records if r.answer is not None]
     unanswerable = [r.refused for r in answered if not r.answerable]
     answerable = [r.refused for r in answered if r.answerable]
+    right = [not r.refused for r in answered if r.candidate_correct()]
+    shown = [r for r in answered if not r.refused]
     return {
         "unanswerable": len(unanswerable),
         "refusal_accuracy": _mean(unanswerable),
         "false_refusals": _mean(answerable),
+        "wrong_shown": _mean(not r.refused and not (r.answerable and r.correct()) for r in answered),
+        "right_kept": _mean(right),
+        "conflicts": _mean(bool(r.conflicts) for r in shown),
     }
 
 
@@ -544,6 +555,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
             base, answer=result.text, refused=result.refused, citations=tuple(shown["citations"]),
             sentences=tuple(shown["sentences"]), timings=shown["timings"], model=result.model,
             raw=result.raw, refusal_reason=result.refusal_reason, trust=shown["trust"], tokens=shown["tokens"],
+            conflicts=tuple(shown["conflicts"]),
         )
 
 

@@ -106,6 +106,10 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
             )
         sentences.append(body)
     parts.append("<p>" + " ".join(sentences) + "</p>")
+    for conflict in answer.conflicts:
+        # Both values with their sources; the quotes are highlighted in the sources panel.
+        given = "; ".join(f"{escape_text(v.value)}{_cite_marks([v.citation.n])}" for v in conflict.values)
+        parts.append(f'<p class="rag-conflict"><strong>The sources disagree:</strong> {given}.</p>')
     return "\n".join(parts)
 
 
@@ -163,7 +167,10 @@ def render_sources(answer: Answer | None) -> str:
         notes = []
         if any(not c.supported for c in cites):
             notes.append("the highlighted sentence is the closest match, but it does not support the answer")
-        if any(c.added for c in cites):
+        disagreeing = {(v.citation.n, v.citation.start) for c in answer.conflicts for v in c.values}
+        if any((c.n, c.start) in disagreeing for c in cites):
+            notes.append("this source disagrees with another about the answer: both are highlighted")
+        elif any(c.added for c in cites):
             notes.append("the checker attached this source to a sentence the model left uncited")
         pages = sorted({c.page for c in cites if c.page is not None})
         extra = escape_text(" · " + ", ".join(f"p. {p}" for p in pages)) if pages else ""
@@ -491,6 +498,7 @@ CSS = """
 mark.rag-quote { background: #fde68a; color: inherit; padding: 0 1px; }
 .rag-unsupported { text-decoration: underline wavy #dc2626; }
 .rag-refusal { color: #92400e; }
+.rag-conflict { border-left: 3px solid #d97706; padding-left: 8px; }
 .rag-note, .rag-searched { color: #6b7280; font-size: 0.9em; }
 sup.rag-cite { color: #4338ca; font-weight: 600; }
 """

@@ -11,6 +11,11 @@ the generator and embedder it was fitted for; eval/README.md, "Verifier").
 The trust score (:mod:`rag.trust`) uses it when the file is present and was fitted for the
 assistant's generator and embedder; otherwise it falls back to the model's own signals and says
 so once (:func:`for_models`).
+
+A second model of the same kind, the early check (:data:`EARLY`, ``rag/verifier-early.json``,
+fitted by ``eval/early_fit.py --write``), looks only at the question and the passages put in the
+prompt, before any answer token: when it is sure they do not hold the answer, the assistant
+refuses without generating (:meth:`rag.answering.Assistant.respond`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from rag.citations import verify
 from rag.prompting import Source
 
 FILE = Path(__file__).with_name("verifier.json")
+EARLY_FILE = Path(__file__).with_name("verifier-early.json")
 log = logging.getLogger(__name__)
 
 # Numbers and capitalised words not at a sentence start: what a question names.
@@ -36,6 +42,8 @@ NUMBER = re.compile(r"\d[\d,.]*")
 NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")  # "Belgium's" -> "Belgium"
 LEXICAL = ("first passage score", "first passage dense", "first passage BM25", "best cosine",
            "question words quoted", "question names quoted", "question numbers quoted", "answer words")
+EARLY = ("best cosine", "question names in sources", "question numbers in sources",
+         "question words in best source", "question names in best source")
 
 
 def quotes(answer: str, sources: tuple[Source, ...], question: str) -> list[str]:
@@ -46,27 +54,53 @@ def quotes(answer: str, sources: tuple[Source, ...], question: str) -> list[str]
     return [c.quote for c in citations]
 
 
+class Asked:
+    """What a question asks about, to look for in a text: its stemmed content words, its
+    capitalised names (as prefixes) and its numbers."""
+
+    def __init__(self, question: str) -> None:
+        from rag.sparse import tokenize
+
+        self.words = set(tokenize([question])[0])
+        # A name matches a word that starts like it, so a country matches its people ("Belgium",
+        # "Belgian"; "Qatar", "Qatari"): all but its last three letters, at least four.
+        self.names = {name[: max(4, len(name) - 3)] for name in NAME.findall(question)}
+        self.numbers = set(NUMBER.findall(question))
+
+    def found(self, text: str) -> tuple[float, float, float]:
+        """The shares of the question's words, names and numbers found in ``text`` (1.0 where
+        the question has none to look for)."""
+        from rag.sparse import tokenize
+
+        words = set(tokenize([text])[0]) if text else set()
+        return (_share(self.words, words.__contains__),
+                _share(self.names, lambda n: re.search(rf"\b{re.escape(n)}", text)),
+                _share(self.numbers, text.__contains__))
+
+
+def _share(items: set[str], found: Any) -> float:
+    return sum(bool(found(item)) for item in items) / len(items) if items else 1.0
+
+
 def lexical(question: str, answer: str, quotes: Sequence[str], first: dict[str, float], relevance: float) -> list[float]:
     """The cheap signals, in :data:`LEXICAL` order: the first retrieved passage's scores (``first``:
     ``score``, ``dense``, ``bm25``), the best cosine, the shares of the question's stemmed content
     words, capitalised names and numbers found in the quotes the answer cites, and the answer's
     length in words."""
-    from rag.sparse import tokenize
-
-    text = " ".join(quotes)
-    words = set(tokenize([question])[0])
-    quoted = set(tokenize([text])[0]) if text else set()
-    # A name matches a word that starts like it, so a country matches its people ("Belgium",
-    # "Belgian"; "Qatar", "Qatari"): all but its last three letters, at least four.
-    names = {name[: max(4, len(name) - 3)] for name in NAME.findall(question)}
-    numbers = set(NUMBER.findall(question))
-
-    def share(items: set[str], found: Any) -> float:
-        return sum(bool(found(item)) for item in items) / len(items) if items else 1.0
-
+    words, names, numbers = Asked(question).found(" ".join(quotes))
     return [first.get("score", 0.0), first.get("dense", 0.0), first.get("bm25", 0.0), relevance,
-            share(words, quoted.__contains__), share(names, lambda n: re.search(rf"\b{re.escape(n)}", text)),
-            share(numbers, text.__contains__), float(len(answer.split()))]
+            words, names, numbers, float(len(answer.split()))]
+
+
+def early(question: str, sources: Sequence[str], relevance: float) -> list[float]:
+    """The early check's inputs, in :data:`EARLY` order, from the texts of the prompt's sources:
+    the best cosine, the shares of the question's names and numbers found in any source, and the
+    largest shares of its words and of its names found together in one source (a near-miss
+    names the asked country in one passage and the asked year in another)."""
+    asked = Asked(question)
+    each = [asked.found(text) for text in sources]
+    _, names, numbers = asked.found(" ".join(sources))
+    return [relevance, names, numbers, max((f[0] for f in each), default=0.0), max((f[1] for f in each), default=0.0)]
 
 
 @dataclass(frozen=True)
@@ -80,7 +114,7 @@ class Verifier:
     weights: tuple[float, ...]
     bias: float
     threshold: float
-    generator: str  # the bundled model's name, and the sha256 of its file
+    generator: str  # the bundled model's name and its file's sha256; empty for the early check (any model)
     generator_sha256: str
     embedder: str
     fitted_on: str = ""  # what it was fitted on, for people
@@ -104,11 +138,12 @@ class Verifier:
         retrieval (its inputs are on their scales), or None when it does."""
         from rag.models import BUNDLED
 
-        if generator != self.generator:
-            return f"it was fitted for the model {self.generator}, not {generator}"
-        bundled = BUNDLED.get(generator)
-        if bundled is None or bundled.sha256 != self.generator_sha256:
-            return f"it was fitted for another build of {generator}"
+        if self.generator:  # empty when fitted on retrieval alone (the early check): any generator
+            if generator != self.generator:
+                return f"it was fitted for the model {self.generator}, not {generator}"
+            bundled = BUNDLED.get(generator)
+            if bundled is None or bundled.sha256 != self.generator_sha256:
+                return f"it was fitted for another build of {generator}"
         if embedder != self.embedder:
             return f"it was fitted for the embedder {self.embedder}, not {embedder}"
         return None

@@ -127,12 +127,14 @@ def answered_records() -> list[Record]:
         # right, with a gold citation and one wrong one; one of two sentences supported
         Record("1", "q", gold("1", ["Paris"], ["P"]), ranking("P"), answer="Paris [1]. Also Rome [2].",
                citations=(cite("P"), cite("R", n=2), cite("P", supported=False)),
-               sentences=(sentence(True), sentence(False))),
+               sentences=(sentence(True), sentence(False)), raw="Paris [1]. Also Rome [2].",
+               conflicts=({"values": []},)),
         # a list question with one item missing: wrong, but partial F1
         Record("2", "q", gold("2", ["red|crimson", "blue"], ["C", "D"], all=True), ranking("C"),
                answer="Crimson [1].", citations=(cite("C"),), sentences=(sentence(True),)),
         # answerable but refused: a false refusal; wrong; not in citation metrics
-        Record("3", "q", gold("3", ["x"], ["X"]), ranking("X"), answer="No answer.", refused=True),
+        # (the model's own answer was right: a right answer withheld)
+        Record("3", "q", gold("3", ["x"], ["X"]), ranking("X"), answer="No answer.", refused=True, raw="x [1]."),
         # unanswerable and refused: right refusal
         Record("4", "q", gold("4", [], []), ranking("A"), answer="No answer.", refused=True),
         # unanswerable and answered anyway: its unsupported sentence still counts
@@ -164,7 +166,9 @@ def test_citation_metrics_known_values() -> None:
 
 def test_refusal_metrics_known_values() -> None:
     m = refusal_metrics(answered_records())
-    assert m == {"unanswerable": 2, "refusal_accuracy": 0.5, "false_refusals": pytest.approx(1 / 3)}
+    assert m == {"unanswerable": 2, "refusal_accuracy": 0.5, "false_refusals": pytest.approx(1 / 3),
+                 # q2 wrong and q5 unanswerable, both shown, of 5; q1 right and shown, q3 right and withheld
+                 "wrong_shown": pytest.approx(2 / 5), "right_kept": 0.5, "conflicts": pytest.approx(1 / 3)}
 
 
 def test_latency_percentiles_skip_missing_first_tokens() -> None:

@@ -83,7 +83,8 @@ def test_answers_metrics_report_and_chart(index: Index, gold_file: Path, tmp_pat
     m = result.metrics
     assert m["retrieval"]["hit@1"] == 1.0
     assert m["answers"]["accuracy"] == 0.5  # "western slope" is wrong
-    assert m["refusals"] == {"unanswerable": 1, "refusal_accuracy": 1.0, "false_refusals": 0.0}
+    assert m["refusals"] == {"unanswerable": 1, "refusal_accuracy": 1.0, "false_refusals": 0.0,
+                             "wrong_shown": pytest.approx(1 / 3), "right_kept": 1.0, "conflicts": 0.0}
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["interrupted"] is False and saved["settings"][0]["metrics"]["answers"]["accuracy"] == 0.5
     text = (out / "report.md").read_text()

@@ -161,3 +161,23 @@ def test_withholding_leaves_out_each_questions_own_paragraphs(index) -> None:  #
     assert len(withholding) == len(index) and withholding.settings == index.settings
     row = collect.withheld({"id": "a", "question": question, "answers": ["a starter"], "sources": [own], "answerable": True})
     assert row["answerable"] is False and row["answers"] == [] and row["withheld_answers"] == ["a starter"]
+
+
+# ---------------------------------------------------------------------- the early check
+
+def test_the_early_checks_inputs_look_for_the_question_in_the_sources() -> None:
+    from rag.verifier import EARLY, early
+
+    apart = dict(zip(EARLY, early(QUESTION, ["Belgium's minister spoke in Brussels.", "Italy's minister met them in Doha in 2023."], 0.5), strict=True))
+    together = dict(zip(EARLY, early(QUESTION, ["Belgium's interior minister met them in Doha in 2023."], 0.5), strict=True))
+    assert apart["question names in sources"] == together["question names in sources"] == 1.0  # Belg, Doha somewhere
+    assert apart["question names in best source"] == 0.5 and together["question names in best source"] == 1.0
+    assert apart["question numbers in sources"] == 1.0 and apart["best cosine"] == 0.5
+    assert early(QUESTION, [], 0.0) == [0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_the_early_check_applies_to_any_generator_over_its_embedder(tmp_path: Path) -> None:
+    check = fixed_verifier(generator="", generator_sha256="")
+    assert check.mismatch("qwen-0.5b", "all-MiniLM-L6-v2") is None
+    assert check.mismatch("openai:http://x/v1#m", "all-MiniLM-L6-v2") is None
+    assert "embedder" in (check.mismatch("qwen-1.5b", "multilingual-e5-small") or "")

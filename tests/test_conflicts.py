@@ -1,0 +1,117 @@
+"""Sources that disagree about the asked fact are stated, not silently resolved (rag/conflicts.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.answering import Assistant
+from rag.conflicts import difference
+from rag.index import Index
+
+from .conftest import FakeEmbedder, ScriptedGenerator
+
+TRUE = ("Belgian Minister Visits Qatar\n"
+        "The talks occurred during Minister Quintin's official visit to Doha on December 6, 2023. "
+        "Both ministers signed a letter of intent on cybersecurity.")
+COUNTERFEIT = ("Correction: Belgian Minister Visits Qatar\n"
+               "The talks occurred during Minister Quintin's official visit to Doha on March 3, 2022. "
+               "Both ministers signed a letter of intent on cybersecurity.")
+OTHER = ("Qatar Hosts Cyber Forum\n"
+         "A follow-up meeting on cybersecurity is anticipated in Doha in the first half of 2024.")
+QUESTION = "When did Minister Quintin visit Doha?"
+
+
+@pytest.fixture
+def disagreeing(tmp_path: Path) -> Index:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for name, text in {"visit.txt": TRUE, "correction.txt": COUNTERFEIT, "forum.txt": OTHER}.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([folder])
+    return index
+
+
+def answer_citing(index: Index, doc_id: str, value: str):  # type: ignore[no-untyped-def]
+    """The answer of a scripted model that gives ``value`` citing ``doc_id``'s source number."""
+    assistant = Assistant(index, generator=ScriptedGenerator(""))
+    prompt = assistant.prompt(QUESTION, assistant.retrieve(QUESTION))
+    n = next(s.n for s in prompt.sources if s.hit.doc_id == doc_id)
+    assistant.generator = ScriptedGenerator(f"Minister Quintin visited Doha on {value} [{n}].")
+    return assistant.ask(QUESTION), prompt
+
+
+def test_difference_finds_the_one_replaced_value() -> None:
+    a, b = TRUE.split("\n")[1].split(". ")[0], COUNTERFEIT.split("\n")[1].split(". ")[0]
+    (qa, qb), (oa, ob) = difference(a, b)  # type: ignore[misc]
+    assert (a[qa:qb], b[oa:ob]) == ("December 6, 2023", "March 3, 2022")
+    assert difference(a, a) is None  # the same sentence: no conflict
+    assert difference(a, OTHER.split("\n")[1]) is None  # another statement
+    assert difference("Revenue rose 5% in 2019 in Paris.", "Revenue rose 7% in 2019 in Lyon.") is None  # two places
+    a, b = "It was the Edict of Potsdam that did it.", "It was the League of Augsburg that did it."
+    (qa, qb), (oa, ob) = difference(a, b)  # type: ignore[misc]
+    assert (a[qa:qb], b[oa:ob]) == ("Edict of Potsdam", "League of Augsburg")  # one place, a word apart
+
+
+@pytest.mark.parametrize(("doc_id", "ours", "theirs"), [("visit", "December 6, 2023", "March 3, 2022"),
+                                                         ("correction", "March 3, 2022", "December 6, 2023")])
+def test_an_answer_from_either_passage_states_both_values_with_their_citations(
+    disagreeing: Index, doc_id: str, ours: str, theirs: str
+) -> None:
+    answer, prompt = answer_citing(disagreeing, doc_id, ours)
+    assert not answer.refused
+    [conflict] = answer.conflicts
+    assert [v.value for v in conflict.values] == [ours, theirs]  # the answer's value first, no winner picked
+    n = {s.hit.doc_id: s.n for s in prompt.sources}
+    assert [v.citation.n for v in conflict.values] == [n[doc_id], n["correction" if doc_id == "visit" else "visit"]]
+    assert f"The sources disagree: source [{n[doc_id]}] gives {ours}" in answer.text and theirs in answer.text
+    for v in conflict.values:  # both quotes are verbatim document text, and both are cited
+        assert disagreeing.document(v.citation.doc_id).text[v.citation.start : v.citation.end] == v.citation.quote
+        assert v.value in v.citation.quote
+        assert any((c.n, c.start) == (v.citation.n, v.citation.start) for c in answer.citations)
+
+
+def test_sources_that_agree_raise_no_conflict(tmp_path: Path) -> None:
+    folder = tmp_path / "agree"
+    folder.mkdir()
+    (folder / "visit.txt").write_text(TRUE, encoding="utf-8")
+    (folder / "forum.txt").write_text(OTHER, encoding="utf-8")
+    (folder / "copy.txt").write_text(TRUE.replace("Belgian Minister", "Belgium's Minister"), encoding="utf-8")
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([folder])
+    answer, _ = answer_citing(index, "visit", "December 6, 2023")
+    assert not answer.refused and answer.conflicts == () and "disagree" not in answer.text
+
+
+def test_the_conflict_is_in_the_json_the_api_and_the_chat_window(disagreeing: Index) -> None:
+    from rag.api import ChatRequest, extra
+    from rag.ui import render_answer, render_sources
+
+    answer, prompt = answer_citing(disagreeing, "visit", "December 6, 2023")
+    [shape] = answer.to_dict()["conflicts"]
+    assert [(v["value"], v["doc_id"]) for v in shape["values"]] == [("December 6, 2023", "visit"), ("March 3, 2022", "correction")]
+    assert set(shape["values"][0]) == {"value", "n", "doc_id", "chunk_id", "start", "end", "quote", "date"}
+    request = ChatRequest("rag", "scripted", QUESTION, QUESTION, False)
+    assert extra(answer, request)["conflicts"] == answer.to_dict()["conflicts"]
+    html = render_answer(answer)
+    assert "The sources disagree" in html and 'class="rag-conflict"' in html
+    panel = render_sources(answer)
+    for v in answer.conflicts[0].values:  # both quotes highlighted, each in its own source
+        assert f'id="rag-source-{v.citation.n}"' in panel
+    assert panel.count('<mark class="rag-quote">') >= 2 and "disagrees with another" in panel
+
+
+def test_a_streamed_reply_ends_with_the_conflict_after_the_models_words(disagreeing: Index) -> None:
+    import json
+
+    from rag.api import ChatRequest, stream_chunks
+
+    answer, _ = answer_citing(disagreeing, "visit", "December 6, 2023")
+    request = ChatRequest("rag", "scripted", QUESTION, QUESTION, True)
+    events = [json.loads(e.removeprefix("data: ")) for e in stream_chunks([answer.raw], lambda: answer, request)
+              if e.strip() != "data: [DONE]"]
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
+    assert text.startswith(answer.raw) and "The sources disagree" in text and "March 3, 2022" in text
+    assert events[-1]["rag"]["conflicts"][0]["values"][1]["value"] == "March 3, 2022"
