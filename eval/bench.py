@@ -39,6 +39,10 @@ What is measured (every figure is a median over repeated runs or a percentile ov
   beside them (started by the benchmark, each bounded in time and stopped after its run), for
   the thread variants of ``--contention-threads`` (threads/batch threads: decode/prefill).
 - cold: seconds from launching ``rag ask`` to the first byte of the answer on stdout.
+- ray: passages per second through ``Index.add`` on the HotpotQA corpus embedded in this
+  process against embedded by a local Ray on the same machine (``rag index --ray``:
+  rag/ray_embedding.py), for each split of the cores into worker processes x threads; Ray's
+  start is timed apart, the workers' model loading is inside the figure (each add starts them).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 HOTPOT = ROOT / "eval/benchmarks/hotpotqa/corpus.jsonl"
 SEEDS_GOLD = ROOT / "eval/gold/seeds.jsonl"
-SECTIONS = ("indexing", "batch", "embedders", "retrieval", "stores", "generation", "e2e", "contention", "cold")
+SECTIONS = ("indexing", "batch", "embedders", "retrieval", "stores", "generation", "e2e", "contention", "cold", "ray")
 DIM = 384
 K = 10
 MODELS = ("qwen-0.5b", "qwen-1.5b")
@@ -993,6 +997,54 @@ def bench_cold(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------- report
 
 
+def bench_ray(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Index the HotpotQA corpus (the seeds in a quick run) into new indexes, embedding here and
+    on a local Ray, alternating the order each repeat; chunks per second, medians."""
+    try:
+        import ray
+    except ImportError:
+        return {"note": "Ray is not installed (pip install '.[ray]')"}
+    from rag.embedding import DEFAULT_MODEL as DEFAULT_EMBEDDER
+    from rag.embedding import Embedder
+    from rag.index import Index
+    from rag.ray_embedding import RayEmbedder
+
+    path = SEEDS if args.quick else HOTPOT
+    cores = os.cpu_count() or 1
+    started = time.perf_counter()
+    ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    out: dict[str, Any] = {"corpus": path.name, "cores": cores, "ray_init_s": time.perf_counter() - started, "runs": []}
+    local = Embedder()
+    local.embed(["warm up the model"])
+
+    def add(embedder: Any) -> tuple[float, int]:
+        folder = Path(tempfile.mkdtemp(dir=work))
+        index = Index.open(folder / "ix")
+        index.embed_on(embedder)
+        seconds, report = timed(lambda: index.add([path]))
+        shutil.rmtree(folder)
+        return seconds, report.chunks
+
+    splits = sorted({(cores, 1), (1, cores)})
+    try:
+        for workers, threads in splits:
+            remote = RayEmbedder(DEFAULT_EMBEDDER, workers=workers, threads=threads)
+            here_s, ray_s = [], []
+            for r in range(args.repeats):
+                first, second = (local, remote) if r % 2 == 0 else (remote, local)
+                for embedder in (first, second):
+                    seconds, chunks = add(embedder)
+                    (here_s if embedder is local else ray_s).append(seconds)
+            row = {"workers": workers, "threads": threads, "chunks": chunks, "here_chunks_per_s": chunks / median(here_s),
+                   "ray_chunks_per_s": chunks / median(ray_s)}
+            row["ratio"] = ratio(row["ray_chunks_per_s"], row["here_chunks_per_s"])
+            out["runs"].append(row)
+            log(f"ray: {row}")
+    finally:
+        ray.shutdown()
+    return out
+
+
 def _ms(s: dict[str, float] | None) -> str:
     return "-" if not s else f"{s['p50'] * 1e3:.2f} / {s['p95'] * 1e3:.2f}"
 
@@ -1179,6 +1231,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         for r in s["models"]:
             lines.append(f"| {r['model']} | {r['first_byte_s']:.1f} s | {r['exit_s']:.1f} s |")
         lines.append(f"\n`rag --help`: {s['help_s']:.2f} s.")
+    s = results.get("ray")
+    if s and s.get("runs"):
+        lines += ["", f"## Embedding on a local Ray ({_load(s)})", "",
+                  f"`Index.add` of {s['corpus']} into a new index, {s['cores']} cores; Ray started in "
+                  f"{s['ray_init_s']:.1f} s (not counted); the workers load the embedder inside each add.", "",
+                  "| workers x threads | chunks | this process | Ray | ratio |", "|---|---|---|---|---|"]
+        for r in s["runs"]:
+            lines.append(f"| {r['workers']} x {r['threads']} | {r['chunks']} | {r['here_chunks_per_s']:.1f}/s | "
+                         f"{r['ray_chunks_per_s']:.1f}/s | {r['ratio']} |")
     lines += ["", "How these figures set the defaults: [eval/README.md](../README.md#performance)."]
     return "\n".join(lines) + "\n"
 
@@ -1259,7 +1320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     runners = {"indexing": bench_indexing, "batch": bench_batch, "embedders": bench_embedders, "retrieval": bench_retrieval,
                "stores": bench_stores, "generation": bench_generation,
-               "e2e": bench_e2e, "contention": bench_contention, "cold": bench_cold}
+               "e2e": bench_e2e, "contention": bench_contention, "cold": bench_cold, "ray": bench_ray}
     args.out.mkdir(parents=True, exist_ok=True)
     # A quick run goes to an ignored folder so it never overwrites or sits beside the real figures.
     json_file = (args.out / "bench-quick" if args.quick else args.out) / "bench.json"

@@ -51,6 +51,7 @@ class Pairing:
     only_b: int
     tokens_a: float | None
     tokens_b: float | None
+    same: int | None = None  # questions both runs decided alike (both shown or both withheld)
 
     @property
     def p(self) -> float:
@@ -68,7 +69,8 @@ def pair(a: list[dict], b: list[dict]) -> Pairing:
         return statistics.median(counts) if counts else None
 
     return Pairing(len(a), sum(ra), sum(rb), sum(x and not y for x, y in zip(ra, rb)),
-                   sum(y and not x for x, y in zip(ra, rb)), tokens(a), tokens(b))
+                   sum(y and not x for x, y in zip(ra, rb)), tokens(a), tokens(b),
+                   sum(x["refused"] == y["refused"] for x, y in zip(a, b)))
 
 
 def read(path: Path) -> list[dict]:
@@ -76,18 +78,19 @@ def read(path: Path) -> list[dict]:
 
 
 def table(pairs: dict[str, Pairing]) -> str:
-    lines = ["| set | questions | right, A | right, B | only A | only B | sign test p | prompt tokens p50, A -> B |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | questions | right, A | right, B | only A | only B | sign test p | prompt tokens p50, A -> B "
+             "| same show/withhold |", "|---|---|---|---|---|---|---|---|---|"]
     for name, p in pairs.items():
         tok = "-" if p.tokens_a is None or p.tokens_b is None else f"{p.tokens_a:g} -> {p.tokens_b:g}"
+        same = "-" if p.same is None else f"{p.same} ({100 * p.same / max(1, p.questions):.0f}%)"
         lines.append(f"| {name} | {p.questions} | {p.right_a} | {p.right_b} | {p.only_a} | {p.only_b} | "
-                     f"{p.p:.2f} | {tok} |")
+                     f"{p.p:.2f} | {tok} | {same} |")
     if len(pairs) > 1:
         ps = pairs.values()
         total = Pairing(sum(p.questions for p in ps), sum(p.right_a for p in ps), sum(p.right_b for p in ps),
                         sum(p.only_a for p in ps), sum(p.only_b for p in ps), None, None)
         lines.append(f"| all | {total.questions} | {total.right_a} | {total.right_b} | {total.only_a} | "
-                     f"{total.only_b} | {total.p:.2f} | - |")
+                     f"{total.only_b} | {total.p:.2f} | - | - |")
     return "\n".join(lines) + "\n"
 
 

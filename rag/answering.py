@@ -351,7 +351,8 @@ class Assistant:
         first = {"score": hits[0].score, **hits[0].scores} if hits else {}
         words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
         signals = Signals.measure(best, stats, sentences, judge is not None, words)
-        verifier = for_models(generator.name, self.index.settings.embedder)
+        # A remote server serving a bundled model under its name is scored as that model.
+        verifier = for_models(getattr(generator, "serves", None) or generator.name, self.index.settings.embedder)
         trust = assess(question, text, sentences, citations, signals, verifier=verifier)
         done = time.perf_counter()
         timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)

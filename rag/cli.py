@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=None, help=f"words of overlap (new index; default {DEFAULT_OVERLAP_WORDS})")
     p.add_argument("--embedder", default=None, help=EMBEDDER_HELP + " (new index; default minilm)")
     p.add_argument("--dense-index", choices=INDEX_KINDS, default=None, help="FAISS index type (new index; default auto)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed the passages on a Ray cluster at ADDRESS (ray://HOST:10001, auto), or on a local "
+                        "Ray started here when no address is given; needs pip install '.[ray]'")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(func=cmd_index)
 
@@ -173,6 +176,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         dense_index=args.dense_index,
         rebuild=args.rebuild,
     )
+    if args.ray is not None:
+        from rag.ray_embedding import RayEmbedder
+
+        index.embed_on(RayEmbedder(index.embedder_spec, None if args.ray == "local" else args.ray))
     report = index.add(args.paths, progress=not args.quiet, sync=args.sync)
     if not args.quiet:
         for skipped in report.skipped:

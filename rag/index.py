@@ -270,6 +270,19 @@ class Index:
             self._embedder = load_embedder(self._embedder_spec)
         return self._embedder
 
+    @property
+    def embedder_spec(self) -> str:
+        """The name or directory the index's embedder is loaded from."""
+        return self._embedder_spec
+
+    def embed_on(self, embedder: EmbeddingModel) -> None:
+        """Embed from now on with ``embedder``, another runner of the index's own model (a
+        :class:`rag.ray_embedding.RayEmbedder`); a different model is an error."""
+        if embedder.name != self.settings.embedder:
+            raise IndexOpenError(f"the index at {self.location} was built with embedder '{self.settings.embedder}', "
+                                 f"not '{embedder.name}'")
+        self._embedder = embedder
+
     def __len__(self) -> int:
         """Number of chunks."""
         return len(self.backend)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag.generation import Message, Scorer
+from rag.generation import Message, Scorer, ScoresUnavailable
 
 # At most this many checks per answer (a sentence against one source is one check): one check is
 # about 90 prompt tokens, and the median answer needs one. Further sentences get the lexical check.
@@ -55,9 +55,13 @@ class Judge:
         if self.calls >= self.budget:
             return None
         turn = JUDGE_TURN.format(n=n, quote=quote, question=self.question, claim=claim)
-        probabilities = self.scorer.next_token_probabilities(
-            [*self.conversation, {"role": "user", "content": turn}], (*YES, *NO)
-        )
+        try:
+            probabilities = self.scorer.next_token_probabilities(
+                [*self.conversation, {"role": "user", "content": turn}], (*YES, *NO)
+            )
+        except ScoresUnavailable:  # a server without log-probabilities: the word check decides
+            self.calls = self.budget
+            return None
         self.calls += 1
         yes, no = sum(probabilities[: len(YES)]), sum(probabilities[len(YES) :])
         return yes / (yes + no) if yes + no > 0 else 0.5

@@ -29,7 +29,7 @@ from .conftest import SEEDS
 
 pytestmark = pytest.mark.integration
 
-ALIAS = "bundled-qwen"
+ALIAS = "qwen-1.5b"  # the bundled name: the fitted verifier scores its answers (issue 29)
 STARTUP_TIMEOUT_S = 180
 
 
@@ -94,6 +94,10 @@ def test_answers_a_seed_question_with_a_checked_citation(assistant: Assistant) -
     assert is_correct(answer.text, {"answers": ["December 6, 2023"]}), answer.text
     assert {c.doc_id for c in answer.citations if c.supported} == {"000_309b2881ceff4657"}
     assert answer.timings.first_token_s is not None
+    # issue 29: the server's log-probabilities give the trust score, and the judge runs over HTTP
+    assert answer.trust is not None and answer.trust.score is not None, answer.trust
+    assert answer.trust.signals.support is not None and answer.trust.signals.confidence is not None
+    assert answer.trust.scorer == "verifier"
 
 
 def test_refuses_through_the_server_too(assistant: Assistant) -> None:

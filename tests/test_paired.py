@@ -39,7 +39,8 @@ def test_pair_counts_flips_both_ways(paired) -> None:
     p = paired.pair(a, b)
     assert (p.questions, p.right_a, p.right_b, p.only_a, p.only_b) == (3, 2, 2, 1, 1)
     assert (p.tokens_a, p.tokens_b) == (310, 210)
-    assert "| x | 3 | 2 | 2 | 1 | 1 | 1.00 | 310 -> 210 |" in paired.table({"x": p})
+    assert p.same == 2  # q1 shown by both, q2 withheld by both, q3 withheld by A only
+    assert "| x | 3 | 2 | 2 | 1 | 1 | 1.00 | 310 -> 210 | 2 (67%) |" in paired.table({"x": p})
 
 
 def test_runs_of_different_questions_are_refused(paired) -> None:
