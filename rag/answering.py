@@ -58,6 +58,7 @@ from rag.retrieval import Mode, check_k, check_mode
 from rag.trust import Signals, Trust, assess
 from rag.types import Hit
 from rag.verifier import EARLY, EARLY_FILE, early, for_models, lexical, quotes
+from rag.web import is_url
 
 MAX_QUESTION_CHARS = 1000
 DEFAULT_K = defaults.K
@@ -128,7 +129,7 @@ class Answer:
                 {
                     "n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title,
                     "start": c.start, "end": c.end, "quote": c.quote, "supported": c.supported,
-                    "added": c.added, "page": c.page,
+                    "added": c.added, "page": c.page, "url": c.url,
                 }
                 for c in self.citations
             ],
@@ -347,7 +348,7 @@ class Assistant:
         if self.judge and isinstance(generator, Scorer):
             judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
         text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
-        citations = [self._with_page(c) for c in citations]
+        citations = [self._located(c) for c in citations]
         first = {"score": hits[0].score, **hits[0].scores} if hits else {}
         words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
         signals = Signals.measure(best, stats, sentences, judge is not None, words)
@@ -362,19 +363,22 @@ class Assistant:
         # Sources that disagree about the answer's value: both are stated, none is picked.
         disagree = conflicts.find(question, text, sentences, citations, prompt.sources)
         text, citations = conflicts.state(text, citations, disagree)
+        citations = [self._located(c) for c in citations]  # the other sources' sentences too
         return Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
             trust=trust, tokens=Tokens.of(stats), conflicts=tuple(disagree),
         )
 
-    def _with_page(self, citation: Citation) -> Citation:
-        """The citation with the page its quote starts on, for a paged document (PDF)."""
+    def _located(self, citation: Citation) -> Citation:
+        """The citation with the page its quote starts on (a paged document, PDF) and the address
+        of the web page it was read from (rag.web)."""
         try:
-            page = self.index.document(citation.doc_id).page_of(citation.start)
+            document = self.index.document(citation.doc_id)
         except KeyError:  # removed from the index while the answer was written
             return citation
-        return replace(citation, page=page) if page is not None else citation
+        url = document.source if is_url(document.source) else None
+        return replace(citation, page=document.page_of(citation.start), url=url)
 
     def _refusal(
         self, question: str, hits: list[Hit], sources: tuple[Source, ...], timings: Timings, prompt: str,

@@ -66,7 +66,8 @@ class Citation:
 
     ``start``/``end`` are offsets of ``quote`` in the document's cleaned text. ``added``
     is True when the verifier attached this source to a sentence the model left uncited.
-    ``page`` is the 1-based page where the quote starts, for paged documents (PDF).
+    ``page`` is the 1-based page where the quote starts, for paged documents (PDF); ``url`` the
+    page's address for a document read from the web.
     """
 
     n: int
@@ -79,6 +80,7 @@ class Citation:
     supported: bool
     added: bool = False
     page: int | None = None
+    url: str | None = None  # the web page the document was read from (rag.web), shown as a link
 
 
 @dataclass(frozen=True)

@@ -264,6 +264,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         added = " (added by the checker)" if c.added else ""
         where = f"p. {c.page}, " if c.page is not None else ""
         print(f"  [{c.n}] {c.title} ({c.doc_id}, {where}chars {c.start}-{c.end}){mark}{added}")
+        if c.url:
+            print(f"      {c.url}")
         print(f'      "{c.quote}"')
     t = answer.timings
     first = f"first token {t.first_token_s:.1f} s, " if t.first_token_s is not None else ""

@@ -132,14 +132,18 @@ def _marked(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def _head(n: int | None, hit: Hit, extra: str = "") -> str:
-    """A passage's heading: its number, title, document id, date, and ``extra`` (escaped), which
-    defaults to the page the passage starts on in a paged document."""
+def _head(n: int | None, hit: Hit, extra: str = "", url: str | None = None) -> str:
+    """A passage's heading: its number, title (a link to ``url``, the web page it was read from),
+    document id, date, and ``extra`` (escaped), which defaults to the page the passage starts on
+    in a paged document."""
     if not extra and hit.page is not None:
         extra = escape_text(f" · p. {hit.page}")
     label = f'<span class="rag-n">{escape_text(f"[{n}]")}</span> ' if n is not None else ""
     meta = " · ".join(escape_text(x) for x in (hit.doc_id, hit.date or "no date") if x) + extra
-    return f'<div class="rag-head">{label}<strong>{escape_text(hit.title or hit.doc_id)}</strong> <small>{meta}</small></div>'
+    title = f"<strong>{escape_text(hit.title or hit.doc_id)}</strong>"
+    if url and url.lower().startswith(("http://", "https://")):
+        title = f'<a href="{escape_text(url)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+    return f'<div class="rag-head">{label}{title} <small>{meta}</small></div>'
 
 
 def render_sources(answer: Answer | None) -> str:
@@ -174,7 +178,8 @@ def render_sources(answer: Answer | None) -> str:
             notes.append("the checker attached this source to a sentence the model left uncited")
         pages = sorted({c.page for c in cites if c.page is not None})
         extra = escape_text(" · " + ", ".join(f"p. {p}" for p in pages)) if pages else ""
-        out.append(f'<section class="rag-source" id="rag-source-{n}">{_head(n, hit, extra)}')
+        url = next((c.url for c in cites if c.url), None)
+        out.append(f'<section class="rag-source" id="rag-source-{n}">{_head(n, hit, extra, url)}')
         out.append(f'<p class="rag-passage">{_marked(hit.text, inside)}</p>')
         for c in cites:
             if (c.start - hit.start, c.end - hit.start) not in inside:
