@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{defaults.MODEL_TIME_LIMIT_S:g}; 0: no limit)")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("mcp", help="serve the index to MCP clients (desktop assistants, editors) over stdin/stdout")
+    _add_index_dir(p)
+    p.add_argument("--model", default=None, help="model for the ask tool (default qwen-1.5b)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
+    p.add_argument("--max-tokens", type=int, default=None, help=f"longest answer in tokens (default {defaults.MAX_TOKENS})")
+    p.set_defaults(func=cmd_mcp)
+
     p = sub.add_parser("selftest", help="check that the model runs on this machine: load it in its own process and decode a few tokens")
     p.add_argument("--model", default=None, help="a bundled model or PATH.gguf (default qwen-1.5b)")
     p.set_defaults(func=cmd_selftest)
@@ -298,6 +305,25 @@ def cmd_remove(args: argparse.Namespace) -> int:
     index = _open(args)
     index.remove(args.doc_id)
     print(f"removed {args.doc_id}; {len(index.documents())} documents left")
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rag.answering import Assistant
+    from rag.generation import DEFAULT_MODEL
+    from rag.mcp_server import serve_stdio
+
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise CommandError("rag mcp needs the MCP SDK: pip install mcp (into the project's .venv)") from None
+    # The model in a supervised process of its own, as rag serve runs it: a crash costs one answer.
+    settings = replace(_generation_settings(args), process=True)
+    assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, settings=settings, store=args.store)
+    assistant.load_in_background()  # the client lists tools while the model loads
+    serve_stdio(assistant)
     return 0
 
 
