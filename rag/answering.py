@@ -357,11 +357,16 @@ class Assistant:
         trust = assess(question, text, sentences, citations, signals, verifier=verifier)
         done = time.perf_counter()
         timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
-        if not trust.shown:
-            # Withheld: the raw answer and the reason stay on the Answer for the curious.
-            return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
         # Sources that disagree about the answer's value: both are stated, none is picked.
         disagree = conflicts.find(question, text, sentences, citations, prompt.sources)
+        if not trust.shown:
+            if not disagree:
+                # Withheld: the raw answer and the reason stay on the Answer for the curious.
+                return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+            # The model's answer is withheld, but the passages it drew on give two values for
+            # what was asked: the disagreement alone is shown, each value with its citation
+            # (eval/README.md, "Conflicting sources": what the model wrote stays on .raw).
+            text, sentences, citations = "", [], []
         text, citations = conflicts.state(text, citations, disagree)
         citations = [self._located(c) for c in citations]  # the other sources' sentences too
         return Answer(

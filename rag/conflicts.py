@@ -7,15 +7,19 @@ prompt for a different value of the fact the answer states, so the reader sees b
 The check is lexical and costs no model call: a conflict is a sentence of another source that
 says the same as the cited quote (most of its words, in the same order: ``difflib``) except in
 one place, where the quote has the answer's value ("December 6, 2023") and the other sentence a
-different one ("March 3, 2022"). Two guards keep agreeing sources quiet: the changed place
+different one ("March 3, 2022"). Four guards keep agreeing sources quiet: the changed place
 must not hold the question's own words (then the other sentence is about another subject: the
-revenue of another year, not another revenue of the asked year), and it must be short (a value,
-not a different sentence). A paraphrased contradiction ("the visit, first reported for December,
+revenue of another year, not another revenue of the asked year); it must be short (a value, not
+a different sentence); and the two passages must both name what the question names, the same
+ones of its names (template sentences of two articles, "Its county seat is Newport" and "Its
+county seat is Ossipee", are about two counties that the question does not name); and a
+sentence that starts with a pronoun conflicts only with one of an article of the same title. A paraphrased contradiction ("the visit, first reported for December,
 took place in March") is not caught: eval/README.md, "Conflicting sources", measures both.
 
 The assistant does not pick a winner: :func:`state` appends both values with their citations
 to the answer ("The sources disagree: source [1] gives ...; source [3] gives ..."), and says
-which source is dated later where both carry a date.
+which source is dated later where both carry a date. When the trust score withholds the model's
+own answer, the disagreement alone is shown (:meth:`rag.answering.Assistant.respond`).
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from typing import Any
 from rag.citations import AnswerSentence, Citation
 from rag.prompting import Source, Span, sentence_spans
 from rag.sparse import tokenize
+from rag.verifier import Asked
 
 SIMILAR = 0.6  # the share of words two sentences must share, in order (SequenceMatcher.ratio)
 MAX_VALUE_WORDS = 6  # a changed place longer than this is a different statement, not a value
 JOIN_WORDS = 2  # changes at most this many same words apart are one place
 _WORD = re.compile(r"\w+(?:[.,'’-]\w+)*")
+# A sentence that starts with a pronoun is about its own article's subject.
+_PRONOUN = re.compile(r"\s*(it|its|they|their|he|his|she|her|this|these)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,12 @@ def find(question: str, answer: str, sentences: list[AnswerSentence], citations:
     Vulcan idiom"), so the answer's value may sit on either side; it is listed first."""
     asked = _stems(question)
     said = _stems(answer)
+    names = Asked(question).names
     by_n = {s.n: s for s in sources}
+
+    def named(source: Source) -> set[str]:
+        return {n for n in names if re.search(rf"\b{re.escape(n)}", source.hit.text)}
+
     quoted = {(c.n, c.start): c for c in citations}
     found: dict[frozenset[str], Conflict] = {}
     cited = sorted({n for s in sentences if s.supported for n in s.citations if n in by_n})
@@ -124,10 +136,14 @@ def find(question: str, answer: str, sentences: list[AnswerSentence], citations:
             for other in sources:
                 if other.n == n or other.hit.doc_id == source.hit.doc_id:
                     continue
+                if named(other) != named(source) or (names and not named(source)):
+                    continue  # not both about what the question names
                 for other_span in sentence_spans(other.hit):
                     where = difference(span.text, other_span.text)
                     if where is None:
                         continue
+                    if source.hit.title != other.hit.title and (_PRONOUN.match(span.text) or _PRONOUN.match(other_span.text)):
+                        continue  # "Its county seat is ...": each about its own article's subject
                     (qa, qb), (oa, ob) = where
                     ours, theirs = span.text[qa:qb], other_span.text[oa:ob]
                     if _stems(ours) & asked or _stems(theirs) & asked:
@@ -158,7 +174,7 @@ def state(text: str, citations: list[Citation], conflicts: list[Conflict]) -> tu
     added = list(citations)
     for conflict in conflicts:
         if not all(v.value.lower() in text.lower() for v in conflict.values):
-            text = f"{text.rstrip()} {conflict.statement()}"
+            text = f"{text.rstrip()} {conflict.statement()}".lstrip()
         for v in conflict.values:
             if all((c.n, c.start) != (v.citation.n, v.citation.start) for c in added):
                 added.append(v.citation)

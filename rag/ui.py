@@ -93,7 +93,7 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
             # the model did write an answer: say why it is not shown
             parts.append(f'<p class="rag-note"><small>Withheld: {escape_text(answer.refusal_reason)}.</small></p>')
         return "\n".join(parts)
-    if not answer.sentences:
+    if not answer.sentences and not answer.conflicts:
         parts.append(f"<p>{escape_text(answer.text)}</p>")
         return "\n".join(parts)
     sentences = []
@@ -105,7 +105,8 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
                 "<em>(not supported by the sources)</em></span>"
             )
         sentences.append(body)
-    parts.append("<p>" + " ".join(sentences) + "</p>")
+    if sentences:  # none when only the sources' disagreement is shown
+        parts.append("<p>" + " ".join(sentences) + "</p>")
     for conflict in answer.conflicts:
         # Both values with their sources; the quotes are highlighted in the sources panel.
         given = "; ".join(f"{escape_text(v.value)}{_cite_marks([v.citation.n])}" for v in conflict.values)

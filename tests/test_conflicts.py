@@ -115,3 +115,27 @@ def test_a_streamed_reply_ends_with_the_conflict_after_the_models_words(disagree
     text = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
     assert text.startswith(answer.raw) and "The sources disagree" in text and "March 3, 2022" in text
     assert events[-1]["rag"]["conflicts"][0]["values"][1]["value"] == "March 3, 2022"
+
+
+def test_a_withheld_answer_whose_sources_disagree_shows_the_disagreement_alone(disagreeing: Index) -> None:
+    """The trust score withholds the model's answer (unsure of every word), but the passages it
+    drew on give two values: the reader sees both, with their citations, and no answer of its own."""
+    from .conftest import JudgingGenerator
+
+    probe = Assistant(disagreeing, generator=ScriptedGenerator(""))
+    n = next(s.n for s in probe.prompt(QUESTION, probe.retrieve(QUESTION)).sources if s.hit.doc_id == "visit")
+    unsure = JudgingGenerator(f"Minister Quintin visited Doha on December 6, 2023 [{n}].", yes=0.95, refusing=0.9, logprob=-3.0)
+    answer = Assistant(disagreeing, generator=unsure).ask(QUESTION)  # type: ignore[arg-type]
+    assert answer.trust is not None and not answer.trust.shown  # the model's answer is withheld...
+    assert not answer.refused and answer.sentences == ()  # ...and the disagreement shown instead
+    assert answer.text.startswith("The sources disagree:") and "December 6, 2023" in answer.text and "March 3, 2022" in answer.text
+    assert {c.doc_id for c in answer.citations} == {"visit", "correction"}
+    assert answer.raw.startswith("Minister Quintin visited Doha")
+
+
+def test_a_withheld_answer_without_a_disagreement_stays_withheld(disagreeing: Index) -> None:
+    from .conftest import JudgingGenerator
+
+    unsure = JudgingGenerator("Both ministers signed a letter of intent [1].", yes=0.95, refusing=0.9, logprob=-3.0)
+    answer = Assistant(disagreeing, generator=unsure).ask("What did both ministers sign?")  # type: ignore[arg-type]
+    assert answer.refused and answer.conflicts == ()
