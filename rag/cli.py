@@ -121,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"questions answered at once with an openai: model (default {defaults.CONCURRENCY}; "
                         "a model in this process answers one at a time)")
     p.add_argument("--api-key", default=None,
-                   help="require this key as a Bearer token on the /v1 API (default $RAG_API_KEY; none: open)")
+                   help="close the server with this key: the chat window's login (any user name), Gradio's "
+                        "endpoints and the /v1 API (a Bearer token) (default $RAG_API_KEY; none: open)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve on an address other than this machine's without a key (anyone who reaches "
+                        "the port can read, add and remove documents)")
     p.add_argument("--time-limit", type=float, default=defaults.MODEL_TIME_LIMIT_S, metavar="SECONDS",
                    help=f"stop and restart the model when one answer or check takes longer (default "
                         f"{defaults.MODEL_TIME_LIMIT_S:g}; 0: no limit)")
@@ -345,6 +349,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError(str(e)) from None
     if args.time_limit < 0:
         raise CommandError(f"--time-limit must be >= 0 seconds, got {args.time_limit:g}")
+    api_key = args.api_key if args.api_key is not None else os.environ.get("RAG_API_KEY") or None
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and not api_key and not args.no_auth:
+        raise CommandError(f"serving on {args.host} without a key would let anyone who reaches the port read, add and "
+                           "remove documents: give --api-key KEY (or RAG_API_KEY), or --no-auth to serve it open")
     # The model runs in a supervised process of its own (rag/engine.py): a crash in it costs one answer.
     settings = replace(_generation_settings(args), process=True, time_limit_s=args.time_limit or None)
     service = ChatService.open(
@@ -360,11 +369,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     timings = service.load()
     print(f"ready to answer after {sum(timings.values()):.1f} s: model and its cached prompt prefix "
           f"{timings['model']:.1f} s, embedder and search {timings['search']:.1f} s", file=sys.stderr)
-    api_key = args.api_key if args.api_key is not None else os.environ.get("RAG_API_KEY") or None
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"listening on {args.host}: anyone who can reach this machine can use the app", file=sys.stderr)
+    if not loopback and not api_key:
+        print(f"listening on {args.host} with no key (--no-auth): anyone who can reach this machine can use the app",
+              file=sys.stderr)
     print(f"OpenAI-compatible API at http://{args.host}:{args.port}/v1 (model 'rag'; "
-          f"{'a Bearer key is required' if api_key else 'no key required'})", file=sys.stderr)
+          f"{'the key is required, here and in the chat window' if api_key else 'no key required'})", file=sys.stderr)
     launch(service, host=args.host, port=args.port, api_key=api_key)
     return 0
 

@@ -662,7 +662,9 @@ def build_app(service: ChatService) -> gradio.Blocks:
                     add_button = gr.Button("Add to the index", variant="primary")
                     rescan_button = gr.Button("Re-scan the upload folder", size="sm")
                 with gr.Column():
-                    doc_id = gr.Dropdown([r[0] for r in service.document_rows()], value=None, label="Document")
+                    # Filled when the page loads (app.load below), not at build: Gradio puts a
+                    # component's build-time choices in the API description it serves before login.
+                    doc_id = gr.Dropdown([], value=None, label="Document", allow_custom_value=False)
                     remove_button = gr.Button("Remove from the index", variant="stop")
             doc_status = gr.Markdown(elem_id="rag-doc-status")
 
@@ -693,13 +695,27 @@ def build_app(service: ChatService) -> gradio.Blocks:
     return app
 
 
+def _key_check(api_key: str) -> Any:
+    """Gradio's login check: any user name, the key as the password (compared in constant time)."""
+    import hmac
+
+    def check(_user: str, password: str) -> bool:
+        return hmac.compare_digest(password.encode(), api_key.encode())
+
+    return check
+
+
 def launch(
     service: ChatService, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, block: bool = True,
     api_key: str | None = None,
 ) -> tuple[gradio.Blocks, str]:
     """Serve the app at ``http://host:port`` (no share link, no telemetry), and the
-    OpenAI-compatible API at ``/v1`` beside it (:mod:`rag.api`; ``api_key`` required as a
-    Bearer token when given); returns the app and its URL.
+    OpenAI-compatible API at ``/v1`` beside it (:mod:`rag.api`); returns the app and its URL.
+
+    With an ``api_key`` everything the server offers is closed without it: the chat window asks
+    for it on a login page (any user name, the key as the password; ``gradio_client`` passes it
+    as ``auth=(name, key)``), so do Gradio's own endpoints (answers, documents, uploads), and
+    ``/v1`` takes it as a Bearer token.
 
     With ``block=False`` it returns at once (tests); call ``app.close()`` to stop it.
     """
@@ -712,7 +728,8 @@ def launch(
         server_name=host, server_port=port, share=False, prevent_thread_lock=True,
         max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=["api"], run_history=False, ssr_mode=False,
         mcp_server=False, enable_monitoring=False, show_error=True, quiet=not block, css=CSS,
-        theme=gr.themes.Default(),
+        theme=gr.themes.Default(), auth=_key_check(api_key) if api_key else None,
+        auth_message="This server is closed with a key: any user name, the key as the password.",
     )
     mount(app.server_app, service, api_key)
     if block:

@@ -185,7 +185,7 @@ def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -
         deadline = time.monotonic() + 240
         while True:
             try:
-                client = Client(url, verbose=False)
+                client = Client(url, auth=("me", "k3y"), verbose=False)  # the key closes the window too
                 break
             except Exception:
                 if server.poll() is not None or time.monotonic() > deadline:
