@@ -1038,6 +1038,14 @@ def bench_ray(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             row = {"workers": workers, "threads": threads, "chunks": chunks, "here_chunks_per_s": chunks / median(here_s),
                    "ray_chunks_per_s": chunks / median(ray_s)}
             row["ratio"] = ratio(row["ray_chunks_per_s"], row["here_chunks_per_s"])
+            if workers == cores:
+                # The workers' start (a process, torch, the model: fixed) against the passages'
+                # flow: the same passages four times over, embedded only, once each side.
+                texts = passages(path) * 4
+                here_embed, _ = timed(lambda: local.embed(texts))
+                ray_embed, _ = timed(lambda: remote.embed(texts))
+                row.update(embed_passages=len(texts), here_embed_per_s=len(texts) / here_embed,
+                           ray_embed_per_s=len(texts) / ray_embed, embed_ratio=ratio(here_embed, ray_embed))
             out["runs"].append(row)
             log(f"ray: {row}")
     finally:
@@ -1240,6 +1248,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         for r in s["runs"]:
             lines.append(f"| {r['workers']} x {r['threads']} | {r['chunks']} | {r['here_chunks_per_s']:.1f}/s | "
                          f"{r['ray_chunks_per_s']:.1f}/s | {r['ratio']} |")
+        for r in s["runs"]:
+            if "embed_passages" in r:
+                lines.append(f"| {r['workers']} x {r['threads']}, embedding only | {r['embed_passages']} | "
+                             f"{r['here_embed_per_s']:.1f}/s | {r['ray_embed_per_s']:.1f}/s | {r['embed_ratio']} |")
     lines += ["", "How these figures set the defaults: [eval/README.md](../README.md#performance)."]
     return "\n".join(lines) + "\n"
 
