@@ -114,6 +114,17 @@ class Answer:
     tokens: Tokens | None = None
     conflicts: tuple[Conflict, ...] = ()  # sources that give different values for the asked fact
 
+    def after_stream(self) -> str:
+        """What a client that showed the model's words as they streamed must add after them for
+        an answer that is shown: when the trust score withheld those words but the sources'
+        disagreement is shown instead, that they are withheld and the disagreement; else the
+        conflict statements appended to the answer ("" when there are none)."""
+        if self.refused:
+            return ""
+        if self.trust is not None and not self.trust.shown:
+            return f"(withheld: {self.trust.reason}) {self.text}"
+        return " ".join(c.statement() for c in self.conflicts if c.statement() in self.text)
+
     @property
     def supported(self) -> bool:
         """Every sentence of the answer has a verified citation."""
@@ -348,7 +359,6 @@ class Assistant:
         if self.judge and isinstance(generator, Scorer):
             judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
         text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
-        citations = [self._located(c) for c in citations]
         first = {"score": hits[0].score, **hits[0].scores} if hits else {}
         words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
         signals = Signals.measure(best, stats, sentences, judge is not None, words)
@@ -368,7 +378,7 @@ class Assistant:
             # (eval/README.md, "Conflicting sources": what the model wrote stays on .raw).
             text, sentences, citations = "", [], []
         text, citations = conflicts.state(text, citations, disagree)
-        citations = [self._located(c) for c in citations]  # the other sources' sentences too
+        citations = [self._located(c) for c in citations]  # pages and web addresses, for what is shown
         return Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,

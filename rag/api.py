@@ -185,8 +185,8 @@ def stream_chunks(pieces: Iterable[str], answer: Callable[[], Answer], request: 
     if final.refused and streamed.strip() and streamed.strip() != REFUSAL_TEXT:
         # the words already sent did not pass the checks: say so in the text itself
         yield event({"content": f"\n\n{REFUSAL_TEXT} (withheld: {final.refusal_reason})"})
-    elif said := " ".join(c.statement() for c in final.conflicts if c.statement() in final.text):
-        yield event({"content": f" {said}"})  # the sources disagree: both values follow the model's words
+    elif after := final.after_stream():  # the sources disagree: say so after the model's words
+        yield event({"content": f"\n\n{after}"})
     yield event({}, "stop", usage=_usage(final), **{MODEL: extra(final, request)})
     yield "data: [DONE]\n\n"
 

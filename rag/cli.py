@@ -265,6 +265,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         elif answer.refusal_reason:
             print(f"({answer.refusal_reason}; the model was not asked)")
         return 0
+    if after := answer.after_stream():
+        print(f"\n{after}")
     for sentence in answer.sentences:
         if not sentence.supported:
             print(f"  unsupported: {sentence.text}")

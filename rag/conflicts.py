@@ -129,21 +129,20 @@ def find(question: str, answer: str, sentences: list[AnswerSentence], citations:
     names = Asked(question).names
     by_n = {s.n: s for s in sources}
 
-    def named(source: Source) -> set[str]:
-        return {n for n in names if re.search(rf"\b{re.escape(n)}", source.hit.text)}
-
+    spans = {s.n: sentence_spans(s.hit) for s in sources}
+    named = {s.n: {n for n in names if re.search(rf"\b{re.escape(n)}", s.hit.text)} for s in sources}
     quoted = {(c.n, c.start): c for c in citations}
     found: dict[frozenset[str], Conflict] = {}
     cited = sorted({n for s in sentences if s.supported for n in s.citations if n in by_n})
     for n in cited:
         source = by_n[n]
-        for span in sentence_spans(source.hit):
+        for span in spans[n]:
             for other in sources:
                 if other.n == n or other.hit.doc_id == source.hit.doc_id:
                     continue
-                if named(other) != named(source) or (names and not named(source)):
+                if named[other.n] != named[n] or (names and not named[n]):
                     continue  # not both about what the question names
-                for other_span in sentence_spans(other.hit):
+                for other_span in spans[other.n]:
                     where = difference(span.text, other_span.text)
                     if where is None:
                         continue

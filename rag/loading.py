@@ -23,7 +23,7 @@ from pathlib import Path
 from rag.cleaning import clean, find_date, guess_title, normalize
 from rag.errors import RagError
 from rag.types import Document
-from rag.web import extract
+from rag.web import extract, is_url, load_urls
 
 TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -89,7 +89,7 @@ def source_file(source: str) -> Path:
 def came_from(source: str, paths: Iterable[str | Path]) -> bool:
     """Whether the document from ``source`` was read from one of ``paths`` (a file, or one
     under a folder), comparing resolved paths."""
-    if source.lower().startswith(("http://", "https://")):
+    if is_url(source):
         return False  # a web page is kept until removed: a page that fails to load may come back
     file = source_file(source).resolve()
     return any(file == (root := Path(p).resolve()) or file.is_relative_to(root) for p in paths)
@@ -103,8 +103,6 @@ def load(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
     Example:
         >>> docs = [d for d in load(["seeds"]) if isinstance(d, Document)]
     """
-    from rag.web import is_url, load_urls
-
     paths = list(paths)
     urls = [str(p) for p in paths if is_url(p)]
     for file, root in iter_files([p for p in paths if not is_url(p)]):

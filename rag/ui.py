@@ -40,6 +40,7 @@ from rag.loading import SUPPORTED_SUFFIXES
 from rag.models import BUNDLED, data_dir
 from rag.retrieval import MODES, Mode, check_k, check_mode
 from rag.types import Hit
+from rag.web import is_url
 
 if TYPE_CHECKING:
     import gradio
@@ -142,7 +143,7 @@ def _head(n: int | None, hit: Hit, extra: str = "", url: str | None = None) -> s
     label = f'<span class="rag-n">{escape_text(f"[{n}]")}</span> ' if n is not None else ""
     meta = " · ".join(escape_text(x) for x in (hit.doc_id, hit.date or "no date") if x) + extra
     title = f"<strong>{escape_text(hit.title or hit.doc_id)}</strong>"
-    if url and url.lower().startswith(("http://", "https://")):
+    if url and is_url(url):
         title = f'<a href="{escape_text(url)}" target="_blank" rel="noopener noreferrer">{title}</a>'
     return f'<div class="rag-head">{label}{title} <small>{meta}</small></div>'
 

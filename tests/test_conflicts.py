@@ -114,6 +114,7 @@ def test_a_streamed_reply_ends_with_the_conflict_after_the_models_words(disagree
               if e.strip() != "data: [DONE]"]
     text = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
     assert text.startswith(answer.raw) and "The sources disagree" in text and "March 3, 2022" in text
+    assert answer.after_stream() == answer.conflicts[0].statement() and text.endswith(answer.after_stream())
     assert events[-1]["rag"]["conflicts"][0]["values"][1]["value"] == "March 3, 2022"
 
 
@@ -131,6 +132,9 @@ def test_a_withheld_answer_whose_sources_disagree_shows_the_disagreement_alone(d
     assert answer.text.startswith("The sources disagree:") and "December 6, 2023" in answer.text and "March 3, 2022" in answer.text
     assert {c.doc_id for c in answer.citations} == {"visit", "correction"}
     assert answer.raw.startswith("Minister Quintin visited Doha")
+    # A client that streamed the model's words says they are withheld, then the disagreement.
+    after = answer.after_stream()
+    assert after.startswith("(withheld: the answer is not trusted enough") and after.endswith(answer.text)
 
 
 def test_a_withheld_answer_without_a_disagreement_stays_withheld(disagreeing: Index) -> None:
