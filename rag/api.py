@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
 import logging
@@ -70,23 +69,31 @@ def unavailable(error: GeneratorError) -> ApiError:
 class ChatRequest:
     """A checked ``/v1/chat/completions`` request."""
 
-    model_id: str  # as the client named it: "rag" or "rag:<generator>"
+    model_id: str  # as the client named it: "rag", "rag:<generator>", "rag/<collection>[:<generator>]"
     model: str  # the generator that answers
     question: str  # the last user message
     searched: str  # the standalone question a follow-up was rewritten to
     stream: bool
+    collection: str | None = None  # None: the service's first
 
 
-def model_ids(service: ChatService) -> list[str]:
-    """The model names the API accepts: ``rag`` and ``rag:<generator>`` per offered generator."""
-    return [MODEL, *(f"{MODEL}:{m}" for m in service.models())]
+def model_ids(service: ChatService, collections: list[str] | None = None) -> dict[str, tuple[str, str]]:
+    """The model names the API accepts for ``collections`` (default: all served), each with the
+    collection and generator it means: ``rag`` (the first collection) or ``rag/<collection>``,
+    then ``:<generator>`` per offered generator."""
+    ids: dict[str, tuple[str, str]] = {}
+    for name in service.collections() if collections is None else collections:
+        base = MODEL if name == service.collection else f"{MODEL}/{name}"
+        ids[base] = (name, service.model)
+        ids.update({f"{base}:{m}": (name, m) for m in service.models()})
+    return ids
 
 
-def list_models(service: ChatService) -> dict[str, Any]:
-    """The body of ``GET /v1/models``."""
+def list_models(service: ChatService, collections: list[str] | None = None) -> dict[str, Any]:
+    """The body of ``GET /v1/models``: the models of the collections the caller may open."""
     created = int(time.time())
     return {"object": "list", "data": [{"id": m, "object": "model", "created": created, "owned_by": "rag"}
-                                       for m in model_ids(service)]}
+                                       for m in model_ids(service, collections)]}
 
 
 def _text(content: Any, where: str) -> str:
@@ -100,15 +107,21 @@ def _text(content: Any, where: str) -> str:
     raise ApiError(f"{where}.content must be a string or a list of content parts", param=f"{where}.content")
 
 
-def parse_request(body: Any, service: ChatService) -> ChatRequest:
-    """Check a request body; raise :class:`ApiError` (status 400) for what cannot be answered."""
+def parse_request(body: Any, service: ChatService, collections: list[str] | None = None) -> ChatRequest:
+    """Check a request body from a caller who may open ``collections`` (default: all); raise
+    :class:`ApiError`: 400 for what cannot be answered, 403 for a model of a collection the
+    caller may not open (the same words whether it exists or not)."""
     if not isinstance(body, dict):
         raise ApiError("the request body must be a JSON object")
     model_id = body.get("model")
     if not isinstance(model_id, str) or not model_id:
         raise ApiError("'model' is required: use 'rag' or one of GET /v1/models", param="model")
-    if model_id not in model_ids(service):
-        raise ApiError(f"unknown model '{model_id}'; this server offers {', '.join(model_ids(service))}", param="model")
+    offered = model_ids(service, collections)
+    if model_id not in offered:
+        if collections is not None and set(collections) != set(service.collections()):  # some are hidden from it
+            raise ApiError(f"this key does not open the model '{model_id}'; GET /v1/models lists those it opens",
+                           403, param="model", kind="permission_error")
+        raise ApiError(f"unknown model '{model_id}'; this server offers {', '.join(offered)}", param="model")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError("'messages' must be a non-empty list", param="messages")
@@ -123,8 +136,8 @@ def parse_request(body: Any, service: ChatService) -> ChatRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError("'stream' must be true or false", param="stream")
-    model = service.model if model_id == MODEL else model_id.removeprefix(f"{MODEL}:")
-    return ChatRequest(model_id, model, question, resolve_followup(question, _turns(texts[:-1])), stream)
+    collection, model = offered[model_id]
+    return ChatRequest(model_id, model, question, resolve_followup(question, _turns(texts[:-1])), stream, collection)
 
 
 def _turns(texts: list[tuple[str, str]]) -> list[Turn]:
@@ -191,16 +204,24 @@ def stream_chunks(pieces: Iterable[str], answer: Callable[[], Answer], request: 
     yield "data: [DONE]\n\n"
 
 
-def authorised(header: str | None, api_key: str | None) -> bool:
-    """Whether an ``Authorization`` header carries the key (always true when no key is set)."""
-    if not api_key:
-        return True
+def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header."""
     scheme, _, token = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> None:
-    """Add the ``/v1`` routes to ``app`` (the chat window's own FastAPI app)."""
+def opened(service: ChatService, header: str | None) -> list[str]:
+    """The collections the request's key opens; :class:`ApiError` 401 when the server is closed
+    and the key opens none."""
+    collections = service.keys.opens(bearer(header), service.collections())
+    if service.keys.closed and not collections:
+        raise ApiError("a valid API key is required: send it as 'Authorization: Bearer KEY'", 401,
+                       kind="authentication_error")
+    return collections
+
+
+def mount(app: FastAPI, service: ChatService) -> None:
+    """Add the ``/v1`` routes to ``app`` (the chat window's own FastAPI app), behind ``service.keys``."""
     from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.concurrency import run_in_threadpool
 
@@ -208,27 +229,23 @@ def mount(app: FastAPI, service: ChatService, api_key: str | None = None) -> Non
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
-    def check_key(request: Request) -> None:
-        if not authorised(request.headers.get("authorization"), api_key):
-            raise ApiError("a valid API key is required: send it as 'Authorization: Bearer KEY'", 401,
-                           kind="authentication_error")
-
     def models(request: Request) -> Any:
         try:
-            check_key(request)
+            collections = opened(service, request.headers.get("authorization"))
         except ApiError as e:
             return refuse(e)
-        return JSONResponse(list_models(service))
+        return JSONResponse(list_models(service, collections))
 
     async def chat(request: Request) -> Any:
         try:
-            check_key(request)
+            collections = opened(service, request.headers.get("authorization"))
             try:
                 body = json.loads(await request.body())
             except ValueError:
                 raise ApiError("the request body is not valid JSON") from None
-            parsed = parse_request(body, service)
-            response = service.respond(parsed.searched, model=parsed.model)  # a bad question raises here
+            parsed = parse_request(body, service, collections)
+            # a bad question raises here
+            response = service.respond(parsed.searched, model=parsed.model, collection=parsed.collection)
             # The answer's work blocks (search, the model), so it runs off the event loop. The
             # first piece is awaited here so a model that fails to load is a 500, not a broken stream.
             pieces = iter(response)

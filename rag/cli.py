@@ -34,7 +34,14 @@ class CommandError(RagError):
     """A failure to report to the user as one line."""
 
 
-def _add_index_dir(p: argparse.ArgumentParser) -> None:
+def _add_index_dir(p: argparse.ArgumentParser, collections: bool = False) -> None:
+    if collections:  # rag serve, rag mcp: several at once
+        p.add_argument("--collection", action="append", default=[], metavar="NAME",
+                       help="serve this collection (repeatable; the first answers requests that name none; "
+                            "default: every collection, see `rag collections`)")
+    else:
+        p.add_argument("--collection", default=None, metavar="NAME",
+                       help="the named collection's index (created by its first `rag index`; see `rag collections`)")
     p.add_argument(
         "--index-dir",
         type=Path,
@@ -109,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("serve", help="open the chat window (a Gradio app) at http://127.0.0.1:7860")
-    _add_index_dir(p)
+    _add_index_dir(p, collections=True)
     p.add_argument("--host", default=defaults.HOST, help=f"address to listen on (default {defaults.HOST}: this machine only)")
     p.add_argument("--port", type=int, default=defaults.PORT, help=f"port (default {defaults.PORT})")
     p.add_argument("--model", default=None, help="model loaded at start (default qwen-1.5b); the window offers the bundled ones too")
@@ -123,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None,
                    help="close the server with this key: the chat window's login (any user name), Gradio's "
                         "endpoints and the /v1 API (a Bearer token) (default $RAG_API_KEY; none: open)")
+    p.add_argument("--collection-key", action="append", default=[], metavar="NAME=KEY",
+                   help="a key that opens collection NAME only (repeatable; also $RAG_COLLECTION_KEYS, comma-separated): "
+                        "the chat window's login is NAME and KEY; a collection without one is opened by --api-key alone")
     p.add_argument("--no-auth", action="store_true",
                    help="serve on an address other than this machine's without a key (anyone who reaches "
                         "the port can read, add and remove documents)")
@@ -132,11 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("mcp", help="serve the index to MCP clients (desktop assistants, editors) over stdin/stdout")
-    _add_index_dir(p)
+    _add_index_dir(p, collections=True)
     p.add_argument("--model", default=None, help="model for the ask tool (default qwen-1.5b)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--max-tokens", type=int, default=None, help=f"longest answer in tokens (default {defaults.MAX_TOKENS})")
     p.set_defaults(func=cmd_mcp)
+
+    p = sub.add_parser("collections", help="list the collections (named indexes) and what each holds")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_collections)
 
     p = sub.add_parser("selftest", help="check that the model runs on this machine: load it in its own process and decode a few tokens")
     p.add_argument("--model", default=None, help="a bundled model or PATH.gguf (default qwen-1.5b)")
@@ -315,11 +329,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    import threading
     from dataclasses import replace
 
-    from rag.answering import Assistant
-    from rag.generation import DEFAULT_MODEL
+    from rag.generation import DEFAULT_MODEL, check_model
     from rag.mcp_server import serve_stdio
+    from rag.ui import ChatService
 
     try:
         import mcp  # noqa: F401
@@ -327,9 +342,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         raise CommandError("rag mcp needs the MCP SDK: pip install mcp (into the project's .venv)") from None
     # The model in a supervised process of its own, as rag serve runs it: a crash costs one answer.
     settings = replace(_generation_settings(args), process=True)
-    assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, settings=settings, store=args.store)
-    assistant.load_in_background()  # the client lists tools while the model loads
-    serve_stdio(assistant)
+    check_model(args.model or DEFAULT_MODEL)
+    service = ChatService.open(args.index_dir, model=args.model or DEFAULT_MODEL, settings=settings, store=args.store,
+                               collections=_served(args), create=False)
+    # the client lists tools while the model loads
+    threading.Thread(target=service.load, name="rag-model-load", daemon=True).start()
+    serve_stdio(service)
     return 0
 
 
@@ -343,6 +361,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError(f"--port must be 1 to 65535, got {args.port}")
     if args.concurrency < 1:
         raise CommandError(f"--concurrency must be >= 1, got {args.concurrency}")
+    from rag.collections import Keys, parse_keys
     from rag.ui import ChatService, import_gradio, launch
 
     try:
@@ -352,16 +371,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.time_limit < 0:
         raise CommandError(f"--time-limit must be >= 0 seconds, got {args.time_limit:g}")
     api_key = args.api_key if args.api_key is not None else os.environ.get("RAG_API_KEY") or None
+    collection_keys = args.collection_key or [p for p in os.environ.get("RAG_COLLECTION_KEYS", "").split(",") if p.strip()]
+    keys = Keys(api_key, parse_keys(collection_keys))
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
-    if not loopback and not api_key and not args.no_auth:
+    if not loopback and not keys.closed and not args.no_auth:
         raise CommandError(f"serving on {args.host} without a key would let anyone who reaches the port read, add and "
                            "remove documents: give --api-key KEY (or RAG_API_KEY), or --no-auth to serve it open")
     # The model runs in a supervised process of its own (rag/engine.py): a crash in it costs one answer.
     settings = replace(_generation_settings(args), process=True, time_limit_s=args.time_limit or None)
     service = ChatService.open(
         args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
-        concurrency=args.concurrency, store=args.store,
+        concurrency=args.concurrency, store=args.store, collections=_served(args), keys=keys,
     )
+    unknown = sorted(set(keys.collections) - set(service.collections()))
+    if unknown:
+        raise CommandError(f"--collection-key names a collection this server does not serve: {', '.join(unknown)}")
+    if len(service.collections()) > 1:
+        print(f"serving the collections {', '.join(service.collections())} ({service.collection} by default)", file=sys.stderr)
+        if keys.closed and not keys.server:
+            unopened = [n for n in service.collections() if n not in keys.collections]
+            if unopened:
+                print(f"no key opens {', '.join(unopened)}: give --api-key to reach them", file=sys.stderr)
     if not service.index.documents():
         print(f"the index at {service.index.location} is empty: add files in the Documents tab", file=sys.stderr)
     from rag.models import BUNDLED
@@ -371,12 +401,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     timings = service.load()
     print(f"ready to answer after {sum(timings.values()):.1f} s: model and its cached prompt prefix "
           f"{timings['model']:.1f} s, embedder and search {timings['search']:.1f} s", file=sys.stderr)
-    if not loopback and not api_key:
+    if not loopback and not keys.closed:
         print(f"listening on {args.host} with no key (--no-auth): anyone who can reach this machine can use the app",
               file=sys.stderr)
-    print(f"OpenAI-compatible API at http://{args.host}:{args.port}/v1 (model 'rag'; "
-          f"{'the key is required, here and in the chat window' if api_key else 'no key required'})", file=sys.stderr)
-    launch(service, host=args.host, port=args.port, api_key=api_key)
+    models = ", ".join(f"'{m}'" for m in ["rag", *(f"rag/{n}" for n in service.collections()[1:])])
+    print(f"OpenAI-compatible API at http://{args.host}:{args.port}/v1 (models {models}) and MCP at /mcp; "
+          f"{'a key is required, here and in the chat window' if keys.closed else 'no key required'}", file=sys.stderr)
+    launch(service, host=args.host, port=args.port)
+    return 0
+
+
+def _served(args: argparse.Namespace) -> list[str]:
+    """The collections ``rag serve`` or ``rag mcp`` serves: those named, else (no --index-dir)
+    every existing one when there are named ones, else none (the one index, as before collections)."""
+    from rag.collections import check_name, names
+
+    if args.collection and args.index_dir is not None:
+        raise CommandError("give --collection or --index-dir, not both")
+    if args.collection:
+        return [check_name(n) for n in args.collection]
+    found = names() if args.index_dir is None else []
+    return found if len(found) > 1 or (found and found[0] != "default") else []
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    from rag.collections import collection_dir, names
+    from rag.index import Index
+
+    rows = []
+    for name in names():
+        index = Index.open(collection_dir(name), create=False)
+        rows.append({"name": name, "documents": len(index.documents()), "chunks": len(index), "location": index.location})
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for row in rows:
+        print(f"{row['name']}\t{row['documents']} documents\t{row['chunks']} chunks\t{row['location']}")
+    if not rows:
+        print("no collections yet: `rag index PATH --collection NAME` creates one", file=sys.stderr)
     return 0
 
 
@@ -485,6 +547,20 @@ def _eval_command(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _collection_dir(args: argparse.Namespace) -> Path:
+    """The index directory of ``--collection``: it must exist except for ``rag index``, which creates it."""
+    from rag.collections import collection_dir, names
+
+    if args.index_dir is not None:
+        raise CommandError("give --collection or --index-dir, not both")
+    where = collection_dir(args.collection)
+    if args.func is not cmd_index and args.collection not in names():
+        known = ", ".join(names()) or "none yet"
+        raise CommandError(f"no collection '{args.collection}' (collections: {known}); "
+                           f"`rag index PATH --collection {args.collection}` creates it")
+    return where
+
+
 def _error_types() -> tuple[type[BaseException], ...]:
     """What becomes one line on stderr: the errors meant for users (rag.errors) and a file that
     cannot be found or read; anything else is a bug and keeps its traceback."""
@@ -496,6 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if isinstance(getattr(args, "collection", None), str):  # one collection: its index directory
+            args.index_dir = _collection_dir(args)
         return func(args)
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)

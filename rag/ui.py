@@ -5,9 +5,9 @@ Three parts, each usable without the others:
 - rendering: :func:`render_answer` and :func:`render_sources` turn an :class:`Answer` into
   HTML. Everything that comes from a document or the model is escaped first, so markup
   inside an article is shown, never run; only our own tags (``<mark>``, ``<sup>``...) remain.
-- :class:`ChatService`: what the app does, free of Gradio: one index, each model loaded
-  once, one question at a time (llama.cpp is not thread-safe), uploads checked and
-  confined to the data directory.
+- :class:`ChatService`: what the app does, free of Gradio: one or more collections (named
+  indexes), each model loaded once and shared by all of them, one question at a time
+  (llama.cpp is not thread-safe), uploads checked and confined to the data directory.
 - :func:`build_app` / :func:`launch`: the Gradio wiring. Gradio is imported there only.
 
 Example:
@@ -17,20 +17,24 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
 import re
 import shutil
 import threading
+import typing
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rag import defaults
 from rag.answering import DEFAULT_K, MAX_QUESTION_CHARS, Answer, Assistant, check_question
 from rag.citations import Citation
+from rag.collections import DEFAULT as DEFAULT_COLLECTION
+from rag.collections import Keys, collection_dir
 from rag.conversation import Turn, resolve_followup
 from rag.errors import InvalidInput
 from rag.feedback import MAX_COMMENT_CHARS, record_feedback
@@ -333,19 +337,24 @@ class ChatService:
     restarts, and the service and its index carry on.
     """
 
-    index: Index
+    index: Index  # the first collection's (``collection``): the one a request that names none gets
     model: str = DEFAULT_MODEL
     k: int = DEFAULT_K
     mode: Mode = "hybrid"
     settings: GenerationSettings = SERVICE_SETTINGS
-    assistants: dict[str, Assistant] = field(default_factory=dict)
+    assistants: dict[str, Assistant] = field(default_factory=dict)  # per model, over ``index``
     upload_dir: Path | None = None
     concurrency: int = DEFAULT_CONCURRENCY  # questions at once for a model on a server
+    collection: str = DEFAULT_COLLECTION  # the name of ``index``
+    more: dict[str, Index] = field(default_factory=dict)  # the other collections served, by name
+    keys: Keys = field(default_factory=Keys)  # which key opens which collection (rag.collections)
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise InvalidInput(f"concurrency must be >= 1, got {self.concurrency}")
-        self._index_lock = ReadWriteLock()
+        self.indexes = {self.collection: self.index, **self.more}
+        self._index_locks = {name: ReadWriteLock() for name in self.indexes}  # changes wait for answers
+        self._views: dict[tuple[str, str], Assistant] = {}  # (collection, model) -> the model's assistant
         self._local = threading.Lock()  # the in-process model: one answer at a time
         self._remote = threading.BoundedSemaphore(self.concurrency)
         self._setup = threading.Lock()
@@ -359,12 +368,33 @@ class ChatService:
     def open(
         cls, index_dir: str | Path | None = None, model: str = DEFAULT_MODEL, k: int = DEFAULT_K,
         mode: Mode = "hybrid", settings: GenerationSettings | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-        store: str | None = None,
+        store: str | None = None, collections: Sequence[str] = (), keys: Keys | None = None, create: bool = True,
     ) -> ChatService:
         """Open (or create) the index (``store`` as for :meth:`Index.open`); the model is loaded by
-        :meth:`load` or the first question (in its own process unless ``settings`` say otherwise)."""
-        return cls(Index.open(index_dir, store=store), model=model, k=k, mode=mode,
-                   settings=settings or SERVICE_SETTINGS, concurrency=concurrency)
+        :meth:`load` or the first question (in its own process unless ``settings`` say otherwise).
+
+        With ``collections`` (names, :mod:`rag.collections`), serve those instead of ``index_dir``:
+        the first answers requests that name none, and every one shares the one model. With
+        ``create=False`` a missing index is an error (:class:`rag.index.IndexOpenError`)."""
+        if not collections:
+            return cls(Index.open(index_dir, store=store, create=create), model=model, k=k, mode=mode,
+                       settings=settings or SERVICE_SETTINGS, concurrency=concurrency, keys=keys or Keys())
+        opened = {name: Index.open(collection_dir(name), store=store, create=create and name == DEFAULT_COLLECTION)
+                  for name in dict.fromkeys(collections)}
+        first, *rest = opened
+        return cls(opened[first], model=model, k=k, mode=mode, settings=settings or SERVICE_SETTINGS,
+                   concurrency=concurrency, collection=first, more={n: opened[n] for n in rest}, keys=keys or Keys())
+
+    def collections(self) -> list[str]:
+        """The names of the collections served, the first being the one a request gets by default."""
+        return list(self.indexes)
+
+    def check_collection(self, collection: str | None) -> str:
+        """``collection`` (default: the first) if this server serves it."""
+        name = collection or self.collection
+        if name not in self.indexes:
+            raise InvalidInput(f"unknown collection '{name}'; this server offers {', '.join(self.indexes)}")
+        return name
 
     def models(self) -> list[str]:
         """The models users may pick: the served one, any already set up, and the bundled ones."""
@@ -378,18 +408,27 @@ class ChatService:
         check_k(k, most=MAX_K)
         check_mode(mode)
 
-    def _assistant(self, model: str) -> Assistant:
+    def _assistant(self, model: str, collection: str | None = None) -> Assistant:
+        """``model``'s assistant over ``collection``: each collection's shares the model's one
+        generator, loaded once by the assistant over the first collection."""
         with self._setup:
             if model not in self.assistants:
                 self.assistants[model] = Assistant(self.index, model=model, k=self.k, mode=self.mode, settings=self.settings)
-            return self.assistants[model]
+            base = self.assistants[model]
+        if collection is None or collection == self.collection:
+            return base
+        generator = base.load()
+        with self._setup:
+            if (collection, model) not in self._views:
+                self._views[collection, model] = replace(base, index=self.indexes[collection], generator=generator)
+            return self._views[collection, model]
 
     def load(self, model: str | None = None) -> dict[str, float]:
         """Load and warm ``model`` (default: the served one), the embedder and the search
         indexes now, so the first question does not wait; returns the seconds each part took."""
         model = model or self.model
         self.check_settings(model, self.k, self.mode)
-        with self._model_slot(model), self._index_lock.reading():
+        with self._model_slot(model), self._index_locks[self.collection].reading():
             return self._assistant(model).warm()
 
     def ready(self, model: str | None = None) -> bool:
@@ -399,7 +438,7 @@ class ChatService:
 
     def respond(
         self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None,
-        history: Sequence[Turn] = (),
+        history: Sequence[Turn] = (), collection: str | None = None,
     ) -> QueuedResponse:
         """Like :meth:`Assistant.respond`, as many at once as the model allows (see the class):
         iterate the result for the text, then call its ``answer()``. With the conversation's
@@ -411,14 +450,15 @@ class ChatService:
         """
         model, k, mode = model or self.model, k or self.k, mode or self.mode
         self.check_settings(model, k, mode)
+        collection = self.check_collection(collection)
         question = resolve_followup(check_question(question), history)
         items: queue.Queue[object] = queue.Queue()
 
         def work() -> None:
             try:
                 # the model slot first: a question waiting for it does not hold up index changes
-                with self._model_slot(model), self._index_lock.reading():
-                    response = self._assistant(model).respond(question, k=k, mode=mode)
+                with self._model_slot(model), self._index_locks[collection].reading():
+                    response = self._assistant(model, collection).respond(question, k=k, mode=mode)
                     for piece in response:
                         items.put(piece)
                     items.put(response.answer())
@@ -431,32 +471,51 @@ class ChatService:
         return QueuedResponse(question, items)
 
     def stream(
-        self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None
+        self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None,
+        collection: str | None = None,
     ) -> Iterator[str | Answer]:
         """The text pieces of :meth:`respond`, then its :class:`Answer`."""
-        response = self.respond(question, model, k, mode)
+        response = self.respond(question, model, k, mode, collection=collection)
         yield from response
         yield response.answer()
 
-    def ask(self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None) -> Answer:
+    def ask(
+        self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None,
+        collection: str | None = None,
+    ) -> Answer:
         """The final :class:`Answer` of :meth:`respond`."""
-        return self.respond(question, model, k, mode).answer()
+        return self.respond(question, model, k, mode, collection=collection).answer()
 
-    def document_rows(self) -> list[list[Any]]:
-        """``[id, title, date, chunks]`` for each indexed document."""
+    def search(self, query: str, k: int, mode: Mode, collection: str | None = None) -> list[Hit]:
+        """The passages of ``collection`` that best match ``query`` (no model involved)."""
+        collection = self.check_collection(collection)
+        with self._index_locks[collection].reading():
+            return self.indexes[collection].search(query, k=k, mode=mode)
+
+    def document_rows(self, collection: str | None = None) -> list[list[Any]]:
+        """``[id, title, date, chunks]`` for each document of ``collection``."""
+        index = self.indexes[self.check_collection(collection)]
         counts: dict[str, int] = {}
-        for chunk in self.index.chunks():
+        for chunk in index.chunks():
             counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
-        return [[d.id, d.title, d.date or "", counts.get(d.id, 0)] for d in self.index.documents()]
+        return [[d.id, d.title, d.date or "", counts.get(d.id, 0)] for d in index.documents()]
 
-    def add_files(self, paths: Sequence[str | Path]) -> str:
+    def upload_folder(self, collection: str | None = None) -> Path:
+        """Where the chat window keeps a collection's uploads: ``uploads`` in the data directory
+        (or ``upload_dir``) for the first collection, ``uploads-NAME`` beside it for the others."""
+        base = self.upload_dir or data_dir() / "uploads"
+        name = self.check_collection(collection)
+        return (base if name == self.collection else base.with_name(f"{base.name}-{name}")).resolve()
+
+    def add_files(self, paths: Sequence[str | Path], collection: str | None = None) -> str:
         """Copy uploads into the data directory and index them, as ``rag index`` would.
 
         Raises:
             ValueError: too many files, one too large, or of a type that cannot be indexed.
         """
         checked = check_uploads(paths)
-        folder = (self.upload_dir or data_dir() / "uploads").resolve()
+        collection = self.check_collection(collection)
+        folder = self.upload_folder(collection)
         folder.mkdir(parents=True, exist_ok=True)
         copies = []
         for src, name in checked:
@@ -465,35 +524,38 @@ class ChatService:
                 raise InvalidInput(f"'{src.name}' would be written outside the upload folder")
             shutil.copyfile(src, dest)
             copies.append(dest)
-        with self._index_lock.writing():
-            report = self.index.add(copies)
+        with self._index_locks[collection].writing():
+            report = self.indexes[collection].add(copies)
         lines = [report.summary()]
         for skipped in report.skipped:
             Path(skipped.source).unlink(missing_ok=True)
             lines.append(f"skipped {Path(skipped.source).name}: {skipped.reason}")
         return "\n".join(lines)
 
-    def rescan(self) -> str:
+    def rescan(self, collection: str | None = None) -> str:
         """Index the upload folder again, as ``rag index FOLDER --sync``: files added to it are
         indexed, changed ones updated, and documents whose file was deleted from it removed."""
-        folder = (self.upload_dir or data_dir() / "uploads").resolve()
+        collection = self.check_collection(collection)
+        folder = self.upload_folder(collection)
         folder.mkdir(parents=True, exist_ok=True)
-        with self._index_lock.writing():
-            report = self.index.add([folder], sync=True)
+        with self._index_locks[collection].writing():
+            report = self.indexes[collection].add([folder], sync=True)
         return "\n".join([f"re-scanned {folder}: {report.summary()}"] + [f"skipped {s}" for s in report.skipped])
 
-    def remove(self, doc_id: str) -> str:
+    def remove(self, doc_id: str, collection: str | None = None) -> str:
         """Delete a document from the index (and its uploaded copy, if it came from the app)."""
         if not doc_id:
             raise InvalidInput("choose a document to remove")
-        with self._index_lock.writing():
-            self.index.remove(doc_id)
-        folder = (self.upload_dir or data_dir() / "uploads").resolve()
+        collection = self.check_collection(collection)
+        index = self.indexes[collection]
+        with self._index_locks[collection].writing():
+            index.remove(doc_id)
+        folder = self.upload_folder(collection)
         for suffix in SUPPORTED_SUFFIXES:
             copy = (folder / f"{doc_id}{suffix}").resolve()
             if copy.parent == folder:
                 copy.unlink(missing_ok=True)
-        return f"removed {doc_id}; {len(self.index.documents())} documents left"
+        return f"removed {doc_id}; {len(index.documents())} documents left"
 
 
 # ------------------------------------------------------------------ the Gradio app
@@ -511,6 +573,10 @@ sup.rag-cite { color: #4338ca; font-weight: 600; }
 """
 
 
+LOGIN_HELP = ("This server is closed with keys: log in with a collection's name and its key, "
+              "or any other name and the server's key.")
+
+
 def import_gradio() -> Any:
     """Import Gradio with its telemetry off (it reads the setting at import)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -523,17 +589,42 @@ def import_gradio() -> Any:
 
 
 def build_app(service: ChatService) -> gradio.Blocks:
-    """The Gradio app. Its API endpoints: ``/answer`` (question, model, k, mode -> the
-    answer as ``rag ask --json`` data), ``/chat`` (what the chat box calls), ``/feedback``,
-    ``/documents``, ``/add_documents`` and ``/remove_document``."""
+    """The Gradio app. Its API endpoints: ``/answer`` (question, model, k, mode, collection ->
+    the answer as ``rag ask --json`` data), ``/chat`` (what the chat box calls), ``/feedback``,
+    ``/documents`` (collection), ``/add_documents`` and ``/remove_document``. A session reaches
+    only the collections its login opens (:meth:`rag.collections.Keys.for_user`); every handler
+    checks the collection it is given."""
     gr = import_gradio()
 
+    def takes_request(fn: Any) -> Any:
+        """Gradio hands the request (and so the logged-in name) to a parameter annotated
+        ``gr.Request``, found with typing.get_type_hints; this module's annotations are strings
+        (``from __future__ import annotations``) naming a module it imports lazily, so the one
+        annotation Gradio needs is set as the object itself (the others resolved as they are)."""
+        fn.__annotations__ = {**typing.get_type_hints(fn), "request": gr.Request}
+        return fn
+
+    def opened(request: Any) -> list[str]:
+        """The collections this session may open (all on an open server)."""
+        return service.keys.for_user(getattr(request, "username", None), service.collections())
+
+    def allowed(collection: str | None, request: Any) -> str:
+        """The collection a request names (default: the first it may open), if it may open it."""
+        names = opened(request)
+        name = collection or (names[0] if names else service.collection)
+        if name not in names:  # the same words whether it exists or not
+            raise gr.Error(f"No collection '{name}' here.")
+        return name
+
+    @takes_request
     def chat(
-        question: str, shown: list[dict[str, str]], turns: list[Turn], model: str, k: float, mode: str
+        question: str, shown: list[dict[str, str]], turns: list[Turn], model: str, k: float, mode: str,
+        collection: str, request: Any = None,
     ) -> Iterator[tuple[Any, ...]]:  # the Gradio updates of the chat's outputs, in order
         asked = (question or "").strip()
         if not asked:
             raise gr.Error("Type a question first.")
+        name = allowed(collection, request)
         shown = [*shown, {"role": "user", "content": escape_text(asked)}, {"role": "assistant", "content": "…"}]
         try:
             if not service.ready(model):
@@ -548,7 +639,7 @@ def build_app(service: ChatService) -> gradio.Blocks:
         yield shown, shown, searching, turns, None, "", ""
         text = ""
         try:
-            response = service.respond(asked, model, int(k), check_mode(mode), history=turns)
+            response = service.respond(asked, model, int(k), check_mode(mode), history=turns, collection=name)
             searched = response.question
             for piece in response:
                 text += piece
@@ -561,10 +652,15 @@ def build_app(service: ChatService) -> gradio.Blocks:
         turns = [*turns, Turn(searched, answer.text, answer.refused)]
         yield shown, shown, render_sources(answer), turns, (asked, answer), "", ""
 
-    def answer(question: str, model: str = "", k: int = 0, mode: str = "") -> dict[str, Any]:
-        """Answer one question (no conversation); returns the ``rag ask --json`` data."""
+    @takes_request
+    def answer(question: str, model: str = "", k: int = 0, mode: str = "", collection: str = "",
+               request: Any = None) -> dict[str, Any]:
+        """Answer one question (no conversation) from ``collection`` (default: the first this
+        session opens); returns the ``rag ask --json`` data."""
+        name = allowed(collection, request)
         try:
-            return service.ask(question, model or None, int(k) or None, check_mode(mode) if mode else None).to_dict()
+            return service.ask(question, model or None, int(k) or None, check_mode(mode) if mode else None,
+                               collection=name).to_dict()
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
 
@@ -577,29 +673,48 @@ def build_app(service: ChatService) -> gradio.Blocks:
             raise gr.Error(str(e)) from None
         return f"Thanks: feedback ({rating}) saved for “{escape_text(last[0])}”.", ""
 
-    def documents() -> list[list[Any]]:
-        return service.document_rows()
+    @takes_request
+    def documents(collection: str = "", request: Any = None) -> list[list[Any]]:
+        return service.document_rows(allowed(collection, request))
 
-    def doc_views(message: str) -> tuple[str, list[list[Any]], Any]:
-        rows = service.document_rows()
+    def doc_views(message: str, name: str) -> tuple[str, list[list[Any]], Any]:
+        rows = service.document_rows(name)
         return escape_text(message), rows, gr.update(choices=[r[0] for r in rows], value=None)
 
-    def add(files: list[str] | None) -> tuple[str, list[list[Any]], Any, None]:
+    @takes_request
+    def start(request: Any = None) -> tuple[Any, ...]:
+        """When the page opens: the collections this session may open, and the first one's documents."""
+        names = opened(request)
+        first = names[0] if names else service.collection
+        return (gr.update(choices=names, value=first, visible=len(names) > 1), *doc_views("", first))
+
+    @takes_request
+    def switch(collection: str, request: Any = None) -> tuple[Any, ...]:
+        """Another collection: its documents, and a new conversation."""
+        return (*doc_views("", allowed(collection, request)), [], [], [], None, EMPTY_SOURCES)
+
+    @takes_request
+    def add(files: list[str] | None, collection: str, request: Any = None) -> tuple[str, list[list[Any]], Any, None]:
+        name = allowed(collection, request)
         try:
-            message = service.add_files(files or [])
+            message = service.add_files(files or [], name)
         except (ValueError, OSError) as e:
             raise gr.Error(str(e)) from None
-        return (*doc_views(message), None)
+        return (*doc_views(message, name), None)
 
-    def rescan() -> tuple[str, list[list[Any]], Any]:
+    @takes_request
+    def rescan(collection: str, request: Any = None) -> tuple[str, list[list[Any]], Any]:
+        name = allowed(collection, request)
         try:
-            return doc_views(service.rescan())
+            return doc_views(service.rescan(name), name)
         except OSError as e:
             raise gr.Error(str(e)) from None
 
-    def remove(doc_id: str | None) -> tuple[str, list[list[Any]], Any]:
+    @takes_request
+    def remove(doc_id: str | None, collection: str, request: Any = None) -> tuple[str, list[list[Any]], Any]:
+        name = allowed(collection, request)
         try:
-            return doc_views(service.remove(doc_id or ""))
+            return doc_views(service.remove(doc_id or "", name), name)
         except (ValueError, KeyError) as e:
             raise gr.Error(str(e.args[0] if isinstance(e, KeyError) else e)) from None
 
@@ -618,7 +733,11 @@ def build_app(service: ChatService) -> gradio.Blocks:
         shown = gr.State([])
         turns = gr.State([])
         last = gr.State(None)
-        gr.Markdown("## Answers from your articles, with sources you can check")
+        with gr.Row(equal_height=True):
+            gr.Markdown("## Answers from your articles, with sources you can check", elem_id="rag-title")
+            # Filled when the page loads, with the collections this session may open (app.load).
+            collection = gr.Dropdown([], value="", label="Collection", elem_id="rag-collection", allow_custom_value=True,
+                                     visible=len(service.collections()) > 1, scale=0, min_width=220)
         with gr.Tab("Ask"):
             with gr.Row():
                 with gr.Column(scale=3):
@@ -672,7 +791,7 @@ def build_app(service: ChatService) -> gradio.Blocks:
         # Gradio runs this many answers at once; the service's own locks still hold a local model to one
         model_queue = {"concurrency_limit": service.concurrency if is_remote(service.model) else 1, "concurrency_id": "model"}
         gr.on(
-            [question.submit, ask.click], chat, inputs=[question, shown, turns, model, k, mode],
+            [question.submit, ask.click], chat, inputs=[question, shown, turns, model, k, mode, collection],
             outputs=[chatbot, shown, sources, turns, last, question, status], api_name="chat", **model_queue,
         )
         gr.api(answer, api_name="answer", **model_queue)
@@ -689,19 +808,21 @@ def build_app(service: ChatService) -> gradio.Blocks:
         # (ChatService's lock makes it wait for the load).
         model.change(load_model, model, status, api_name="load_model", concurrency_limit=1, concurrency_id="load")
         gr.api(documents, api_name="documents")
-        app.load(doc_views, gr.State(""), [doc_status, table, doc_id], api_visibility="private")
-        add_button.click(add, files, [doc_status, table, doc_id, files], api_name="add_documents", **model_queue)
-        remove_button.click(remove, doc_id, [doc_status, table, doc_id], api_name="remove_document", **model_queue)
-        rescan_button.click(rescan, None, [doc_status, table, doc_id], api_name="rescan_uploads", **model_queue)
+        app.load(start, None, [collection, doc_status, table, doc_id], api_visibility="private")
+        collection.input(switch, collection, [doc_status, table, doc_id, chatbot, shown, turns, last, sources],
+                         api_visibility="private")
+        add_button.click(add, [files, collection], [doc_status, table, doc_id, files], api_name="add_documents", **model_queue)
+        remove_button.click(remove, [doc_id, collection], [doc_status, table, doc_id], api_name="remove_document", **model_queue)
+        rescan_button.click(rescan, collection, [doc_status, table, doc_id], api_name="rescan_uploads", **model_queue)
     return app
 
 
-def _key_check(api_key: str) -> Any:
-    """Gradio's login check: any user name, the key as the password (compared in constant time)."""
-    import hmac
+def _key_check(service: ChatService) -> Any:
+    """Gradio's login check (:meth:`rag.collections.Keys.login`: a collection's name and its key,
+    or any other name and the server key; compared in constant time)."""
 
-    def check(_user: str, password: str) -> bool:
-        return hmac.compare_digest(password.encode(), api_key.encode())
+    def check(user: str, password: str) -> bool:
+        return service.keys.login(user, password, service.collections())
 
     return check
 
@@ -710,18 +831,22 @@ def launch(
     service: ChatService, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, block: bool = True,
     api_key: str | None = None,
 ) -> tuple[gradio.Blocks, str]:
-    """Serve the app at ``http://host:port`` (no share link, no telemetry), and the
-    OpenAI-compatible API at ``/v1`` beside it (:mod:`rag.api`); returns the app and its URL.
+    """Serve the app at ``http://host:port`` (no share link, no telemetry), the OpenAI-compatible
+    API at ``/v1`` beside it (:mod:`rag.api`) and MCP at ``/mcp`` (:mod:`rag.mcp_server`, when the
+    ``mcp`` SDK is installed); returns the app and its URL.
 
-    With an ``api_key`` everything the server offers is closed without it: the chat window asks
-    for it on a login page (any user name, the key as the password; ``gradio_client`` passes it
-    as ``auth=(name, key)``), so do Gradio's own endpoints (answers, documents, uploads), and
-    ``/v1`` takes it as a Bearer token.
+    With keys (``service.keys``; ``api_key`` is short for a server key) everything the server
+    offers is closed without one: the chat window asks for it on a login page (a collection's
+    name and its key, or any other name and the server key; ``gradio_client`` passes it as
+    ``auth=(name, key)``), so do Gradio's own endpoints (answers, documents, uploads), and
+    ``/v1`` and ``/mcp`` take it as a Bearer token. Each sees only the collections its key opens.
 
     With ``block=False`` it returns at once (tests); call ``app.close()`` to stop it.
     """
     from rag.api import mount
 
+    if api_key:
+        service.keys = Keys(api_key, service.keys.collections)
     gr = import_gradio()
     app = build_app(service)
     app.queue(max_size=64)
@@ -729,10 +854,15 @@ def launch(
         server_name=host, server_port=port, share=False, prevent_thread_lock=True,
         max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=["api"], run_history=False, ssr_mode=False,
         mcp_server=False, enable_monitoring=False, show_error=True, quiet=not block, css=CSS,
-        theme=gr.themes.Default(), auth=_key_check(api_key) if api_key else None,
-        auth_message="This server is closed with a key: any user name, the key as the password.",
+        theme=gr.themes.Default(), auth=_key_check(service) if service.keys.closed else None,
+        auth_message=LOGIN_HELP,
     )
-    mount(app.server_app, service, api_key)
+    mount(app.server_app, service)
+    if importlib.util.find_spec("mcp") is not None:  # the MCP SDK is optional for the chat window
+        from rag.mcp_server import HttpEndpoint
+
+        # an ASGI app as a route's endpoint: Starlette hands it the request as is (typed for functions only)
+        app.server_app.add_route("/mcp", HttpEndpoint(service, host))  # type: ignore[arg-type]
     if block:
         app.block_thread()
     return app, app.local_url or f"http://{host}:{port}/"

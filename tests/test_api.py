@@ -157,7 +157,7 @@ def test_parse_request_accepts_content_parts_and_names_the_generator(service: Ch
     ]}
     request = parse_request(body, service)
     assert (request.model, request.question, request.stream) == ("qwen-0.5b", "Which bakery won?", False)
-    assert model_ids(service)[0] == "rag" and f"rag:{service.model}" in model_ids(service)
+    assert list(model_ids(service))[0] == "rag" and f"rag:{service.model}" in model_ids(service)
     with pytest.raises(ApiError) as error:
         parse_request({"model": "rag", "messages": [{"role": "user", "content": None}]}, service)
     assert error.value.status == 400 and error.value.body()["error"]["param"] == "messages"

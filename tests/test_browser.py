@@ -97,3 +97,38 @@ def test_markup_in_articles_and_answers_never_runs(page: object) -> None:
     assert page.evaluate("typeof window.__xss") == "undefined"  # type: ignore[attr-defined]
     assert page.evaluate("document.querySelectorAll('[onerror], a[href^=\"javascript\"]').length") == 0  # type: ignore[attr-defined]
     assert dialogs == []
+
+
+def test_the_collection_picker_switches_answers_and_documents(browser: object, service: ChatService, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from rag.index import Index
+
+    from .conftest import FakeEmbedder
+
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    (shelf / "regatta.txt").write_text("Kiel Regatta Results\nThe regatta in Kiel was won by a Danish crew on Sunday.")
+    regattas = Index.open(tmp_path / "regattas", embedder=FakeEmbedder())
+    regattas.add([shelf])
+    two = replace(service, collection="news", more={"regattas": regattas}, assistants=dict(service.assistants))
+    with running(two) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        picker = page.locator("#rag-collection input")
+        sync_api.expect(picker).to_have_value("news")
+        picker.click()
+        page.get_by_role("option", name="regattas").click()
+        sync_api.expect(picker).to_have_value("regattas")
+        page.get_by_role("tab", name="Documents").click()
+        docs = page.locator("#rag-docs")
+        sync_api.expect(docs).to_contain_text("Kiel Regatta Results")
+        sync_api.expect(docs).not_to_contain_text("Village Bakery")
+        page.get_by_role("tab", name="Ask").click()
+        box = page.locator("#rag-question textarea")
+        box.fill("Which bakery won the sourdough prize?")
+        box.press("Enter")  # the bakery is in the other collection: nothing here says it
+        sync_api.expect(page.locator("#rag-chat")).to_contain_text("The articles do not contain the answer")
+        sync_api.expect(page.locator("#rag-chat")).not_to_contain_text("Miller")
+        page.close()

@@ -22,8 +22,10 @@ def run(coroutine):  # type: ignore[no-untyped-def]
 
 def server_for(index: Index, reply: str):  # type: ignore[no-untyped-def]
     from rag.mcp_server import build
+    from rag.ui import ChatService
 
-    return build(Assistant(index, generator=ScriptedGenerator(reply)))
+    assistant = Assistant(index, model="scripted", generator=ScriptedGenerator(reply))
+    return build(ChatService(index, model="scripted", assistants={"scripted": assistant}))
 
 
 def test_the_tools_and_the_documents_are_listed(index: Index) -> None:
@@ -33,7 +35,7 @@ def test_the_tools_and_the_documents_are_listed(index: Index) -> None:
         async with Client(server_for(index, "unused")) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert set(tools) == {"search", "ask"}
-            assert set(tools["search"].input_schema["properties"]) == {"query", "k", "mode"}
+            assert set(tools["search"].input_schema["properties"]) == {"query", "k", "mode", "collection"}
             resources = (await client.list_resources()).resources
             assert sorted(r.name for r in resources) == sorted(d.id for d in index.documents())
             bakery = next(r for r in resources if r.name == "bakery")
