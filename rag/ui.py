@@ -817,6 +817,14 @@ def build_app(service: ChatService) -> gradio.Blocks:
     return app
 
 
+def theme(gr: Any) -> Any:
+    """Gradio's default theme with its bundled Source Sans Pro at 400 and 700: its SemiBold (600)
+    file is a 5 KB subset without "A" or "B", so bold text drew those letters in another font
+    (the title's "A"); asked for 600, the browser now takes the complete Bold file."""
+    font = gr.themes.LocalFont("Source Sans Pro", weights=(400, 700))
+    return gr.themes.Default(font=[font, "ui-sans-serif", "system-ui", "sans-serif"])
+
+
 def _key_check(service: ChatService) -> Any:
     """Gradio's login check (:meth:`rag.collections.Keys.login`: a collection's name and its key,
     or any other name and the server key; compared in constant time)."""
@@ -854,7 +862,7 @@ def launch(
         server_name=host, server_port=port, share=False, prevent_thread_lock=True,
         max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=["api"], run_history=False, ssr_mode=False,
         mcp_server=False, enable_monitoring=False, show_error=True, quiet=not block, css=CSS,
-        theme=gr.themes.Default(), auth=_key_check(service) if service.keys.closed else None,
+        theme=theme(gr), auth=_key_check(service) if service.keys.closed else None,
         auth_message=LOGIN_HELP,
     )
     mount(app.server_app, service)

@@ -81,6 +81,23 @@ def test_question_answer_citation_and_highlighted_quote(page: object) -> None:
     assert (SCREENSHOTS / "chat.png").stat().st_size > 10_000
 
 
+def test_bold_letters_all_come_from_the_bold_font(page: object) -> None:
+    """The title's "A" and the sources' "B" were once drawn in another font than the letters
+    around them: Gradio's bundled Source Sans Pro SemiBold is a subset without them. Bold "AB"
+    must measure as Gradio's complete Source Sans Pro Bold draws it (issue 30)."""
+    title = page.locator("#rag-title")  # type: ignore[attr-defined]
+    sync_api.expect(title).to_contain_text("Answers from your articles")  # the theme's fonts are declared by now
+    widths = page.evaluate("""async () => {
+        const reference = new FontFace('ReferenceBold', 'url(static/fonts/SourceSansPro/SourceSansPro-Bold.woff2)');
+        document.fonts.add(await reference.load());
+        await document.fonts.load('600 40px "Source Sans Pro"', 'AB');
+        const ctx = document.createElement('canvas').getContext('2d');
+        const width = (font) => { ctx.font = font; return ctx.measureText('AB').width; };
+        return [width('600 40px "Source Sans Pro"'), width('40px ReferenceBold')];
+    }""")  # type: ignore[attr-defined]
+    assert widths[0] == pytest.approx(widths[1], abs=0.05), widths
+
+
 def test_markup_in_articles_and_answers_never_runs(page: object) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))  # type: ignore[attr-defined]
