@@ -387,7 +387,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if unknown:
         raise CommandError(f"--collection-key names a collection this server does not serve: {', '.join(unknown)}")
     if len(service.collections()) > 1:
-        print(f"serving the collections {', '.join(service.collections())} ({service.collection} by default)", file=sys.stderr)
+        print(f"serving the collections {', '.join(service.collections())}; a request that names none gets {service.collection}", file=sys.stderr)
         if keys.closed and not keys.server:
             unopened = [n for n in service.collections() if n not in keys.collections]
             if unopened:
