@@ -37,6 +37,7 @@ from rag.generation import (
     Generator,
     Scorer,
     check_model,
+    is_remote,
     load_generator,
 )
 from rag.index import Index
@@ -57,7 +58,7 @@ from rag.prompting import (
 from rag.retrieval import Mode, check_k, check_mode
 from rag.trust import Signals, Trust, assess
 from rag.types import Hit
-from rag.verifier import EARLY, EARLY_FILE, early, for_models, lexical, quotes
+from rag.verifier import EARLY, EARLY_FILE, PROBE_FILE, early, for_models, lexical, probe_layers, quotes
 from rag.web import is_url
 
 MAX_QUESTION_CHARS = 1000
@@ -248,7 +249,10 @@ class Assistant:
 
     def _load_now(self) -> Generator:
         if self.generator is None:
-            self.generator = load_generator(self.model, self.settings)
+            # A llama.cpp model keeps the hidden states the fitted probes read (rag/verifier.py);
+            # other backends ignore the setting, and their answers are scored without probes.
+            layers = () if is_remote(self.model) else probe_layers(self.model, self.index.settings.embedder)
+            self.generator = load_generator(self.model, replace(self.settings, hidden_layers=layers))
             # Evaluate the fixed prefix (and the start of the question's message) once, so the
             # first question reuses the cache; llama.cpp restores it from an earlier process's.
             warm = [*fixed_prefix(), {"role": "user", "content": SOURCES_HEADER}]
@@ -361,9 +365,15 @@ class Assistant:
         text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
         first = {"score": hits[0].score, **hits[0].scores} if hits else {}
         words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
-        signals = Signals.measure(best, stats, sentences, judge is not None, words)
-        # A remote server serving a bundled model under its name is scored as that model.
-        verifier = for_models(getattr(generator, "serves", None) or generator.name, self.index.settings.embedder)
+        # A remote server serving a bundled model under its name is scored as that model; an
+        # answer that carries the generator's hidden states is scored with the probes.
+        served = getattr(generator, "serves", None) or generator.name
+        hidden = stats.hidden if stats is not None else {}
+        verifier = for_models(served, self.index.settings.embedder, PROBE_FILE) if hidden else None
+        probes = verifier.read(hidden) if verifier is not None else None
+        if probes is None:
+            verifier = for_models(served, self.index.settings.embedder)
+        signals = Signals.measure(best, stats, sentences, judge is not None, words, probes)
         trust = assess(question, text, sentences, citations, signals, verifier=verifier)
         done = time.perf_counter()
         timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)

@@ -13,6 +13,7 @@ Three backends share one small interface, :class:`Generator`:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -57,6 +58,10 @@ class GenerationSettings:
     process: bool = False
     # with ``process``: a call to the model (an answer, a judge turn) running longer is cut off
     time_limit_s: float | None = None
+    # llama.cpp: the layers whose last-token hidden state each answer keeps, at the prompt's end
+    # and at the answer's last token (GenerationStats.hidden), for the fitted verifier's probes
+    # (rag/verifier.py); the assistant sets them from rag/verifier-probe.json
+    hidden_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -82,6 +87,11 @@ class Generator(Protocol):
         ...
 
 
+def _states(moment: str, rows: dict[int, Any]) -> dict[str, tuple[float, ...]]:
+    """A tap's rows as GenerationStats.hidden keys them: ``{"prompt L18": (...), ...}``."""
+    return {f"{moment} L{layer}": tuple(map(float, row)) for layer, row in rows.items()}
+
+
 def as_messages(prompt: str | list[Message]) -> list[Message]:
     """A plain prompt becomes one user message (what the bundled models follow best)."""
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
@@ -104,6 +114,9 @@ class GenerationStats:
     token_logprobs: tuple[float, ...] = ()
     first_choices: tuple[tuple[str, float], ...] = ()
     threads: int = 0
+    # with GenerationSettings.hidden_layers: the last token's hidden state at each of those layers
+    # at the prompt's end and at the answer's last token, keyed "prompt L18", "answer L14"
+    hidden: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -140,6 +153,13 @@ class LlamaCppGenerator:
         self.name = name or path.name
         self.settings = settings
         guard()  # no llama.cpp AMX buffer on CPUs where it crashes (rag/llamacpp.py)
+        # The tap this generator arms itself (hidden_layers); a caller's tap
+        # (eval/verifier_collect.py) is armed by the caller.
+        self._own_tap: LayerTap | None = None
+        if tap is None and settings.hidden_layers:
+            from rag.hidden import LayerTap
+
+            tap = self._own_tap = LayerTap(settings.hidden_layers)
         try:
             with context_hook(tap.install if tap else None):  # hidden states for a probe (rag/hidden.py)
                 self._llm = Llama(
@@ -174,36 +194,43 @@ class LlamaCppGenerator:
                 f"{llm.n_ctx()} (--context-size)"
             )
         self._fit_threads()
-        cached = self._evaluate(prompt)
-        rng = np.random.default_rng(0)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        logprobs: list[float] = []
-        first: tuple[tuple[str, float], ...] = ()
-        try:
-            for _ in range(limit):
-                logp = self._logprobs()
-                if self.settings.temperature > 0:
-                    p = np.exp(logp / self.settings.temperature)
-                    token = int(rng.choice(len(p), p=p / p.sum()))
-                else:
-                    token = int(np.argmax(logp))
-                if not first:
-                    top = np.argpartition(-logp, self.FIRST_CHOICES)[: self.FIRST_CHOICES]
-                    first = tuple(
-                        (llm.detokenize([int(t)]).decode("utf-8", "replace"), float(np.exp(logp[t])))
-                        for t in sorted(top, key=lambda t: -logp[t])
-                    )
-                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
-                    break
-                logprobs.append(float(logp[token]))
-                piece = decoder.decode(llm.detokenize([token]))
-                pieces.append(piece)
-                if piece:
-                    yield piece
-                llm.eval([token])
-        finally:
-            self.stats = GenerationStats(len(prompt), cached, tuple(pieces), tuple(logprobs), first, self.threads)
+        hidden: dict[str, tuple[float, ...]] = {}
+        # With hidden_layers, the tap keeps each evaluation's last row at those layers (rag/hidden.py).
+        recording: contextlib.AbstractContextManager[dict[int, Any]] = (
+            self._own_tap.armed() if self._own_tap else contextlib.nullcontext({}))
+        with recording as rows:
+            cached = self._evaluate(prompt)
+            hidden.update(_states("prompt", rows))
+            rng = np.random.default_rng(0)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            pieces: list[str] = []
+            logprobs: list[float] = []
+            first: tuple[tuple[str, float], ...] = ()
+            try:
+                for _ in range(limit):
+                    logp = self._logprobs()
+                    if self.settings.temperature > 0:
+                        p = np.exp(logp / self.settings.temperature)
+                        token = int(rng.choice(len(p), p=p / p.sum()))
+                    else:
+                        token = int(np.argmax(logp))
+                    if not first:
+                        top = np.argpartition(-logp, self.FIRST_CHOICES)[: self.FIRST_CHOICES]
+                        first = tuple(
+                            (llm.detokenize([int(t)]).decode("utf-8", "replace"), float(np.exp(logp[t])))
+                            for t in sorted(top, key=lambda t: -logp[t])
+                        )
+                    if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                        break
+                    logprobs.append(float(logp[token]))
+                    piece = decoder.decode(llm.detokenize([token]))
+                    pieces.append(piece)
+                    if piece:
+                        yield piece
+                    llm.eval([token])
+                hidden.update(_states("answer", rows))  # the last evaluation's: the answer's last token
+            finally:
+                self.stats = GenerationStats(len(prompt), cached, tuple(pieces), tuple(logprobs), first, self.threads, hidden)
 
     def next_token_probabilities(self, messages: list[Message], candidates: Sequence[str]) -> list[float]:
         import numpy as np

@@ -60,19 +60,21 @@ class Signals:
     confidence: float | None = None
     support: float | None = None
     lexical: tuple[float, ...] | None = None  # rag.verifier.lexical, in LEXICAL order
+    probes: dict[str, float] | None = None  # the fitted probes' log-odds, by name (rag.verifier.Probe)
 
     @classmethod
     def measure(cls, relevance: float, stats: GenerationStats | None, sentences: Iterable[AnswerSentence],
-                judged: bool, lexical: Iterable[float] | None = None) -> Signals:
+                judged: bool, lexical: Iterable[float] | None = None, probes: dict[str, float] | None = None
+                ) -> Signals:
         """The signals of an answer from its generation ``stats`` and checked ``sentences``."""
         support = max((s.support for s in sentences), default=0.0) if judged else None
         words = None if lexical is None else tuple(lexical)
         if stats is None or not stats.token_logprobs:
-            return cls(relevance, support=support, lexical=words)
+            return cls(relevance, support=support, lexical=words, probes=probes)
         refusing = sum(p for token, p in stats.first_choices if token.strip() == "I")
         cut = next((i for i, t in enumerate(stats.tokens) if "[" in t), len(stats.tokens))
         core = stats.token_logprobs[:cut] or stats.token_logprobs
-        return cls(relevance, 1.0 - refusing, sum(core) / len(core), support, words)
+        return cls(relevance, 1.0 - refusing, sum(core) / len(core), support, words, probes)
 
 
 def features(signals: Signals) -> tuple[float, float, float] | None:
@@ -95,10 +97,11 @@ FEATURES = ("log answer probability", "confidence", "support log-odds")
 
 def inputs(signals: Signals) -> dict[str, float]:
     """Every value a fitted verifier may take as input, by name: :data:`FEATURES` (when the
-    generator gave them all) and :data:`rag.verifier.LEXICAL` (when measured)."""
+    generator gave them all) and :data:`rag.verifier.LEXICAL` (when measured), and the probes' log-odds (when read)."""
     values = dict(zip(FEATURES, features(signals) or ()))
     if signals.lexical is not None:
         values.update(zip(LEXICAL, signals.lexical))
+    values.update(signals.probes or {})
     return values
 
 
@@ -120,7 +123,7 @@ class Trust:
     threshold: float
     flags: tuple[str, ...]
     reason: str | None
-    scorer: str = "signals"  # "verifier" when the fitted verifier gave the score
+    scorer: str = "signals"  # "verifier" when the fitted verifier gave the score, "probes" when it read hidden states
 
     @property
     def shown(self) -> bool:
@@ -128,6 +131,8 @@ class Trust:
 
     def to_dict(self) -> dict[str, Any]:
         def rounded(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: round(x, 4) for k, x in v.items()}
             return None if v is None else [round(x, 4) for x in v] if isinstance(v, tuple) else round(v, 4)
 
         return {
@@ -143,7 +148,8 @@ def assess(question: str, answer: str, sentences: list[AnswerSentence], citation
     ``verifier``'s probability and threshold when given, else by :func:`score` and ``threshold``."""
     flags = tuple(name for name, fires in RULES.items() if fires(question, answer, sentences, citations))
     if verifier is not None:
-        value, threshold, scorer = verifier.probability(inputs(signals)), verifier.threshold, "verifier"
+        value, threshold = verifier.probability(inputs(signals)), verifier.threshold
+        scorer = "probes" if verifier.probes else "verifier"
     else:
         value, scorer = score(signals), "signals"
     reason = None

@@ -12,6 +12,13 @@ The trust score (:mod:`rag.trust`) uses it when the file is present and was fitt
 assistant's generator and embedder; otherwise it falls back to the model's own signals and says
 so once (:func:`for_models`).
 
+Where the generator runs in this process (llama.cpp), a third file, ``rag/verifier-probe.json``
+(:data:`PROBE_FILE`, fitted by ``eval/verifier_fit.py --write-probe``), adds the generator's own
+hidden states: :class:`Probe` directions read at the prompt's end and at the answer's last token
+(:mod:`rag.hidden`), stacked with the same inputs. The assistant asks the generator for those
+states only when that file applies (:func:`probe_layers`), and scores with it only when an answer
+carries them; otherwise ``rag/verifier.json`` decides.
+
 A second model of the same kind, the early check (:data:`EARLY`, ``rag/verifier-early.json``,
 fitted by ``eval/early_fit.py --write``), looks only at the question and the passages put in the
 prompt, before any answer token: when it is sure they do not hold the answer, the assistant
@@ -34,6 +41,7 @@ from rag.citations import verify
 from rag.prompting import Source
 
 FILE = Path(__file__).with_name("verifier.json")
+PROBE_FILE = Path(__file__).with_name("verifier-probe.json")
 EARLY_FILE = Path(__file__).with_name("verifier-early.json")
 log = logging.getLogger(__name__)
 
@@ -104,6 +112,42 @@ def early(question: str, sources: Sequence[str], relevance: float) -> list[float
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A direction in the generator's hidden state (a logistic probe, its standardisation folded
+    into ``weights``): the log-odds that the answer is right, read from the last token's state at
+    ``layer`` at one ``moment``: ``prompt`` (the prompt's end, before the first answer token) or
+    ``answer`` (the answer's last token). :attr:`name` is its input's name in a :class:`Verifier`
+    and its state's key in :attr:`rag.generation.GenerationStats.hidden`."""
+
+    moment: str
+    layer: int
+    weights: tuple[float, ...]
+    bias: float
+
+    MOMENTS = ("prompt", "answer")
+
+    def __post_init__(self) -> None:
+        if self.moment not in self.MOMENTS:
+            raise ValueError(f"a probe's moment is one of {', '.join(self.MOMENTS)}, not {self.moment!r}")
+
+    @property
+    def state(self) -> str:
+        """The key of the state it reads (``prompt L18``)."""
+        return f"{self.moment} L{self.layer}"
+
+    @property
+    def name(self) -> str:
+        return f"probe {self.state}"
+
+    def log_odds(self, state: Sequence[float]) -> float:
+        import numpy as np
+
+        if len(state) != len(self.weights):
+            raise ValueError(f"{self.name} reads {len(self.weights)} numbers, got {len(state)}")
+        return self.bias + float(np.dot(np.asarray(self.weights), np.asarray(state)))
+
+
+@dataclass(frozen=True)
 class Verifier:
     """A logistic model over named inputs (the trust features and :data:`LEXICAL`): the
     probability that an answer is right, and the threshold at which it is shown."""
@@ -118,6 +162,7 @@ class Verifier:
     generator_sha256: str
     embedder: str
     fitted_on: str = ""  # what it was fitted on, for people
+    probes: tuple[Probe, ...] = ()  # hidden-state directions whose log-odds are among the inputs
 
     def __post_init__(self) -> None:
         sizes = {len(self.inputs), len(self.mean), len(self.scale), len(self.weights)}
@@ -125,6 +170,18 @@ class Verifier:
             raise ValueError(f"a verifier needs as many means, scales and weights as inputs ({len(self.inputs)})")
         if any(v == 0 for v in self.scale):
             raise ValueError("a verifier's scales must not be zero")
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The generator layers whose hidden states the probes read."""
+        return tuple(sorted({p.layer for p in self.probes}))
+
+    def read(self, hidden: Mapping[str, Sequence[float]]) -> dict[str, float] | None:
+        """Each probe's input (its log-odds) from an answer's hidden states; None when a state
+        a probe reads is missing."""
+        if any(p.state not in hidden for p in self.probes):
+            return None
+        return {p.name: p.log_odds(hidden[p.state]) for p in self.probes}
 
     def probability(self, values: Mapping[str, float]) -> float | None:
         """The probability that the answer is right, or None when an input is missing."""
@@ -157,10 +214,11 @@ class Verifier:
         try:
             data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+            fields["probes"] = tuple(Probe(**{**p, "weights": tuple(p["weights"])}) for p in fields.get("probes", ()))
             return cls(**fields)
         except FileNotFoundError:
             raise ValueError(f"{path} is missing") from None
-        except (json.JSONDecodeError, TypeError, ValueError) as error:
+        except (json.JSONDecodeError, TypeError, ValueError, KeyError) as error:
             raise ValueError(f"{path} is not a verifier ({error})") from None
 
 
@@ -178,8 +236,18 @@ def for_models(generator: str, embedder: str, path: Path = FILE) -> Verifier | N
         verifier, why = None, str(error)
     if why is None:
         return verifier
-    message = f"no fitted verifier ({why}): answers are trusted on the model's own signals"
+    if path == PROBE_FILE:
+        message = f"no fitted probe ({why}): answers are checked without the model's hidden states"
+    else:
+        message = f"no fitted verifier ({why}): answers are trusted on the model's own signals"
     if message not in _said:
         _said.add(message)
         log.warning(message)
     return None
+
+
+def probe_layers(generator: str, embedder: str, path: Path = PROBE_FILE) -> tuple[int, ...]:
+    """The layers whose hidden states an in-process ``generator`` should keep for each answer:
+    those the probe verifier reads, when it applies; none otherwise (said once)."""
+    verifier = for_models(generator, embedder, path)
+    return verifier.layers if verifier is not None else ()

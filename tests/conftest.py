@@ -174,8 +174,9 @@ class JudgingGenerator:
     name = "judging"
 
     def __init__(self, reply: str, yes: float | Callable[[str], float] = 0.9, refusing: float = 0.01,
-                 logprob: float = -0.1) -> None:
+                 logprob: float = -0.1, hidden: dict[str, tuple[float, ...]] | None = None) -> None:
         self.reply = reply
+        self.hidden = hidden or {}  # GenerationStats.hidden: the states a llama.cpp model keeps for the probes
         self.yes = yes
         self.refusing = refusing
         self.logprob = logprob
@@ -189,7 +190,7 @@ class JudgingGenerator:
         first = pieces[0].strip() or "?"
         self.stats = GenerationStats(
             prompt_tokens=500, cached_tokens=200, tokens=tuple(pieces), token_logprobs=tuple(self.logprob for _ in pieces),
-            first_choices=((first, 1 - self.refusing), ("I", self.refusing)),
+            first_choices=((first, 1 - self.refusing), ("I", self.refusing)), hidden=self.hidden,
         )
         yield from pieces
 

@@ -49,3 +49,24 @@ def test_a_disarmed_tap_keeps_nothing_and_changes_no_answer(tapped) -> None:
         pass
     text = "".join(generator.stream(QUESTION, max_tokens=4))
     assert tap.rows == {} and "paris" in text.lower()
+
+
+def test_a_generator_given_hidden_layers_keeps_the_prompt_and_answer_states(tapped) -> None:
+    """GenerationSettings.hidden_layers: what the probe verifier reads (rag/verifier.py), the same
+    state a caller's tap reads at the prompt's end, and the answer unchanged."""
+    settings = GenerationSettings(threads=2, adapt_threads=False, hidden_layers=(12,))
+    generator = LlamaCppGenerator(gguf_path("qwen-0.5b"), settings, name="qwen-0.5b")
+    text = "".join(generator.stream(QUESTION, max_tokens=4))
+    assert "paris" in text.lower()
+    assert generator.stats is not None
+    hidden = generator.stats.hidden
+    assert sorted(hidden) == ["answer L12", "prompt L12"]
+    prompt, answer = np.array(hidden["prompt L12"]), np.array(hidden["answer L12"])
+    assert prompt.shape == answer.shape == (896,) and not np.allclose(prompt, answer)
+    other, tap = tapped
+    other._llm.reset()
+    with tap.armed() as rows:
+        other.next_token_probabilities(QUESTION, ["Paris"])
+    np.testing.assert_allclose(prompt, rows[12], rtol=0.05, atol=0.05)
+    assert "".join(LlamaCppGenerator(gguf_path("qwen-0.5b"), GenerationSettings(threads=2, adapt_threads=False),
+                                     name="qwen-0.5b").stream(QUESTION, max_tokens=4)) == text

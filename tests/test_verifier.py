@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.models import BUNDLED
-from rag.verifier import FILE, LEXICAL, Verifier, for_models, lexical
+from rag.verifier import FILE, LEXICAL, Probe, Verifier, for_models, lexical, probe_layers
 
 QUESTION = "Who did Belgium's interior minister meet in Doha in 2023?"
 FIRST = {"score": 0.8, "dense": 0.6, "bm25": 12.5}
@@ -181,3 +181,67 @@ def test_the_early_check_applies_to_any_generator_over_its_embedder(tmp_path: Pa
     assert check.mismatch("qwen-0.5b", "all-MiniLM-L6-v2") is None
     assert check.mismatch("openai:http://x/v1#m", "all-MiniLM-L6-v2") is None
     assert "embedder" in (check.mismatch("qwen-1.5b", "multilingual-e5-small") or "")
+
+
+# ---------------------------------------------------------------------- the probes (hidden states)
+
+def probe_verifier(**changes: object) -> Verifier:
+    probes = (Probe("prompt", 18, (1.0, -1.0, 0.5), 0.2), Probe("answer", 14, (0.0, 2.0, 0.0), -1.0))
+    fields: dict[str, object] = dict(inputs=("support log-odds", "probe prompt L18", "probe answer L14"),
+                                     mean=(0.0, 0.0, 0.0), scale=(1.0, 1.0, 1.0), weights=(1.0, 1.0, 1.0), bias=0.0,
+                                     probes=probes)
+    fields.update(changes)
+    return fixed_verifier(**fields)
+
+
+def test_a_probe_reads_a_hidden_state_as_log_odds() -> None:
+    probe = Probe("prompt", 18, (1.0, -1.0, 0.5), 0.2)
+    assert probe.name == "probe prompt L18" and probe.state == "prompt L18"
+    assert probe.log_odds([2.0, 1.0, 2.0]) == pytest.approx(0.2 + 2.0 - 1.0 + 1.0)
+    with pytest.raises(ValueError, match="reads 3 numbers, got 1"):
+        probe.log_odds([1.0])
+    with pytest.raises(ValueError, match="moment"):
+        Probe("judge", 18, (1.0,), 0.0)
+
+
+def test_a_probe_verifier_reads_all_its_probes_or_none(tmp_path: Path) -> None:
+    verifier = probe_verifier()
+    assert verifier.layers == (14, 18)
+    hidden = {"prompt L18": (2.0, 1.0, 2.0), "answer L14": (0.0, 1.0, 0.0), "answer L18": (9.0, 9.0, 9.0)}
+    read = verifier.read(hidden)
+    assert read == {"probe prompt L18": pytest.approx(2.2), "probe answer L14": pytest.approx(1.0)}
+    assert verifier.probability({"support log-odds": 0.0, **read}) == pytest.approx(1 / (1 + math.exp(-3.2)))
+    assert verifier.read({"prompt L18": (2.0, 1.0, 2.0)}) is None  # a state missing: not scored with the probes
+    path = tmp_path / "verifier-probe.json"
+    verifier.save(path)
+    assert Verifier.load(path) == verifier
+    assert probe_layers("qwen-1.5b", "all-MiniLM-L6-v2", path) == (14, 18)
+    assert probe_layers("qwen-1.5b", "all-MiniLM-L6-v2", tmp_path / "none.json") == ()  # no file: no states kept
+    assert probe_layers("qwen-0.5b", "all-MiniLM-L6-v2", path) == ()  # fitted for another model
+
+
+def test_an_answer_carrying_hidden_states_is_decided_by_the_probes(index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The assistant scores with rag/verifier-probe.json when the generator kept the states its
+    probes read, and falls back to the verifier without probes when it did not."""
+    from rag import answering
+    from rag.answering import Assistant
+
+    from .conftest import JudgingGenerator
+
+    path = tmp_path / "verifier-probe.json"
+    probe = Probe("answer", 2, (1.0, 0.0), 0.0)
+    fixed_verifier(inputs=(probe.name,), mean=(0.0,), scale=(1.0,), weights=(1.0,), bias=0.0, threshold=0.5,
+                   embedder=index.settings.embedder, probes=(probe,)).save(path)
+    monkeypatch.setattr(answering, "PROBE_FILE", path)
+
+    def ask(hidden: dict[str, tuple[float, ...]]) -> answering.Answer:
+        generator = JudgingGenerator("Lava flowed down the eastern slope [1].", hidden=hidden)
+        generator.serves = "qwen-1.5b"  # type: ignore[attr-defined]  # scored as the bundled model
+        return Assistant(index, generator=generator).ask("Where did the lava flow?")  # type: ignore[arg-type]
+
+    sure, unsure, without = ask({"answer L2": (3.0, 0.0)}), ask({"answer L2": (-3.0, 0.0)}), ask({})
+    assert sure.trust is not None and sure.trust.scorer == "probes" and not sure.refused
+    assert sure.trust.signals.probes == {"probe answer L2": pytest.approx(3.0)}
+    assert unsure.trust is not None and unsure.trust.scorer == "probes" and unsure.refused
+    assert "not trusted enough" in (unsure.refusal_reason or "")
+    assert without.trust is not None and without.trust.scorer != "probes"  # no states: the verifier without probes
