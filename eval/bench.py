@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 HOTPOT = ROOT / "eval/benchmarks/hotpotqa/corpus.jsonl"
 SEEDS_GOLD = ROOT / "eval/gold/seeds.jsonl"
-SECTIONS = ("indexing", "batch", "embedders", "retrieval", "stores", "generation", "e2e", "contention", "cold", "ray")
+SECTIONS = ("indexing", "batch", "embedders", "retrieval", "stores", "generation", "e2e", "probes", "contention", "cold", "ray")
 DIM = 384
 K = 10
 MODELS = ("qwen-0.5b", "qwen-1.5b")
@@ -903,6 +903,48 @@ def bench_e2e(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
+def bench_probes(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """What the probe verifier costs an answer (rag/verifier-probe.json): the seeds questions
+    answered by qwen-1.5b keeping the hidden states its probes read, and by the same model
+    without them (the verifier without probes), one after the other for each question, the
+    order alternating; the raw answers must be the same."""
+    from rag.answering import Assistant
+    from rag.generation import GenerationSettings, load_generator
+    from rag.index import Index
+    from rag.verifier import probe_layers
+
+    index = Index.open(seeds_index(work), create=False)
+    layers = probe_layers("qwen-1.5b", index.settings.embedder)
+    if not layers:
+        return {"note": "no probe verifier applies (rag/verifier-probe.json)"}
+    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()][: args.questions]
+    settings = GenerationSettings(threads=args.threads)
+    sides = {"probes": Assistant(index, model="qwen-1.5b", settings=settings),
+             "plain": Assistant(index, generator=load_generator("qwen-1.5b", settings))}
+    for assistant in sides.values():
+        assistant.ask(gold[0]["question"])  # warm: the fixed prefix in each model's cache
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    raw: dict[str, list[str]] = {name: [] for name in sides}
+    scorers: list[str] = []
+    for i, q in enumerate(gold):
+        for name in (list(sides) if i % 2 == 0 else list(sides)[::-1]):
+            answer = sides[name].ask(q["question"])
+            if answer.timings.first_token_s is None:
+                continue
+            times[name].append(answer.timings.total_s)
+            raw[name].append(answer.raw)
+            if name == "probes" and answer.trust is not None:
+                scorers.append(answer.trust.scorer)
+    paired = [a / b for a, b in zip(times["probes"], times["plain"])]
+    out = {"layers": list(layers), "threads": args.threads, "questions": len(gold), "answers": len(paired),
+           "probes": summary(times["probes"]), "plain": summary(times["plain"]),
+           "ratio_p50": median(paired) if paired else None,
+           "same_raw": sum(a == b for a, b in zip(raw["probes"], raw["plain"])),
+           "scored_with_probes": scorers.count("probes")}
+    log(f"probes: {out}")
+    return out
+
+
 BUSY_LOOP = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    pass\n"
 
 
@@ -1239,6 +1281,16 @@ def render_markdown(results: dict[str, Any]) -> str:
         for r in s["models"]:
             lines.append(f"| {r['model']} | {r['first_byte_s']:.1f} s | {r['exit_s']:.1f} s |")
         lines.append(f"\n`rag --help`: {s['help_s']:.2f} s.")
+    s = results.get("probes")
+    if s and s.get("answers"):
+        lines += ["", f"## The probe verifier's cost ({_load(s)})", "",
+                  f"The seeds questions ({s['answers']} answered of {s['questions']}), qwen-1.5b on {s['threads']} threads, "
+                  f"keeping the hidden states at layers {', '.join(map(str, s['layers']))} and scored by "
+                  "rag/verifier-probe.json, against the same model without them; each question on both, order alternating.", "",
+                  "| | answer, s (p50 / p95) |", "|---|---|",
+                  f"| with the probes | {_sec(s['probes'])} |", f"| without | {_sec(s['plain'])} |", "",
+                  f"Median per-question ratio {s['ratio_p50']:.3f}; the same raw answer on both sides for "
+                  f"{s['same_raw']} of {s['answers']}; {s['scored_with_probes']} answers scored with the probes."]
     s = results.get("ray")
     if s and s.get("runs"):
         lines += ["", f"## Embedding on a local Ray ({_load(s)})", "",
@@ -1332,7 +1384,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     runners = {"indexing": bench_indexing, "batch": bench_batch, "embedders": bench_embedders, "retrieval": bench_retrieval,
                "stores": bench_stores, "generation": bench_generation,
-               "e2e": bench_e2e, "contention": bench_contention, "cold": bench_cold, "ray": bench_ray}
+               "e2e": bench_e2e, "probes": bench_probes, "contention": bench_contention, "cold": bench_cold, "ray": bench_ray}
     args.out.mkdir(parents=True, exist_ok=True)
     # A quick run goes to an ignored folder so it never overwrites or sits beside the real figures.
     json_file = (args.out / "bench-quick" if args.quick else args.out) / "bench.json"

@@ -24,6 +24,14 @@ without their own paragraphs, when collected), with the threshold that keeps 90%
 ``eval/results/verifier/verifier.{json,md}``:
 
     .venv/bin/python eval/verifier_fit.py --write
+
+``--write-probe`` fits the probe verifier (:func:`product_probe`): the same inputs plus the
+log-odds of one hidden-state probe at the prompt's end and one at the answer's last token (the
+layer of each chosen by cross-validation on the fitting answers; the stack fitted on their
+out-of-fold log-odds), with its threshold chosen the same way; it writes
+``rag/verifier-probe.json`` and ``eval/results/verifier/probe.{json,md}``:
+
+    .venv/bin/python eval/verifier_fit.py --write-probe
 """
 
 from __future__ import annotations
@@ -32,10 +40,15 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# scikit-learn 1.8 announces changes to LogisticRegressionCV's defaults on every fit; the
+# arguments used here behave the same before and after them.
+warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -217,9 +230,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "verifier" / "candidates")
     parser.add_argument("--write", action="store_true", help="fit the product's verifier and write rag/verifier.json")
+    parser.add_argument("--write-probe", action="store_true", help="fit the probe verifier and write rag/verifier-probe.json")
     args = parser.parse_args()
     pool, pool_states = load("pool", args.data)
     dev = {name: load(name, args.data) for name in DEV if (args.data / name / "records.jsonl").exists()}
+    if args.write_probe:
+        fitting, fitting_states = pool, pool_states
+        if (args.data / "pool-withheld" / "records.jsonl").exists():
+            more, more_states = load("pool-withheld", args.data)
+            clean = np.array([not r.get("withheld_in_prompt") for r in more])
+            fitting = pool + [r for r, ok in zip(more, clean) if ok]
+            fitting_states = {m: np.concatenate([pool_states[m], more_states[m][clean]]) for m in pool_states}
+        product_probe(fitting, fitting_states, dev, args.out.with_name("probe"))
+        return
     if args.write:
         fitting = pool
         if (args.data / "pool-withheld" / "records.jsonl").exists():
@@ -482,6 +505,150 @@ def product(pool: list[dict[str, Any]], dev: dict[str, list[dict[str, Any]]], ou
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(out.with_suffix(".md").read_text())
     return verifier
+
+
+PROBE_MOMENTS = ("prompt", "answer")  # the moments the product's generator keeps (GenerationStats.hidden)
+
+
+def fold(model: Any) -> tuple[np.ndarray, float]:
+    """A standardised logistic pipeline as one direction and bias on the raw state (rag.verifier.Probe)."""
+    scaler, head = model[0], model[-1]
+    weights = head.coef_[0] / scaler.scale_
+    return weights, float(head.intercept_[0] - np.dot(weights, scaler.mean_))
+
+
+def product_probe(fitting: list[dict[str, Any]], states: dict[str, np.ndarray],
+                  dev: dict[str, tuple[list[dict[str, Any]], dict[str, np.ndarray]]], out: Path) -> Verifier:
+    """Fit the probe verifier: :data:`PRODUCT_INPUTS` and, for each of :data:`PROBE_MOMENTS`, the
+    log-odds of a probe at the layer whose probe cross-validates best on the fitting answers (its
+    fitting inputs out of fold, so the stack learns how far to trust it on answers it did not see);
+    the threshold keeps 90% of the fitting answers' right ones (out of fold). Writes
+    ``rag/verifier-probe.json`` and the curves on every set beside those of ``rag/verifier.json``."""
+    import subprocess
+
+    from rag.embedding import DEFAULT_MODEL as EMBEDDER
+    from rag.models import BUNDLED
+    from rag.verifier import FILE, PROBE_FILE, Probe
+
+    layers = [int(v) for v in np.load(next((DATA / "pool" / "states").glob("*.npz")))["layers"]]
+    y_all = np.array([label(r, "right") for r in fitting], dtype=object)
+    answered_rows = np.array([v is not None for v in y_all])
+    probes: list[Any] = []
+    oof_log_odds: dict[str, np.ndarray] = {}
+    choice: dict[str, dict[str, Any]] = {}
+    for moment in PROBE_MOMENTS:
+        scored = []
+        for at, layer in enumerate(layers):
+            x = states[moment][:, at, :].astype(np.float64)
+            keep = answered_rows & ~np.isnan(x).any(axis=1)
+            y = y_all[keep].astype(bool)
+            model = fit(x[keep], y)
+            oof = np.full(len(fitting), np.nan)
+            oof[keep] = logit(out_of_fold(x[keep], y, strength(model)))
+            scored.append((auroc(oof[keep], y) or 0.0, layer, model, oof))
+            print(f"probe {moment} L{layer}: out-of-fold AUROC {scored[-1][0]:.3f}", file=sys.stderr, flush=True)
+        value, layer, model, oof = max(scored, key=lambda t: t[0])
+        weights, bias = fold(model)
+        probe = Probe(moment, layer, tuple(float(f"{w:.6g}") for w in weights), float(f"{bias:.6g}"))
+        probes.append(probe)
+        oof_log_odds[probe.name] = oof
+        choice[probe.name] = {"pool_cv": round(value, 3), "by_layer": {f"L{at_layer}": round(a, 3) for a, at_layer, _, _ in scored},
+                              "C": strength(model)}
+    names = (*PRODUCT_INPUTS, *(p.name for p in probes))
+
+    def matrix(records: list[dict[str, Any]], probe_values: dict[str, np.ndarray]) -> np.ndarray:
+        rows = [values(r) for r in records]
+        return np.array([[row.get(n, probe_values[n][i] if n in probe_values else np.nan) for n in names]
+                         for i, row in enumerate(rows)], dtype=np.float64)
+
+    def probe_values(records: list[dict[str, Any]], set_states: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out_values = {}
+        for probe in probes:
+            x = set_states.get(probe.moment)
+            column = np.full(len(records), np.nan)
+            if x is not None:
+                at = layers.index(probe.layer)
+                ok = ~np.isnan(x[:, at, :]).any(axis=1)
+                column[ok] = [probe.log_odds(row) for row in x[ok, at, :].astype(np.float64)]
+            out_values[probe.name] = column
+        return out_values
+
+    x = matrix(fitting, oof_log_odds)
+    keep = answered_rows & ~np.isnan(x).any(axis=1)
+    yk = y_all[keep].astype(bool)
+    model = fit(x[keep], yk)
+    oof = np.full(len(fitting), np.nan)
+    oof[keep] = out_of_fold(x[keep], yk, strength(model))
+    threshold = float(np.quantile(oof[keep][yk], 0.10))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    scaler, head = model[0], model[-1]
+    verifier = Verifier(
+        inputs=names, mean=tuple(map(float, scaler.mean_)), scale=tuple(map(float, scaler.scale_)),
+        weights=tuple(map(float, head.coef_[0])), bias=float(head.intercept_[0]), threshold=round(threshold, 4),
+        generator="qwen-1.5b", generator_sha256=BUNDLED["qwen-1.5b"].sha256, embedder=EMBEDDER,
+        fitted_on=f"{int(keep.sum())} answers of ../shared/benchmarks/squad2-fit and its withheld variant "
+                  f"(eval/verifier_fit.py --write-probe, data of commit {commit}), C={strength(model):g}",
+        probes=tuple(probes),
+    )
+    verifier.save(PROBE_FILE)
+    plain = Verifier.load(FILE)
+    records = {"fit": fitting, **{n: r for n, (r, _) in dev.items()}}
+    scores: dict[str, dict[str, np.ndarray]] = {"probes": {"fit": np.nan_to_num(oof, nan=-1.0)}, "plain": {}}
+    for name, rows in records.items():
+        given = probe_values(rows, states if name == "fit" else dev[name][1])
+        if name != "fit":
+            xd = matrix(rows, given)
+            scores["probes"][name] = np.array([-1.0 if np.isnan(v).any() else verifier.probability(dict(zip(names, v))) or -1.0
+                                               for v in xd])
+        scores["plain"][name] = np.array([-1.0 if (p := plain.probability(values(r))) is None else p for r in rows])
+    aurocs: dict[str, dict[str, float | None]] = {}
+    for kind, by_set in scores.items():
+        for name, rows in records.items():
+            yd = np.array([label(r, "right") for r in rows], dtype=object)
+            k = np.array([v is not None for v in yd]) & (by_set[name] >= 0)
+            aurocs.setdefault(kind, {})[name] = auroc(by_set[name][k], yd[k].astype(bool))
+
+    def decisions(kind: str, t: float) -> dict[str, dict[str, float]]:
+        return {name: figures(rows, np.array([answered(r) and not blocked(r) for r in rows]) & (scores[kind][name] >= t))
+                for name, rows in records.items()}
+
+    report = {"verifier": {**verifier.__dict__, "probes": [{"name": p.name} for p in probes]}, "probe_choice": choice,
+              "fit_answers": int(keep.sum()), "auroc": aurocs, "threshold": verifier.threshold,
+              "at_threshold": decisions("probes", verifier.threshold),
+              "plain_at_threshold": decisions("plain", plain.threshold), "plain_threshold": plain.threshold,
+              "sweep": [{"threshold": round(float(t), 2), **decisions("probes", float(t))} for t in np.linspace(0.05, 0.95, 19)]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+    sets = list(records)
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = [f"# The probe verifier (rag/verifier-probe.json), fitted on {report['fit_answers']} answers\n",
+             f"Inputs: {', '.join(names)}. `fit`: the fitting answers, out of fold (5 folds); the other sets are never fitted on.\n",
+             "Probe layers by out-of-fold AUROC on the fitting answers: "
+             + "; ".join(f"{n}: " + ", ".join(f"{k} {v}" for k, v in c["by_layer"].items()) for n, c in choice.items()) + ".\n",
+             "| AUROC right/wrong | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets),
+             "| rag/verifier-probe.json | " + " | ".join(fmt(aurocs["probes"][s]) for s in sets) + " |",
+             "| rag/verifier.json (no probes) | " + " | ".join(fmt(aurocs["plain"][s]) for s in sets) + " |",
+             f"\nAt the threshold {verifier.threshold} (keeps 90% of the fitting answers' right ones, out of fold), "
+             f"against rag/verifier.json at its own threshold {plain.threshold}:\n",
+             "| set | wrong shown (no probes) | right kept (no probes) | refusal accuracy (no probes) |", "|---|---|---|---|"]
+    for name, v in report["at_threshold"].items():
+        t = report["plain_at_threshold"][name]
+        lines.append(f"| {name} | {pct(v['wrong_shown'])} ({pct(t['wrong_shown'])}) | {pct(v['right_kept'])} "
+                     f"({pct(t['right_kept'])}) | {pct(v['refusal_accuracy'])} ({pct(t['refusal_accuracy'])}) |")
+    lines += ["\n## The curve: wrong shown / right kept / refusal accuracy at each threshold\n",
+              "| threshold | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for row in report["sweep"]:
+        cells = [f"{pct(row[s]['wrong_shown'])} / {pct(row[s]['right_kept'])} / {pct(row[s]['refusal_accuracy'])}" for s in sets]
+        lines.append(f"| {row['threshold']} | " + " | ".join(cells) + " |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(out.with_suffix(".md").read_text())
+    return verifier
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def cost(verifier: Verifier, records: list[dict[str, Any]]) -> dict[str, float] | None:
