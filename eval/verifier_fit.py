@@ -497,6 +497,10 @@ def product(pool: list[dict[str, Any]], dev: dict[str, list[dict[str, Any]]], ou
         lines.append(f"\nCost on the seeds' answers: {c['verifier_ms_p50']} ms an answer (p50: the quotes by shared words, "
                      f"the lexical checks, the score) against {c['answer_s_p50']} s for the whole answer (p50, as collected); "
                      f"the judge's checks add {pct(c['checks_over_answer_p50'])} to an answer without them (p50).")
+    lines += [f"\nAn early refusal on {prompt_probe.name} alone (before any answer token), below log-odds "
+              f"{report['early']['log_odds_below']} (loses 1% of the fitting answers' right ones, out of fold): "
+              "right answers lost / wrong answers caught: "
+              + "; ".join(f"{n} {pct(v['right_lost'])} / {pct(v['wrong_caught'])}" for n, v in early.items()) + "."]
     lines += ["\n## The curve: wrong shown / right kept / refusal accuracy at each threshold\n",
               "| threshold | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     for row in report["sweep"]:
@@ -612,7 +616,23 @@ def product_probe(fitting: list[dict[str, Any]], states: dict[str, np.ndarray],
         return {name: figures(rows, np.array([answered(r) and not blocked(r) for r in rows]) & (scores[kind][name] >= t))
                 for name, rows in records.items()}
 
+    # An early refusal would act on the prompt probe alone, before any answer token: at the
+    # threshold that loses 1% of the fitting answers' right ones (out of fold), what it catches.
+    prompt_probe = next(p for p in probes if p.moment == "prompt")
+    early_oof = oof_log_odds[prompt_probe.name]
+    fit_right = answered_rows & ~np.isnan(early_oof) & (y_all == True)  # noqa: E712
+    early_at = float(np.quantile(early_oof[fit_right], 0.01))
+    early: dict[str, dict[str, float]] = {}
+    for name, rows in records.items():
+        column = early_oof if name == "fit" else probe_values(rows, dev[name][1])[prompt_probe.name]
+        right = np.array([label(r, "right") is True for r in rows]) & ~np.isnan(column)
+        wrong = np.array([label(r, "right") is False for r in rows]) & ~np.isnan(column)
+        refused = column < early_at
+        early[name] = {"right_lost": float((refused & right).sum() / max(1, right.sum())),
+                       "wrong_caught": float((refused & wrong).sum() / max(1, wrong.sum()))}
+
     report = {"verifier": {**verifier.__dict__, "probes": [{"name": p.name} for p in probes]}, "probe_choice": choice,
+              "early": {"probe": prompt_probe.name, "log_odds_below": round(early_at, 3), "by_set": early},
               "fit_answers": int(keep.sum()), "auroc": aurocs, "threshold": verifier.threshold,
               "at_threshold": decisions("probes", verifier.threshold),
               "plain_at_threshold": decisions("plain", plain.threshold), "plain_threshold": plain.threshold,
@@ -636,6 +656,10 @@ def product_probe(fitting: list[dict[str, Any]], states: dict[str, np.ndarray],
         t = report["plain_at_threshold"][name]
         lines.append(f"| {name} | {pct(v['wrong_shown'])} ({pct(t['wrong_shown'])}) | {pct(v['right_kept'])} "
                      f"({pct(t['right_kept'])}) | {pct(v['refusal_accuracy'])} ({pct(t['refusal_accuracy'])}) |")
+    lines += [f"\nAn early refusal on {prompt_probe.name} alone (before any answer token), below log-odds "
+              f"{report['early']['log_odds_below']} (loses 1% of the fitting answers' right ones, out of fold): "
+              "right answers lost / wrong answers caught: "
+              + "; ".join(f"{n} {pct(v['right_lost'])} / {pct(v['wrong_caught'])}" for n, v in early.items()) + "."]
     lines += ["\n## The curve: wrong shown / right kept / refusal accuracy at each threshold\n",
               "| threshold | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     for row in report["sweep"]:

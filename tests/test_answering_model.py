@@ -39,6 +39,9 @@ def test_answers_with_citation_to_the_right_article(
     assert is_correct(answer.text, {"answers": answers}), answer.text
     supported = [c for c in answer.citations if c.supported]
     assert supported and {c.doc_id for c in supported} == {doc_id}, answer.citations
+    # scored by the fitted probes on the model's own hidden states (rag/verifier-probe.json)
+    assert answer.trust is not None and answer.trust.scorer == "probes", answer.trust
+    assert answer.trust.signals.probes and len(answer.trust.signals.probes) == 2
     assert answer.timings.first_token_s is not None and answer.timings.total_s >= answer.timings.first_token_s
 
 

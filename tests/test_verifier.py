@@ -245,3 +245,25 @@ def test_an_answer_carrying_hidden_states_is_decided_by_the_probes(index, tmp_pa
     assert unsure.trust is not None and unsure.trust.scorer == "probes" and unsure.refused
     assert "not trusted enough" in (unsure.refusal_reason or "")
     assert without.trust is not None and without.trust.scorer != "probes"  # no states: the verifier without probes
+
+
+def test_the_committed_probe_verifier_is_small_and_reads_qwen_15b_states() -> None:
+    """rag/verifier-probe.json: fitted for the bundled qwen-1.5b (1,536-wide hidden states) and
+    the default embedder, one probe at the prompt's end and one at the answer's last token."""
+    from rag.embedding import DEFAULT_MODEL
+    from rag.verifier import PROBE_FILE
+
+    verifier = Verifier.load(PROBE_FILE)
+    assert PROBE_FILE.stat().st_size < 200_000
+    assert verifier.mismatch("qwen-1.5b", DEFAULT_MODEL) is None
+    assert sorted(p.moment for p in verifier.probes) == ["answer", "prompt"]
+    assert all(len(p.weights) == 1536 and 0 <= p.layer < 28 for p in verifier.probes)
+    assert {p.name for p in verifier.probes} <= set(verifier.inputs)
+    assert probe_layers("qwen-1.5b", DEFAULT_MODEL) == verifier.layers
+    # the probes' weight in the decision: a state along a probe's own direction raises the score
+    probe = next(p for p in verifier.probes if p.moment == "prompt")
+    neutral = {name: 0.0 for name in verifier.inputs}
+    toward = verifier.read({p.state: tuple(0.0 for _ in p.weights) for p in verifier.probes} | {probe.state: probe.weights})
+    assert toward is not None and toward[probe.name] > probe.bias
+    low, high = verifier.probability({**neutral, probe.name: -5.0}), verifier.probability({**neutral, probe.name: 5.0})
+    assert low is not None and high is not None and high > low
