@@ -41,6 +41,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -419,37 +420,47 @@ def blocked(r: dict[str, Any]) -> bool:
 PRODUCT_INPUTS = (*FEATURES, "question words quoted", "question names quoted", "question numbers quoted", "answer words")
 
 
-def product(pool: list[dict[str, Any]], dev: dict[str, list[dict[str, Any]]], out: Path,
-            names: tuple[str, ...] = PRODUCT_INPUTS) -> Verifier:
-    """Fit the product's verifier on the pool's answers (:data:`PRODUCT_INPUTS`), choose its
-    threshold from the pool's out-of-fold curve, write it to ``rag/verifier.json`` and its
-    curves (AUROC, and per threshold: wrong shown, right kept, refusal accuracy on every set)."""
+def fit_verifier(x: np.ndarray, y: np.ndarray, names: Sequence[str], source: str, probes: tuple[Any, ...] = ()
+                 ) -> tuple[Verifier, np.ndarray]:
+    """The product's logistic model over ``names`` (columns of ``x``), fitted on the rows with a
+    label in ``y`` (None: the model wrote no answer) and every input; the threshold keeps 90% of
+    the right answers out of fold. Returns it with the out-of-fold probabilities (NaN where unfitted)."""
     import subprocess
 
     from rag.embedding import DEFAULT_MODEL as EMBEDDER
     from rag.models import BUNDLED
 
-    def matrix(records: list[dict[str, Any]]) -> np.ndarray:
-        rows = [values(r) for r in records]
-        return np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=np.float64)
-
-    x = matrix(pool)
-    y = np.array([label(r, "right") for r in pool], dtype=object)
     keep = np.array([v is not None for v in y]) & ~np.isnan(x).any(axis=1)
     yk = y[keep].astype(bool)
     model = fit(x[keep], yk)
-    oof = np.full(len(pool), np.nan)
+    oof = np.full(len(x), np.nan)
     oof[keep] = out_of_fold(x[keep], yk, strength(model))
     threshold = float(np.quantile(oof[keep][yk], 0.10))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     scaler, head = model[0], model[-1]
     verifier = Verifier(
-        inputs=names, mean=tuple(map(float, scaler.mean_)), scale=tuple(map(float, scaler.scale_)),
+        inputs=tuple(names), mean=tuple(map(float, scaler.mean_)), scale=tuple(map(float, scaler.scale_)),
         weights=tuple(map(float, head.coef_[0])), bias=float(head.intercept_[0]), threshold=round(threshold, 4),
         generator="qwen-1.5b", generator_sha256=BUNDLED["qwen-1.5b"].sha256, embedder=EMBEDDER,
-        fitted_on=f"{int(keep.sum())} answers of ../shared/benchmarks/squad2-fit (eval/verifier_fit.py --write, "
-                  f"data of commit {commit}), C={strength(model):g}",
+        fitted_on=f"{int(keep.sum())} answers of {source}, data of commit {commit}), C={strength(model):g}",
+        probes=probes,
     )
+    return verifier, oof
+
+
+def product(pool: list[dict[str, Any]], dev: dict[str, list[dict[str, Any]]], out: Path,
+            names: tuple[str, ...] = PRODUCT_INPUTS) -> Verifier:
+    """Fit the product's verifier on the pool's answers (:data:`PRODUCT_INPUTS`), choose its
+    threshold from the pool's out-of-fold curve, write it to ``rag/verifier.json`` and its
+    curves (AUROC, and per threshold: wrong shown, right kept, refusal accuracy on every set)."""
+
+
+    def matrix(records: list[dict[str, Any]]) -> np.ndarray:
+        rows = [values(r) for r in records]
+        return np.array([[row.get(n, np.nan) for n in names] for row in rows], dtype=np.float64)
+
+    y = np.array([label(r, "right") for r in pool], dtype=object)
+    verifier, oof = fit_verifier(matrix(pool), y, names, "../shared/benchmarks/squad2-fit (eval/verifier_fit.py --write")
     verifier.save()
     records = {"fit": pool, **dev}
     scores = {"fit": np.nan_to_num(oof, nan=-1.0)}
@@ -528,10 +539,7 @@ def product_probe(fitting: list[dict[str, Any]], states: dict[str, np.ndarray],
     fitting inputs out of fold, so the stack learns how far to trust it on answers it did not see);
     the threshold keeps 90% of the fitting answers' right ones (out of fold). Writes
     ``rag/verifier-probe.json`` and the curves on every set beside those of ``rag/verifier.json``."""
-    import subprocess
 
-    from rag.embedding import DEFAULT_MODEL as EMBEDDER
-    from rag.models import BUNDLED
     from rag.verifier import FILE, PROBE_FILE, Probe
 
     layers = [int(v) for v in np.load(next((DATA / "pool" / "states").glob("*.npz")))["layers"]]
@@ -577,23 +585,9 @@ def product_probe(fitting: list[dict[str, Any]], states: dict[str, np.ndarray],
             out_values[probe.name] = column
         return out_values
 
-    x = matrix(fitting, oof_log_odds)
-    keep = answered_rows & ~np.isnan(x).any(axis=1)
-    yk = y_all[keep].astype(bool)
-    model = fit(x[keep], yk)
-    oof = np.full(len(fitting), np.nan)
-    oof[keep] = out_of_fold(x[keep], yk, strength(model))
-    threshold = float(np.quantile(oof[keep][yk], 0.10))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    scaler, head = model[0], model[-1]
-    verifier = Verifier(
-        inputs=names, mean=tuple(map(float, scaler.mean_)), scale=tuple(map(float, scaler.scale_)),
-        weights=tuple(map(float, head.coef_[0])), bias=float(head.intercept_[0]), threshold=round(threshold, 4),
-        generator="qwen-1.5b", generator_sha256=BUNDLED["qwen-1.5b"].sha256, embedder=EMBEDDER,
-        fitted_on=f"{int(keep.sum())} answers of ../shared/benchmarks/squad2-fit and its withheld variant "
-                  f"(eval/verifier_fit.py --write-probe, data of commit {commit}), C={strength(model):g}",
-        probes=tuple(probes),
-    )
+    verifier, oof = fit_verifier(matrix(fitting, oof_log_odds), y_all, names,
+                                 "../shared/benchmarks/squad2-fit and its withheld variant (eval/verifier_fit.py --write-probe",
+                                 tuple(probes))
     verifier.save(PROBE_FILE)
     plain = Verifier.load(FILE)
     records = {"fit": fitting, **{n: r for n, (r, _) in dev.items()}}
