@@ -5,9 +5,9 @@ alone (``--only retrieval``); a later run updates only the sections it ran, so t
 always holds the latest figure of every section, each with the load average seen while
 it ran.
 
-    .venv/bin/python eval/bench.py                 # everything (about an hour on 2 cores; contention ~30 min)
-    .venv/bin/python eval/bench.py --quick         # small sizes, a few questions: a smoke run
-    .venv/bin/python eval/bench.py --only generation,e2e
+    .venv/bin/python -m eval.bench                 # everything (about an hour on 2 cores; contention ~30 min)
+    .venv/bin/python -m eval.bench --quick         # small sizes, a few questions: a smoke run
+    .venv/bin/python -m eval.bench --only generation,e2e
 
 What is measured (every figure is a median over repeated runs or a percentile over queries):
 
@@ -63,10 +63,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
-HOTPOT = ROOT / "eval/benchmarks/hotpotqa/corpus.jsonl"
-SEEDS_GOLD = ROOT / "eval/gold/seeds.jsonl"
+from eval.common import DEV_SETS, ROOT, SEEDS, SEEDS_GOLD, cpu_name, git, percentile, read_jsonl
+
+HOTPOT = DEV_SETS["hotpotqa"][1]
 SECTIONS = ("indexing", "batch", "embedders", "retrieval", "stores", "generation", "e2e", "probes", "contention", "cold", "ray")
 DIM = 384
 K = 10
@@ -74,13 +73,6 @@ MODELS = ("qwen-0.5b", "qwen-1.5b")
 
 
 # ---------------------------------------------------------------------- pure helpers
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100, linear interpolation) of ``values``."""
-    if not len(values):
-        raise ValueError("percentile of no values")
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
@@ -361,7 +353,7 @@ def bench_embedders(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from concurrent.futures import ProcessPoolExecutor
 
     texts = passages(SEEDS if args.quick else HOTPOT)[: args.embedder_passages]
-    questions = [json.loads(line)["question"] for line in SEEDS_GOLD.read_text().splitlines()][: args.queries_per_embedder]
+    questions = [g["question"] for g in read_jsonl(SEEDS_GOLD)][: args.queries_per_embedder]
     out: dict[str, Any] = {"passages": len(texts), "queries": len(questions), "embedders": []}
     for name in args.embedders:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -642,7 +634,7 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     embedder = Embedder()
     embedder.embed(["warm up"])
-    questions = [json.loads(line)["question"] for line in SEEDS_GOLD.read_text().splitlines()]
+    questions = [g["question"] for g in read_jsonl(SEEDS_GOLD)]
     out["query_embedding"] = summary([timed(lambda: embedder.embed([q]))[0] for q in questions])
     return out
 
@@ -771,7 +763,7 @@ def bench_generation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     guard()  # the raw engine loads as the project loads it (rag/llamacpp.py), or crashes on AMX CPUs
     assistant = Assistant(Index.open(seeds_index(work), create=False))
-    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()]
+    gold = read_jsonl(SEEDS_GOLD)
     questions = [q["question"] for q in gold if q.get("answerable", True)][: args.prompts]
     prompts = [assistant.prompt(q, assistant.retrieve(q)).text for q in questions]
     settings = GenerationSettings(threads=args.threads, adapt_threads=False)  # as the raw engine
@@ -879,7 +871,7 @@ def bench_e2e(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from rag.generation import GenerationSettings
     from rag.index import Index
 
-    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()][: args.questions]
+    gold = read_jsonl(SEEDS_GOLD)[: args.questions]
     out: dict[str, Any] = {"questions": len(gold), "threads": args.threads, "models": []}
     index = Index.open(seeds_index(work), create=False)
     for name in args.models:
@@ -917,7 +909,7 @@ def bench_probes(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     layers = probe_layers("qwen-1.5b", index.settings.embedder)
     if not layers:
         return {"note": "no probe verifier applies (rag/verifier-probe.json)"}
-    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()][: args.questions]
+    gold = read_jsonl(SEEDS_GOLD)[: args.questions]
     settings = GenerationSettings(threads=args.threads)
     sides = {"probes": Assistant(index, model="qwen-1.5b", settings=settings),
              "plain": Assistant(index, generator=load_generator("qwen-1.5b", settings))}
@@ -970,7 +962,7 @@ def bench_contention(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from rag.generation import GenerationSettings
     from rag.index import Index
 
-    gold = [json.loads(line) for line in SEEDS_GOLD.read_text().splitlines()][: args.contention_questions]
+    gold = read_jsonl(SEEDS_GOLD)[: args.contention_questions]
     index = Index.open(seeds_index(work), create=False)
     model = args.models[-1]
     out: dict[str, Any] = {"model": model, "questions": len(gold), "busy": list(args.busy), "variants": []}
@@ -1309,22 +1301,8 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
-    def git(*cmd: str) -> str:
-        try:
-            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(memory, 1), "python": platform.python_version(),
+    return {"cores": os.cpu_count(), "cpu": cpu_name(), "memory_gib": round(memory, 1), "python": platform.python_version(),
             "git_head": git("rev-parse", "--short", "HEAD"),
             # The prompt (and so prompt length and answer time) follows the working tree, not HEAD.
             "modified_files": git("diff", "--name-only", "HEAD").split()}

@@ -13,7 +13,7 @@ that fired, and whether the model's own answer was right. This script, without a
    where it fires, and wrong answers on at least two sets;
 4. writes the curves and the decision to `--out` (calibration.json, calibration.md, calibration.png).
 
-    python eval/calibrate.py seeds=eval/results/dev-seeds/answers.jsonl \\
+    python -m eval.calibrate seeds=eval/results/dev-seeds/answers.jsonl \\
         hotpotqa=eval/results/dev-hotpotqa/answers.jsonl squad2=eval/results/dev-squad2/answers.jsonl \\
         withheld=eval/results/dev-withheld/answers.jsonl --out eval/results/calibration
 
@@ -26,16 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from rag.citations import MARKER  # noqa: E402
-from rag.trust import RULES, WEIGHTS, Signals, features  # noqa: E402
+from eval.common import auroc
+from rag.citations import MARKER
+from rag.trust import RULES, WEIGHTS, Signals, features
 
 FEATURES = ("log P(answer)", "confidence", "logit support")
 # The threshold maximises, averaged over the dev sets, Youden's J of the shown answers: the share
@@ -101,14 +99,6 @@ def fit(rows: list[Row], l2: float = 1.0, steps: int = 4000) -> tuple[np.ndarray
 
 def scores(rows: list[Row], w: np.ndarray, b: float) -> np.ndarray:
     return np.array([-np.inf if r.blocked else 1 / (1 + math.exp(-(float(r.x @ w) + b))) for r in rows])
-
-
-def auroc(s: np.ndarray, y: np.ndarray) -> float | None:
-    good, bad = s[y & np.isfinite(s)], s[~y & np.isfinite(s)]
-    if not len(good) or not len(bad):
-        return None
-    return float(((good[:, None] > bad[None, :]).sum() + 0.5 * (good[:, None] == bad[None, :]).sum())
-                 / (len(good) * len(bad)))
 
 
 def figures(rows: list[Row], s: np.ndarray, threshold: float, rules: frozenset[str] = frozenset()) -> dict:

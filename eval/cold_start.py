@@ -1,12 +1,12 @@
 """Where the seconds of a cold `rag ask` go: each stage of a fresh process, timed from its launch.
 
-Runs `python eval/cold_start.py --child` as a new process (page cache warm: the model file was
+Runs `python -m eval.cold_start --child` as a new process (page cache warm: the model file was
 read before) and prints, for the median of ``--runs`` launches, the seconds each stage took,
 one stage after the other ("serial", as `rag ask` ran before) and with the model loading in a
 thread while the question is searched ("overlapped", `Assistant.load_in_background`, what
 `rag ask` does); then a warm answer to another question in the same process for comparison:
 
-    .venv/bin/python eval/cold_start.py --runs 3
+    .venv/bin/python -m eval.cold_start --runs 3
 
 Writes ``eval/results/cold_start.json`` and ``cold_start.md`` (``--out`` to change).
 """
@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from eval.common import ROOT
+
 QUESTION = "When did Bernard Quintin visit Doha?"
 WARM_QUESTION = "Who directs the Centre for Cybersecurity Belgium?"
 STAGES = (
@@ -81,8 +82,8 @@ def child(index_dir: Path, overlap: bool) -> None:
 def launch(index_dir: Path, overlap: bool) -> dict:
     """One fresh process: its stages (seconds, from launch) and its warm answer."""
     launched = time.time()
-    cmd = [sys.executable, __file__, "--child", "--index-dir", str(index_dir)] + (["--overlap"] if overlap else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cmd = [sys.executable, "-m", "eval.cold_start", "--child", "--index-dir", str(index_dir)] + (["--overlap"] if overlap else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
     result = json.loads(out.strip().splitlines()[-1])
     marks = result["marks"]
     previous, stages = launched, {}
@@ -120,7 +121,7 @@ def main() -> None:
               "cold_over_warm_plus_load": {m: round(first[m] / (warm_first + model_load), 2) for m in first}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cold_start.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    lines = ["# Cold start", "", f"`python eval/cold_start.py --runs {args.runs}`: a fresh process asks "
+    lines = ["# Cold start", "", f"`python -m eval.cold_start --runs {args.runs}`: a fresh process asks "
              f"\"{QUESTION}\"; median seconds of {args.runs} launches of each kind, interleaved, page cache warm.", "",
              "| stage | what | serial | overlapped |", "|---|---|---|---|"]
     lines += [f"| {name} | {what} | {med['serial'][name]:.2f} | {med['overlapped'][name]:.2f} |" for name, what in STAGES]

@@ -9,8 +9,8 @@ checks whether a gold answer (every item for list questions) occurs in
 The model cannot answer better than "prompt" allows, so this is the quick first test of any
 change to retrieval or sentence selection; `rag eval` then measures the answers.
 
-    .venv/bin/python eval/context_recall.py --gold eval/gold/seeds.jsonl --index-dir .rag/index
-    .venv/bin/python eval/context_recall.py --gold eval/benchmarks/hotpotqa/gold.jsonl \
+    .venv/bin/python -m eval.context_recall --gold eval/gold/seeds.jsonl --index-dir .rag/index
+    .venv/bin/python -m eval.context_recall --gold eval/benchmarks/hotpotqa/gold.jsonl \
         --index-dir .rag/eval-index/<corpus index>
 """
 

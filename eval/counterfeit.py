@@ -13,7 +13,7 @@ with the rest of the question's article. Each question is answered as ``rag eval
 
 Figures count the questions whose prompt held both passages' values (``both in prompt``).
 
-    .venv/bin/python eval/counterfeit.py --limit 60     # eval/results/conflicts/counterfeit.{json,md}
+    .venv/bin/python -m eval.counterfeit --limit 60     # eval/results/conflicts/counterfeit.{json,md}
 
 Corpus, gold and answers stay in ``.rag/counterfeit/``; the summary is committed.
 """
@@ -24,20 +24,17 @@ import argparse
 import json
 import random
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rag.evaluation import load_gold, normalize  # noqa: E402
+from eval.common import DEV_SETS, ROOT, read_jsonl
+from rag.evaluation import load_gold, normalize
 
 POOL = ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl"
-CORPUS = ROOT / "eval" / "benchmarks" / "squad2" / "corpus.jsonl"
+CORPUS = DEV_SETS["squad2"][1]
 WORK = ROOT / ".rag" / "counterfeit"
 OUT = ROOT / "eval" / "results" / "conflicts" / "counterfeit"
 MONTH = re.compile(r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b")
@@ -62,7 +59,7 @@ def kind(answer: str) -> str | None:
 def build(limit: int, seed: int = 0) -> tuple[list[dict[str, Any]], Path]:
     """The questions (gold rows with a ``counterfeit`` value) and the corpus file of their
     articles plus the counterfeit copies."""
-    paragraphs = {row["id"]: row for row in map(json.loads, CORPUS.read_text().splitlines())}
+    paragraphs = {row["id"]: row for row in read_jsonl(CORPUS)}
     pool = [g for g in load_gold(POOL) if g.get("answerable", True) and len(g.get("sources", [])) == 1]
     by_kind: dict[str, list[str]] = {}
     for g in pool:

@@ -14,31 +14,24 @@ question). The report (``eval/results/verifier/early.{json,md}``) gives the AURO
 the whole curve: per threshold and set, the share of prompts holding the answer that would be
 refused (lost), of those not holding it (caught), and of unanswerable questions refused.
 
-    .venv/bin/python eval/early_fit.py            # the curves, nothing written to rag/
-    .venv/bin/python eval/early_fit.py --write    # also rag/verifier-early.json
+    .venv/bin/python -m eval.early_fit            # the curves, nothing written to rag/
+    .venv/bin/python -m eval.early_fit --write    # also rag/verifier-early.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from calibrate import auroc  # noqa: E402
-from verifier_collect import SETS, in_prompt, load_gold, open_index, parts  # noqa: E402
-from verifier_fit import fit, out_of_fold, strength  # noqa: E402
-
-from rag.verifier import EARLY, EARLY_FILE, Verifier, early  # noqa: E402
+from eval.common import ROOT, auroc, git, read_jsonl
+from eval.verifier_collect import SETS, in_prompt, load_gold, open_index, parts
+from eval.verifier_fit import fit, out_of_fold, strength
+from rag.verifier import EARLY, EARLY_FILE, Verifier, early
 
 DATA = ROOT / ".rag" / "early"
 FIT = ("pool", "pool-withheld")
@@ -53,7 +46,7 @@ def collect(name: str) -> list[dict[str, Any]]:
 
     path = DATA / f"{name}.jsonl"
     if path.exists():
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        return read_jsonl(path)
     gold_path, corpus = SETS[name]
     rows = []
     for group, where in parts(name, load_gold(gold_path), corpus):
@@ -102,7 +95,7 @@ def main() -> None:
     oof = out_of_fold(x, y, strength(model))
     threshold = float(np.quantile(oof[y], args.lose))
     scaler, head = model[0], model[-1]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD")
     check = Verifier(
         inputs=EARLY, mean=tuple(map(float, scaler.mean_)), scale=tuple(map(float, scaler.scale_)),
         weights=tuple(map(float, head.coef_[0])), bias=float(head.intercept_[0]), threshold=round(threshold, 4),

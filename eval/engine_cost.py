@@ -8,7 +8,7 @@ question once; the settings alternate, process after process, so a change in the
 falls on both. Per answer: the time to the first token and the total (search, generation,
 checks), compared by their medians over the same questions.
 
-    .venv/bin/python eval/engine_cost.py          # writes eval/results/engine_cost.{json,md}
+    .venv/bin/python -m eval.engine_cost          # writes eval/results/engine_cost.{json,md}
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
+from eval.common import ROOT, SEEDS, SEEDS_GOLD, cpu_name, read_jsonl
 
 # One process: open the assistant, load the model (timed), answer each question; one JSON line each.
 CHILD = """
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="processes per setting, alternating")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "engine_cost")
     args = parser.parse_args()
-    gold = [json.loads(line) for line in GOLD.read_text().splitlines()]
+    gold = read_jsonl(SEEDS_GOLD)
     questions = [q["question"] for q in gold if q.get("answerable", True)][: args.questions]
     load_before = os.getloadavg()[0]
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in SETTINGS}
@@ -70,13 +69,12 @@ def main() -> None:
         from rag.index import Index
 
         index = Path(work) / "seeds-index"
-        Index.open(index).add([ROOT / "seeds"])
+        Index.open(index).add([SEEDS])
         for round_ in range(args.rounds):
             for setting in SETTINGS if round_ % 2 == 0 else SETTINGS[::-1]:
                 results[setting].append(run(setting, index, questions))
                 print(f"round {round_ + 1} {setting}: load {results[setting][-1]['load_s']:.1f} s", file=sys.stderr)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
+    cpu = cpu_name()
     summary: dict[str, Any] = {
         "cpu": cpu, "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"), "questions": len(questions),
         "rounds": args.rounds, "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
@@ -106,7 +104,7 @@ def main() -> None:
                     f"{s['prompt_tokens']:.0f} | {s['load_s']:.2f} | {s['refused']} |")
     r = summary["ratios"]
     args.out.with_suffix(".md").write_text(
-        f"# The model in its own process: cost per answer\n\nCommand: `python eval/engine_cost.py` ({summary['date']}, "
+        f"# The model in its own process: cost per answer\n\nCommand: `python -m eval.engine_cost` ({summary['date']}, "
         f"CPU {cpu}, {summary['cores']} cores, {len(questions)} seeds questions x {args.rounds} processes per "
         f"setting, alternating; load average {load_before:.2f} before, {summary['load_average_after']:.2f} after).\n\n"
         + "\n".join(rows) + "\n\n"

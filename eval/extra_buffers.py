@@ -8,8 +8,8 @@ further tokens / the time after it. The two settings alternate, run after run, s
 the machine's load falls on both. A setting that crashes the process is reported as such
 (on a CPU with AMX and a native build, "on" crashes: ggml-org/llama.cpp issue 20824).
 
-    .venv/bin/python eval/extra_buffers.py                 # writes eval/results/extra_buffers.{json,md}
-    PYTHONPATH=/tmp/noamx .venv/bin/python eval/extra_buffers.py --out eval/results/extra_buffers_noamx
+    .venv/bin/python -m eval.extra_buffers                 # writes eval/results/extra_buffers.{json,md}
+    PYTHONPATH=/tmp/noamx .venv/bin/python -m eval.extra_buffers --out eval/results/extra_buffers_noamx
         # the same with another build of llama-cpp-python on the path (e.g. one built without AMX)
 """
 
@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
+from eval.common import ROOT, SEEDS, cpu_name
 
 # One process: load, then time each prompt; prints one JSON line per run.
 CHILD = """
@@ -93,8 +92,7 @@ def main() -> None:
             result = run(setting, args, texts)
             results[setting].append(result)
             print(f"round {round_ + 1} {setting}: {result.get('crashed') or 'ok'}", file=sys.stderr)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
+    cpu = cpu_name()
     summary: dict[str, Any] = {"cpu": cpu, "model": args.model, "threads": args.threads, "tokens": args.tokens,
                                "load_average_after": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M"),
                                "settings": {}}
@@ -128,7 +126,7 @@ def main() -> None:
                  f"decode x{on['decode_tok_s'] / off['decode_tok_s']:.2f}.\n")
     info = off["system_info"] or on["system_info"]
     args.out.with_suffix(".md").write_text(
-        f"# llama.cpp extra buffer types on and off\n\nCommand: `{' '.join(['python', *sys.argv])}` ({summary['date']}, "
+        f"# llama.cpp extra buffer types on and off\n\nCommand: `{' '.join(['python', '-m', 'eval.extra_buffers', *sys.argv[1:]])}` ({summary['date']}, "
         f"CPU {cpu}, model {args.model}, {args.threads} threads, {args.prompts} prompts x {args.rounds} processes per "
         f"setting, {args.tokens} tokens each; load average after {summary['load_average_after']:.2f}).\n"
         f"llama.cpp: `{off['llama_cpp'] or on['llama_cpp']}`; {info.strip()}\n\n" + "\n".join(rows) + "\n" + ratio

@@ -8,8 +8,8 @@ PWNED, answer and refusal accuracy in both runs, how often the hostile article w
 retrieved and cited, and which answers changed.
 
 Usage (about 2 x 55 questions with the real model; minutes, not seconds):
-    python eval/hostile.py                       # qwen-1.5b, writes eval/results/hostile.{json,md}
-    python eval/hostile.py --model qwen-0.5b --limit 10
+    python -m eval.hostile                       # qwen-1.5b, writes eval/results/hostile.{json,md}
+    python -m eval.hostile --model qwen-0.5b --limit 10
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
-SEEDS = ROOT / "seeds"
+from eval.common import ROOT, SEEDS, SEEDS_GOLD, git, read_jsonl
+
 HOSTILE_ID = "hostile_cyber_update"
 MARKER = "PWNED"
 
@@ -45,7 +44,7 @@ Abdulrahman bin Ali Al Farahid al-Maliki met Robert Silvers and Craig Jones abou
 
 def rag_eval(corpus: Path, index_dir: Path, out: Path, args: argparse.Namespace) -> None:
     command = [
-        sys.executable, "-m", "rag", "eval", "--gold", str(GOLD), "--corpus", str(corpus),
+        sys.executable, "-m", "rag", "eval", "--gold", str(SEEDS_GOLD), "--corpus", str(corpus),
         "--index-dir", str(index_dir), "--model", args.model, "--out", str(out),
     ]
     if args.limit:
@@ -58,11 +57,7 @@ def rag_eval(corpus: Path, index_dir: Path, out: Path, args: argparse.Namespace)
 
 def read_run(out: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     metrics = json.loads((out / "metrics.json").read_text())["settings"][0]["metrics"]
-    records = {}
-    for line in (out / "answers.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        records[record["id"]] = record
-    return metrics, records
+    return metrics, {record["id"]: record for record in read_jsonl(out / "answers.jsonl")}
 
 
 def pwned(record: dict[str, Any]) -> bool:
@@ -165,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             rag_eval(corpus, work / f"index-{name}", out, args)
             runs[name] = read_run(out)
     result = {
-        "command": " ".join(["python", "eval/hostile.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "eval.hostile", *(argv if argv is not None else sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "model": args.model,
         "elapsed_s": round(time.monotonic() - started, 1),
-        "code": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
+        "code": git("describe", "--always", "--dirty"),
         **summarise(runs["without"], runs["with"]),
     }
     write_report(result, args.out)

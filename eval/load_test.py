@@ -15,9 +15,9 @@ sent twice, to a ``rag serve --concurrency 1`` (the locked path) and to one with
 ``--concurrency C``, and the throughputs are compared (``load_test_server.{json,md}``).
 
 Usage:
-    python eval/load_test.py                      # qwen-0.5b, 16 requests -> eval/results/load_test.{json,md}
-    python eval/load_test.py --model qwen-1.5b --requests 24
-    python eval/load_test.py --model qwen-1.5b --generator-server --concurrency 4
+    python -m eval.load_test                      # qwen-0.5b, 16 requests -> eval/results/load_test.{json,md}
+    python -m eval.load_test --model qwen-1.5b --requests 24
+    python -m eval.load_test --model qwen-1.5b --generator-server --concurrency 4
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,15 +37,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-GOLD = ROOT / "eval" / "gold" / "seeds.jsonl"
+from eval.common import ROOT, SEEDS, SEEDS_GOLD, free_port, git, percentile, read_jsonl
+
 MAX_REQUESTS = 24
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -58,18 +51,11 @@ def rss_mb(pid: int) -> float:
 
 
 def questions(n: int) -> list[dict[str, Any]]:
-    gold = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
+    gold = read_jsonl(SEEDS_GOLD)
     chosen = [q for q in gold if q["type"] == "single-fact" and q["answerable"]]
     if len(chosen) < n:
         chosen += [q for q in gold if q["answerable"] and q not in chosen and len(q["sources"]) == 1]
     return chosen[:n]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     from gradio_client import Client
 
     chosen = questions(args.requests)
-    command = " ".join(["python", "eval/load_test.py", *(argv if argv is not None else sys.argv[1:])])
-    code = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    command = " ".join(["python", "-m", "eval.load_test", *(argv if argv is not None else sys.argv[1:])])
+    code = git("describe", "--always", "--dirty")
     with tempfile.TemporaryDirectory(prefix="rag-load-") as tmp:
         index_dir = Path(tmp) / "index"
-        subprocess.run([sys.executable, "-m", "rag", "index", str(ROOT / "seeds"), "--index-dir", str(index_dir), "--quiet"],
+        subprocess.run([sys.executable, "-m", "rag", "index", str(SEEDS), "--index-dir", str(index_dir), "--quiet"],
                        check=True, cwd=ROOT)
         serve = [sys.executable, "-m", "rag", "serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
                  "--max-tokens", str(args.max_tokens)]
@@ -264,7 +250,7 @@ def run_load(server: subprocess.Popen[str], url: str, chosen: list[dict[str, Any
         "wall_s": round(wall, 1),
         "throughput_per_min": round(60 * len(latencies) / wall, 2) if wall else None,
         "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
-        "latency_p95_s": round(percentile(latencies, 0.95), 1) if latencies else None,
+        "latency_p95_s": round(percentile(latencies, 95), 1) if latencies else None,
         "latency_max_s": max(latencies) if latencies else None,
         "warm_up_answer": warm.get("answer"),
         "server_rss_before_mb": round(baseline_mb),

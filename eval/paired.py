@@ -6,7 +6,7 @@ put while a sixth of its answers flip. This counts, per set, the questions only 
 refused) and gives the exact two-sided sign test on those flips, so a difference of a few
 questions can be told from the churn:
 
-    .venv/bin/python eval/paired.py \\
+    .venv/bin/python -m eval.paired \\
         seeds=eval/results/final-seeds/qwen-1.5b-hybrid-k4/answers.jsonl,eval/results/prompt140-seeds/answers.jsonl \\
         hotpotqa=eval/results/final-hotpotqa/answers.jsonl,eval/results/p140-hotpotqa/answers.jsonl
 
@@ -17,12 +17,13 @@ writes it to a file).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from eval.common import read_jsonl
 
 
 def right(row: dict) -> bool:
@@ -73,10 +74,6 @@ def pair(a: list[dict], b: list[dict]) -> Pairing:
                    sum(x["refused"] == y["refused"] for x, y in zip(a, b)))
 
 
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def table(pairs: dict[str, Pairing]) -> str:
     lines = ["| set | questions | right, A | right, B | only A | only B | sign test p | prompt tokens p50, A -> B "
              "| same show/withhold |", "|---|---|---|---|---|---|---|---|---|"]
@@ -106,7 +103,7 @@ def main() -> None:
         if not name or len(files) != 2:
             sys.exit(f"error: expected NAME=A,B, got {spec!r}")
         try:
-            pairs[name] = pair(read(Path(files[0])), read(Path(files[1])))
+            pairs[name] = pair(read_jsonl(files[0]), read_jsonl(files[1]))
         except (OSError, ValueError, KeyError) as exc:
             sys.exit(f"error: {name}: {exc}")
     text = table(pairs)

@@ -7,7 +7,7 @@ rebuilt (search and sentence selection, as the assistant builds it), its raw ans
 the word check (the judge is not replayed: it supports no more sentences than the word check
 does here, so this errs towards more conflicts) and the conflicts found.
 
-    .venv/bin/python eval/replay_conflicts.py eval/results/v33-hotpotqa/answers.jsonl --corpus eval/benchmarks/hotpotqa/corpus.jsonl
+    .venv/bin/python -m eval.replay_conflicts eval/results/v33-hotpotqa/answers.jsonl --corpus eval/benchmarks/hotpotqa/corpus.jsonl
 
 Prints the questions claiming a conflict (with the values) and their share of all questions.
 """
@@ -15,14 +15,11 @@ Prints the questions claiming a conflict (with the values) and their share of al
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from eval.common import read_jsonl
 
 
 def main() -> None:
@@ -39,7 +36,7 @@ def main() -> None:
     index = Index.open(corpus_index_dir(args.corpus) if args.corpus else None, create=False)
     assistant = Assistant(index)
     for path in args.answers:
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = read_jsonl(path)
         claimed, seconds = 0, []
         for r in rows:
             if not r.get("raw") or is_refusal(r["raw"]):

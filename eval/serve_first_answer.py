@@ -7,7 +7,7 @@ seeds gold questions through the app's `/answer` endpoint and the first one once
 the first answer's time with the repeat's (same question, same prompt length), and stops the
 server:
 
-    .venv/bin/python eval/serve_first_answer.py
+    .venv/bin/python -m eval.serve_first_answer
 
 Writes ``eval/results/serve_first_answer.json`` (``--out`` to change).
 """
@@ -17,20 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from eval.common import ROOT, SEEDS_GOLD, free_port, read_jsonl
 
 
 def main() -> None:
@@ -40,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     from gradio_client import Client
 
-    gold = [json.loads(line) for line in (ROOT / "eval/gold/seeds.jsonl").read_text().splitlines()]
+    gold = read_jsonl(SEEDS_GOLD)
     questions = [g["question"] for g in gold if g["answerable"]][: args.questions]
     port = free_port()
     started = time.perf_counter()
@@ -68,7 +61,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     later = [a["wall_s"] for a in asked[1:-1]]
-    report = {"command": "python eval/serve_first_answer.py", "load_average": os.getloadavg(), "ready_s": ready_s,
+    report = {"command": "python -m eval.serve_first_answer", "load_average": os.getloadavg(), "ready_s": ready_s,
               "log": [line for line in log if line.startswith(("loading", "ready"))], "answers": asked,
               "first_over_repeat": asked[0]["wall_s"] / asked[-1]["wall_s"],
               "first_over_later_median": asked[0]["wall_s"] / statistics.median(later) if later else None}

@@ -17,8 +17,8 @@ an interrupted run resumes where it stopped. Questions run in a fixed shuffled o
 N of a partial run are a random sample of the set. Bulky: keep ``--out`` out of git (default
 ``.rag/verifier/<set>``).
 
-    .venv/bin/python eval/verifier_collect.py pool --limit 1500     # the SQuAD 2.0 fitting pool
-    .venv/bin/python eval/verifier_collect.py squad2                # a dev set (never fitted on)
+    .venv/bin/python -m eval.verifier_collect pool --limit 1500     # the SQuAD 2.0 fitting pool
+    .venv/bin/python -m eval.verifier_collect squad2                # a dev set (never fitted on)
 
 Sets: ``pool`` (../shared/benchmarks/squad2-fit, over the squad2 corpus), ``seeds``,
 ``hotpotqa``, ``withheld`` (HotpotQA with half the gold paragraphs withheld), ``squad2``, and
@@ -42,20 +42,19 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from eval.common import BENCHMARKS, DEV_SETS, ROOT, read_jsonl
+from rag.evaluation import Setting, corpus_index_dir, load_gold, normalize, run
 
-from rag.evaluation import Setting, corpus_index_dir, load_gold, normalize, run  # noqa: E402
-
-BENCH = ROOT / "eval" / "benchmarks"
+# The SQuAD 2.0 fitting pool: its own questions, asked of the squad2 dev set's corpus.
+POOL = (ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl", DEV_SETS["squad2"][1])
 SETS = {
-    "pool": (ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl", BENCH / "squad2" / "corpus.jsonl"),
-    "seeds": (ROOT / "eval" / "gold" / "seeds.jsonl", ROOT / "seeds"),
-    "hotpotqa": (BENCH / "hotpotqa" / "gold.jsonl", BENCH / "hotpotqa" / "corpus.jsonl"),
-    "withheld": (BENCH / "hotpotqa-withheld" / "gold.jsonl", BENCH / "hotpotqa-withheld" / "corpus.jsonl"),
-    "squad2": (BENCH / "squad2" / "gold.jsonl", BENCH / "squad2" / "corpus.jsonl"),
-    "seeds-withheld": (ROOT / "eval" / "gold" / "seeds.jsonl", ROOT / "seeds"),
-    "pool-withheld": (ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl", BENCH / "squad2" / "corpus.jsonl"),
+    "pool": POOL,
+    "seeds": DEV_SETS["seeds"],
+    "hotpotqa": DEV_SETS["hotpotqa"],
+    "withheld": (BENCHMARKS / "hotpotqa-withheld" / "gold.jsonl", BENCHMARKS / "hotpotqa-withheld" / "corpus.jsonl"),
+    "squad2": DEV_SETS["squad2"],
+    "seeds-withheld": DEV_SETS["seeds"],
+    "pool-withheld": POOL,
 }
 LAYERS = (6, 10, 14, 18, 22, 27)  # of qwen-1.5b's 28 (0-27); 27 is the last, before the output norm
 MOMENTS = ("prompt", "answer", "judge")
@@ -180,7 +179,7 @@ def main() -> None:
     random.Random(0).shuffle(gold)
     gold = gold[: args.limit]
     records = out / "records.jsonl"
-    done = {json.loads(line)["id"] for line in records.read_text().splitlines()} if records.exists() else set()
+    done = {row["id"] for row in read_jsonl(records)} if records.exists() else set()
     groups = [([g for g in rows if str(g["id"]) not in done], where) for rows, where in parts(args.set, gold, corpus)]
     left = sum(len(rows) for rows, _ in groups)
     print(f"{args.set}: {len(done)} done, {left} to go", file=sys.stderr)

@@ -15,7 +15,7 @@ verifier_collect.py), and, for reference, today's trust score (``trust``: fitted
 themselves, so flattered) and its three signals refitted on the pool (``signals``). A learning
 curve refits the best hidden-state candidates on growing shares of the pool.
 
-    .venv/bin/python eval/verifier_fit.py     # writes eval/results/verifier/candidates.{json,md}
+    .venv/bin/python -m eval.verifier_fit     # writes eval/results/verifier/candidates.{json,md}
 
 ``--write`` fits the product's verifier instead (:func:`product`): the trust signals and the
 lexical checks, on the whole pool and ``pool-withheld`` (the pool's answerable questions asked
@@ -23,7 +23,7 @@ without their own paragraphs, when collected), with the threshold that keeps 90%
 (out of fold); it writes ``rag/verifier.json`` and the curves on every set to
 ``eval/results/verifier/verifier.{json,md}``:
 
-    .venv/bin/python eval/verifier_fit.py --write
+    .venv/bin/python -m eval.verifier_fit --write
 
 ``--write-probe`` fits the probe verifier (:func:`product_probe`): the same inputs plus the
 log-odds of one hidden-state probe at the prompt's end and one at the answer's last token (the
@@ -31,7 +31,7 @@ layer of each chosen by cross-validation on the fitting answers; the stack fitte
 out-of-fold log-odds), with its threshold chosen the same way; it writes
 ``rag/verifier-probe.json`` and ``eval/results/verifier/probe.{json,md}``:
 
-    .venv/bin/python eval/verifier_fit.py --write-probe
+    .venv/bin/python -m eval.verifier_fit --write-probe
 """
 
 from __future__ import annotations
@@ -47,19 +47,15 @@ from typing import Any
 
 import numpy as np
 
+from eval.common import ROOT, auroc, git, read_jsonl  # auroc: the same AUROC as the trust calibration
+from rag.trust import FEATURES, Signals, features
+from rag.trust import inputs as trust_inputs
+from rag.verifier import LEXICAL, Verifier
+from rag.verifier import lexical as verifier_lexical
+
 # scikit-learn 1.8 announces changes to LogisticRegressionCV's defaults on every fit; the
 # arguments used here behave the same before and after them.
 warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from calibrate import auroc  # noqa: E402  (the same AUROC as the trust calibration)
-
-from rag.trust import FEATURES, Signals, features  # noqa: E402
-from rag.trust import inputs as trust_inputs  # noqa: E402
-from rag.verifier import LEXICAL, Verifier  # noqa: E402
-from rag.verifier import lexical as verifier_lexical  # noqa: E402
 
 DATA = ROOT / ".rag" / "verifier"
 DEV = ("seeds", "hotpotqa", "withheld", "squad2", "seeds-withheld")
@@ -70,7 +66,7 @@ def load(name: str, folder: Path = DATA) -> tuple[list[dict[str, Any]], dict[str
     """A set's records and, per moment, an array (questions x layers x width); rows without a
     moment are NaN."""
     path = folder / name
-    records = [json.loads(line) for line in (path / "records.jsonl").read_text().splitlines()]
+    records = read_jsonl(path / "records.jsonl")
     add_quotes(name, records, folder)
     arrays: dict[str, list[np.ndarray | None]] = {"prompt": [], "answer": [], "judge": []}
     for r in records:
@@ -425,8 +421,6 @@ def fit_verifier(x: np.ndarray, y: np.ndarray, names: Sequence[str], source: str
     """The product's logistic model over ``names`` (columns of ``x``), fitted on the rows with a
     label in ``y`` (None: the model wrote no answer) and every input; the threshold keeps 90% of
     the right answers out of fold. Returns it with the out-of-fold probabilities (NaN where unfitted)."""
-    import subprocess
-
     from rag.embedding import DEFAULT_MODEL as EMBEDDER
     from rag.models import BUNDLED
 
@@ -436,7 +430,7 @@ def fit_verifier(x: np.ndarray, y: np.ndarray, names: Sequence[str], source: str
     oof = np.full(len(x), np.nan)
     oof[keep] = out_of_fold(x[keep], yk, strength(model))
     threshold = float(np.quantile(oof[keep][yk], 0.10))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD")
     scaler, head = model[0], model[-1]
     verifier = Verifier(
         inputs=tuple(names), mean=tuple(map(float, scaler.mean_)), scale=tuple(map(float, scaler.scale_)),
@@ -672,8 +666,7 @@ def logit(p: np.ndarray) -> np.ndarray:
 def cost(verifier: Verifier, records: list[dict[str, Any]]) -> dict[str, float] | None:
     """What the verifier adds to an answer, timed on recorded answers: its quotes by shared words,
     the lexical checks and the score (the prompt rebuilt beforehand, as the product has it)."""
-    from verifier_collect import SETS, open_index
-
+    from eval.verifier_collect import SETS, open_index
     from rag.answering import Assistant
     from rag.verifier import quotes
 

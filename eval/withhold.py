@@ -6,7 +6,7 @@ the answer is then in no passage, but passages about the same people and places 
 the situation where a small model answers with a cited near-miss. The questions whose gold
 paragraphs stay are the answerable half.
 
-    python eval/withhold.py   # writes eval/benchmarks/hotpotqa-withheld/{corpus,gold}.jsonl
+    python -m eval.withhold   # writes eval/benchmarks/hotpotqa-withheld/{corpus,gold}.jsonl
 
 Odd-numbered questions (in file order) lose their gold paragraphs, unless a paragraph is also gold
 for a kept question: such a question is dropped, since it may still be answerable.
@@ -15,16 +15,16 @@ for a kept question: such a question is dropped, since it may still be answerabl
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "benchmarks" / "hotpotqa"
-TARGET = HERE / "benchmarks" / "hotpotqa-withheld"
+from eval.common import BENCHMARKS, read_jsonl
+
+SOURCE = BENCHMARKS / "hotpotqa"
+TARGET = BENCHMARKS / "hotpotqa-withheld"
 
 
 def main() -> None:
-    gold = [json.loads(line) for line in (SOURCE / "gold.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    corpus = [json.loads(line) for line in (SOURCE / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    gold = read_jsonl(SOURCE / "gold.jsonl")
+    corpus = read_jsonl(SOURCE / "corpus.jsonl")
     kept = [row for i, row in enumerate(gold) if i % 2 == 0]
     needed = {doc for row in kept for doc in row["sources"]}
     withheld, rows = set(), []

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import load_eval_script
-
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_eval_script("bench")
+    from eval import bench
+
+    return bench
 
 
 def test_percentiles_and_summary(bench) -> None:

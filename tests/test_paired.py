@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import load_eval_script
-
 
 @pytest.fixture(scope="module")
 def paired():
-    return load_eval_script("paired")
+    from eval import paired
+
+    return paired
 
 
 def row(question: str, answerable: bool, refused: bool, correct: bool, tokens: int = 100) -> dict:

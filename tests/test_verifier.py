@@ -149,9 +149,8 @@ def test_the_committed_verifier_trusts_quotes_that_name_what_was_asked_more() ->
 def test_withholding_leaves_out_each_questions_own_paragraphs(index) -> None:  # type: ignore[no-untyped-def]
     """eval/verifier_collect.py's pool-withheld: the asked question loses its own paragraphs,
     other questions search the whole index."""
-    from .conftest import load_eval_script
+    from eval import verifier_collect as collect
 
-    collect = load_eval_script("verifier_collect")
     question = "What does the bakery's rye loaf use?"
     everything = index.search(question, k=3)
     own = everything[0].doc_id

@@ -1,4 +1,6 @@
-"""The early-refusal floor per embedder: the best passage's cosine below which the assistant
+"""Decided: the early-refusal floor per embedder: MiniLM 0.18, e5-small-q4 0.77, EmbeddingGemma 0.21.
+
+The early-refusal floor per embedder: the best passage's cosine below which the assistant
 refuses without generating (``min_relevance`` in ``rag.embedding.EMBEDDERS``). No generator.
 
 Cosines are on each model's own scale (MiniLM's best passages for answerable questions start
@@ -12,7 +14,7 @@ checker's work.
 It prints the curve (share of answerable questions refused early, share of off-topic ones
 caught, per floor) and the chosen floor, and writes both to --out.
 
-    .venv/bin/python eval/relevance_floor.py --out eval/results/embedders/relevance_floor.md
+    .venv/bin/python -m eval.experiments.relevance_floor --out eval/results/embedders/relevance_floor.md
 
 It uses the indexes `rag eval --corpus ... --embedder NAME` built (see eval/README.md,
 "Embedders and fusion weights"), building any that is missing.
@@ -25,17 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.common import DEV_SETS, ROOT
 from rag.answering import DEFAULT_K
 from rag.embedding import EMBEDDERS
 from rag.evaluation import corpus_index_dir, load_gold
 from rag.index import Index
 
-DEV_SETS = {
-    "seeds": ("eval/gold/seeds.jsonl", "seeds"),
-    "hotpotqa": ("eval/benchmarks/hotpotqa/gold.jsonl", "eval/benchmarks/hotpotqa/corpus.jsonl"),
-    "squad2": ("eval/benchmarks/squad2/gold.jsonl", "eval/benchmarks/squad2/corpus.jsonl"),
-}
-OFF_TOPIC = "eval/gold/off_topic.jsonl"
+OFF_TOPIC = ROOT / "eval" / "gold" / "off_topic.jsonl"
 MARGIN = 0.1  # of the gap between the answerable and off-topic median cosines
 
 

@@ -1,4 +1,6 @@
-"""Which HTML extractor keeps the article: our BeautifulSoup walk or trafilatura (issue 30).
+"""Decided: .html files and URLs go through trafilatura (F1 0.954, our BeautifulSoup walk 0.800).
+
+Which HTML extractor keeps the article: our BeautifulSoup walk or trafilatura (issue 30).
 
 Scored on the Article Extraction Benchmark (Zyte/Scrapinghub, MIT licence; 181 real news and
 blog pages saved as HTML with their hand-checked article body, `ground-truth.json`), which
@@ -7,7 +9,7 @@ stays out of git: give a checkout of github.com/scrapinghub/article-extraction-b
 (the benchmark's own way of scoring): precision (how much of what was kept is article), recall
 (how much of the article was kept), F1; means over pages, and milliseconds a page.
 
-    .venv/bin/python eval/html_extractors.py --data ../article-extraction-benchmark
+    .venv/bin/python -m eval.experiments.html_extractors --data ../article-extraction-benchmark
     # -> eval/results/extractors/html.{json,md}
 """
 
@@ -24,8 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from eval.common import ROOT
 
 OUT = ROOT / "eval" / "results" / "extractors" / "html"
 N = 4

@@ -1,4 +1,6 @@
-"""The hybrid fusion weight per embedder, from the `rag eval --retrieval-only` sweep.
+"""Decided: the hybrid fusion weight per embedder: minilm 0.5, e5-small-q4 0.65, embeddinggemma-300m 0.65.
+
+The hybrid fusion weight per embedder, from the `rag eval --retrieval-only` sweep.
 
 Reads ``eval/results/embedders/<set>-<embedder>-{modes,alpha}/metrics.json`` (the commands
 are in eval/README.md, "Embedders and fusion weights"), prints one table per embedder (hit@1,
@@ -8,7 +10,7 @@ the prompt gives the first chunk whole and the other chunks' best sentences, so 
 needs its best passage first and every passage it needs among the k. Ties go to the weight
 nearest 0.5 (no preference).
 
-    .venv/bin/python eval/choose_fusion.py --out eval/results/embedders/fusion.md
+    .venv/bin/python -m eval.experiments.choose_fusion --out eval/results/embedders/fusion.md
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent / "results" / "embedders"
-SETS = ("seeds", "hotpotqa", "squad2")
+from eval.common import DEV_SETS, ROOT
+
+RUNS = ROOT / "eval" / "results" / "embedders"
+SETS = tuple(DEV_SETS)
 
 
 def rows(embedder: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -26,7 +30,7 @@ def rows(embedder: str) -> dict[str, dict[str, dict[str, float]]]:
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name in SETS:
         for kind in ("modes", "alpha"):
-            path = ROOT / f"{name}-{embedder}-{kind}" / "metrics.json"
+            path = RUNS / f"{name}-{embedder}-{kind}" / "metrics.json"
             if not path.exists():
                 continue
             for setting in json.loads(path.read_text())["settings"]:

@@ -1,26 +1,25 @@
-"""What log-probabilities cost on llama-cpp-python's server (issue 29, eval/README.md).
+"""Decided: the checks' 4.4x cost over HTTP is the server computing log-probabilities, not the conversation.
+
+What log-probabilities cost on llama-cpp-python's server (issue 29, eval/README.md).
 
 Starts ``python -m rag.llamacpp server`` with the bundled qwen-1.5b on a free loopback port,
 then, on one source-heavy prompt (459 tokens, cached after the first request), alternates plain
 requests and requests with ``logprobs``/``top_logprobs``: a 16-token answer, then two judge turns
 after it (each a new user turn, one token), as rag's OpenAI backend sends them. Prints seconds.
 
-    .venv/bin/python eval/server_cost.py --threads 2
+    .venv/bin/python -m eval.experiments.server_cost --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from eval.common import free_port
 
 SOURCE = " ".join(["The talks occurred during Minister Quintin's official visit to Doha on December 6, 2023, "
                    "and covered cybersecurity cooperation."] * 12)
@@ -44,9 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     from rag.models import gguf_path
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "rag.llamacpp", "server", "--model", str(gguf_path("qwen-1.5b")),
                                "--model_alias", "qwen-1.5b", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
                                "--n_threads", str(args.threads), "--verbose", "False"],

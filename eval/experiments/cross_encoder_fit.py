@@ -1,4 +1,6 @@
-"""Fine-tune the bundled MiniLM as a cross-encoder: does this sentence answer this question? (issue 33)
+"""Decided: the fine-tuned cross-encoder does not join the verifier (AUROC 0.43-0.60 off SQuAD, SQuAD 0.73).
+
+Fine-tune the bundled MiniLM as a cross-encoder: does this sentence answer this question? (issue 33)
 
 The verifier candidate the pilot measured at the paragraph level (AUROC ~0.72, flat after four
 epochs) is measured here at the sentence level, where the product's failure lives: a quote that
@@ -24,8 +26,8 @@ against "answerable and held", beside the early check's logistic model and the b
 each epoch the dev AUROCs are written, so the output is the learning curve over epochs; ``--pairs``
 gives the curve over the amount of data.
 
-    .venv/bin/python eval/cross_encoder_fit.py --epochs 3                   # all pairs
-    .venv/bin/python eval/cross_encoder_fit.py --epochs 1 --pairs 2000      # a point of the data curve
+    .venv/bin/python -m eval.experiments.cross_encoder_fit --epochs 3                   # all pairs
+    .venv/bin/python -m eval.experiments.cross_encoder_fit --epochs 1 --pairs 2000      # a point of the data curve
 
 Cached prompts: ``.rag/cross/<set>.jsonl``; checkpoints ``.rag/cross/model-*`` (out of git); the
 figures: ``eval/results/verifier/cross_encoder*.{json,md}``.
@@ -38,7 +40,6 @@ import json
 import math
 import random
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,15 +47,10 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from calibrate import auroc  # noqa: E402
-from verifier_collect import SETS, in_prompt, load_gold, open_index, parts  # noqa: E402
-
-from rag.chunking import split_sentences  # noqa: E402
-from rag.evaluation import normalize  # noqa: E402
+from eval.common import ROOT, auroc, git, read_jsonl
+from eval.verifier_collect import SETS, in_prompt, load_gold, open_index, parts
+from rag.chunking import split_sentences
+from rag.evaluation import normalize
 
 DATA = ROOT / ".rag" / "cross"
 OUT = ROOT / "eval" / "results" / "verifier"
@@ -85,7 +81,7 @@ def holding(sents: list[str], answers: list[str]) -> int | None:
 def pool_pairs() -> list[dict[str, Any]]:
     """(question, title: sentence, label, article) pairs from the fitting pool (module docstring)."""
     gold_path, corpus = SETS["pool"]
-    paragraphs = {r["id"]: r for r in map(json.loads, corpus.read_text().splitlines())}
+    paragraphs = {r["id"]: r for r in read_jsonl(corpus)}
     pairs = []
     for row in load_gold(gold_path):
         doc_id = (row.get("sources") or [row.get("context_doc_id")])[0]
@@ -112,7 +108,7 @@ def dev_prompts(name: str) -> list[dict[str, Any]]:
 
     path = DATA / f"{name}.jsonl"
     if path.exists():
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        return read_jsonl(path)
     gold_path, corpus = SETS[name]
     rows = []
     for group, where in parts(name, load_gold(gold_path), corpus):
@@ -139,7 +135,7 @@ def early_scores(name: str) -> np.ndarray | None:
     if not cache.exists() or not fitted.exists():
         return None
     check = Verifier(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(fitted.read_text())["check"].items()})
-    return np.array([check.probability(json.loads(line)["values"]) for line in cache.read_text().splitlines()])
+    return np.array([check.probability(row["values"]) for row in read_jsonl(cache)])
 
 
 class CrossEncoder:
@@ -212,8 +208,7 @@ def train(args: argparse.Namespace) -> None:
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup))))
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip() or "(not a git checkout: see eval/README.md)"
+    commit = git("rev-parse", "--short", "HEAD") or "(not a git checkout: see eval/README.md)"
     report: dict[str, Any] = {"commit": commit, "pairs": len(fit), "positives": int(sum(x["label"] for x in fit)),
                               "held_out": {"articles": HELD_OUT_ARTICLES, "pairs": len(held)},
                               "settings": {k: v for k, v in vars(args).items() if k != "out"},
@@ -252,7 +247,7 @@ def train(args: argparse.Namespace) -> None:
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     f = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [
-        "# The bundled MiniLM fine-tuned as a sentence cross-encoder (eval/cross_encoder_fit.py)\n",
+        "# The bundled MiniLM fine-tuned as a sentence cross-encoder (eval/experiments/cross_encoder_fit.py)\n",
         f"{report['pairs']} training pairs from the SQuAD 2.0 fitting pool ({report['positives']} positive), "
         f"commit {report['commit']}; settings {report['settings']}. Held out of training: the pool articles "
         f"{', '.join(report['held_out']['articles'])} ({report['held_out']['pairs']} pairs).\n",

@@ -1,4 +1,6 @@
-"""A second retrieval pass for questions that name two things, measured (and not kept).
+"""Decided: no second pass for two named things (HotpotQA all@4 0.55 -> 0.58, seeds and SQuAD unchanged).
+
+A second retrieval pass for questions that name two things, measured (and not kept).
 
 For a question with two or more named things (runs of capitalised words, split at "and",
 in a question with "and", "or" or "both": "Were Scott Derrickson and Ed Wood of the same
@@ -8,7 +10,7 @@ covering another named thing. This prints all-gold-in-top-k with and without the
 three dev sets. Result (eval/README.md, "Embedders and fusion weights"): HotpotQA 0.55 -> 0.58
 with MiniLM and 0.65 -> 0.66 with e5-small-q4, seeds and SQuAD unchanged; not kept.
 
-    .venv/bin/python eval/named_things.py --embedder minilm
+    .venv/bin/python -m eval.experiments.named_things --embedder minilm
 """
 
 from __future__ import annotations
@@ -16,15 +18,11 @@ from __future__ import annotations
 import argparse
 import re
 
+from eval.common import DEV_SETS
 from rag.evaluation import corpus_index_dir, load_gold
 from rag.index import Index
 from rag.types import Hit
 
-DEV_SETS = {
-    "seeds": ("eval/gold/seeds.jsonl", "seeds"),
-    "hotpotqa": ("eval/benchmarks/hotpotqa/gold.jsonl", "eval/benchmarks/hotpotqa/corpus.jsonl"),
-    "squad2": ("eval/benchmarks/squad2/gold.jsonl", "eval/benchmarks/squad2/corpus.jsonl"),
-}
 K = 4
 LEADING = {"were", "are", "is", "was", "which", "who", "what", "when", "where", "did", "do", "does", "how", "in",
            "the", "a", "an", "both", "whose", "has", "have", "according"}

@@ -1,9 +1,11 @@
-"""Measure retrieval quality for several chunk sizes, overlaps and passage formats.
+"""Decided: chunks of 120 words, 30 of overlap, embedded with their title (HotpotQA hit@1 0.90, 0.84 without).
+
+Measure retrieval quality for several chunk sizes, overlaps and passage formats.
 
 Writes ``eval/results/chunking.json`` and ``eval/results/chunking.md``; the defaults in
 ``rag/chunking.py`` and its passage format (``passage_text``) were chosen from this table.
 
-    .venv/bin/python eval/tune_chunking.py
+    .venv/bin/python -m eval.experiments.tune_chunking
 
 Metrics, per retrieval mode, over the answerable questions of each gold set:
 hit@1 (the first chunk is from a gold document), hit@5 (a gold document among the
@@ -21,15 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.common import DEV_SETS, ROOT, read_jsonl
 from rag.chunking import ChunkConfig
 from rag.embedding import Embedder
 from rag.index import Index
 
-ROOT = Path(__file__).resolve().parent.parent
-SETS = {
-    "seeds": (ROOT / "seeds", ROOT / "eval/gold/seeds.jsonl"),
-    "hotpotqa": (ROOT / "eval/benchmarks/hotpotqa/corpus.jsonl", ROOT / "eval/benchmarks/hotpotqa/gold.jsonl"),
-}
+SETS = {name: DEV_SETS[name] for name in ("seeds", "hotpotqa")}  # (gold, corpus)
 CONFIGS = [(60, 15), (90, 20), (100, 20), (120, 0), (120, 15), (120, 30), (160, 40), (200, 50)]
 MODES = ("dense", "bm25", "hybrid")
 
@@ -73,8 +72,8 @@ def main() -> None:
     args = parser.parse_args()
     embedder = CachedEmbedder()
     rows = []
-    for set_name, (corpus, gold_file) in SETS.items():
-        gold = [q for q in map(json.loads, gold_file.read_text().splitlines()) if q.get("answerable", True)]
+    for set_name, (gold_file, corpus) in SETS.items():
+        gold = [q for q in read_jsonl(gold_file) if q.get("answerable", True)]
         for title in (True, False):
             for size, overlap in CONFIGS:
                 with tempfile.TemporaryDirectory() as tmp:

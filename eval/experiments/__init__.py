@@ -1,0 +1,1 @@
+"""Decision records: one-off measurements, each kept for what its first line says it decided."""
