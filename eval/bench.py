@@ -41,7 +41,7 @@ What is measured (every figure is a median over repeated runs or a percentile ov
 - cold: seconds from launching ``rag ask`` to the first byte of the answer on stdout.
 - ray: passages per second through ``Index.add`` on the HotpotQA corpus embedded in this
   process against embedded by a local Ray on the same machine (``rag index --ray``:
-  rag/ray_embedding.py), for each split of the cores into worker processes x threads; Ray's
+  rag/search/ray_embedding.py), for each split of the cores into worker processes x threads; Ray's
   start is timed apart, the workers' model loading is inside the figure (each add starts them).
 """
 
@@ -240,7 +240,7 @@ class TimedEmbedder:
 
 def synthetic_documents(chunks: int, seed: int = 0) -> list[Any]:
     """Documents of 330 words (4 chunks of the default 120/30 words each)."""
-    from rag.types import Document
+    from rag.core.types import Document
 
     n_docs = max(1, chunks // 4)
     texts = synthetic_texts(n_docs, words=330, seed=seed)
@@ -256,17 +256,17 @@ def log(msg: str) -> None:
 
 def passages(path: Path) -> list[str]:
     """The exact texts ``Index.add`` embeds for ``path``."""
-    from rag.chunking import ChunkConfig, chunk_document, passage_text
-    from rag.loading import load
-    from rag.types import Document
+    from rag.core.types import Document
+    from rag.ingest.chunking import ChunkConfig, chunk_document, passage_text
+    from rag.ingest.loading import load
 
     docs = [d for d in load([path]) if isinstance(d, Document)]
     return [passage_text(d, c) for d in docs for c in chunk_document(d, ChunkConfig())]
 
 
 def bench_indexing(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from rag.embedding import DEFAULT_BATCH_SIZE, Embedder
-    from rag.index import Index
+    from rag.search.embedding import DEFAULT_BATCH_SIZE, Embedder
+    from rag.search.index import Index
 
     out: dict[str, Any] = {"batch_size": DEFAULT_BATCH_SIZE, "corpora": [], "synthetic": []}
     embedder = Embedder()  # what `rag index` uses, loaded once so both sides exclude model loading
@@ -330,7 +330,7 @@ def bench_batch(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     The sizes are timed in rounds, in reverse order every other round, so load drift does
     not favour the sizes that run first.
     """
-    from rag.embedding import Embedder
+    from rag.search.embedding import Embedder
 
     model = Embedder().model
     texts = passages(SEEDS if args.quick else HOTPOT)[: args.batch_sample]
@@ -364,7 +364,7 @@ def bench_embedders(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def measure_embedder(name: str, texts: list[str], questions: list[str], repeats: int, work: str) -> dict[str, Any]:
-    from rag.embedding import E5Embedder, load_embedder
+    from rag.search.embedding import E5Embedder, load_embedder
 
     rss0 = rss_bytes()
     embedder = load_embedder(name)
@@ -409,8 +409,8 @@ def pipeline_at_scale(sizes: Sequence[int], repeats: int, work: Path, encode_rat
 
     ``encode_rate`` (chunks/s of the real model alone) extrapolates what the real model would add.
     """
-    from rag.dense import resolve_kind
-    from rag.index import Index
+    from rag.search.index import Index
+    from rag.stores.dense import resolve_kind
 
     rows = []
     for n in sizes:
@@ -490,11 +490,11 @@ def ef_search_sweep(index: Any, queries: np.ndarray, exact_ids: np.ndarray | Non
 def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import faiss
 
-    from rag.dense import DenseIndex, resolve_kind
-    from rag.faiss_backend import FaissBackend
-    from rag.index import Index
-    from rag.sparse import BM25Index, tokenize
-    from rag.types import Chunk, Document
+    from rag.core.types import Chunk, Document
+    from rag.search.index import Index
+    from rag.stores.dense import DenseIndex, resolve_kind
+    from rag.stores.faiss_store import FaissBackend
+    from rag.stores.sparse import BM25Index, tokenize
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     out: dict[str, Any] = {"k": K, "queries": args.queries, "dense": [], "bm25": [], "index": []}
@@ -630,7 +630,7 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if not args.query_embedding:
         return out
     # The query embedding that dense and hybrid search add on a real index.
-    from rag.embedding import Embedder
+    from rag.search.embedding import Embedder
 
     embedder = Embedder()
     embedder.embed(["warm up"])
@@ -643,8 +643,8 @@ def bench_retrieval(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def bench_stores(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import faiss
 
-    from rag.chunking import ChunkConfig, chunk_document
-    from rag.index import Index
+    from rag.ingest.chunking import ChunkConfig, chunk_document
+    from rag.search.index import Index
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     out: dict[str, Any] = {"k": K, "queries": args.store_queries, "rows": []}
@@ -715,10 +715,10 @@ def bench_stores(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def milvus_hybrid(backend: Any, alpha: float) -> Callable[[np.ndarray, str], Any]:
     """Milvus's own hybrid search in one call (dense + BM25, ``WeightedRanker``), the engine's
-    equivalent of ``Index.search(mode="hybrid")``, which instead fuses with rag.retrieval.rank."""
+    equivalent of ``Index.search(mode="hybrid")``, which instead fuses with rag.search.retrieval.rank."""
     from pymilvus import AnnSearchRequest, WeightedRanker
 
-    from rag.sparse import tokenize
+    from rag.stores.sparse import tokenize
 
     client = backend._client._client
 
@@ -733,7 +733,7 @@ def milvus_hybrid(backend: Any, alpha: float) -> Callable[[np.ndarray, str], Any
 
 def seeds_index(work: Path) -> Path:
     """An index of the seeds with the real embedder (built once per run)."""
-    from rag.index import Index
+    from rag.search.index import Index
 
     folder = work / "seeds-index"
     if not folder.exists():
@@ -755,13 +755,14 @@ def _chat_prompt_tokens(llm: Any, messages: list[dict[str, str]]) -> list[int]:
 def bench_generation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from llama_cpp import Llama
 
-    from rag.answering import Assistant
-    from rag.generation import GenerationSettings, LlamaCppGenerator, as_messages
-    from rag.index import Index
-    from rag.llamacpp import guard
-    from rag.models import gguf_path
+    from rag.answer.assistant import Assistant
+    from rag.core.bundled import gguf_path
+    from rag.generate.base import GenerationSettings, as_messages
+    from rag.generate.llamacpp import LlamaCppGenerator
+    from rag.generate.runtime import guard
+    from rag.search.index import Index
 
-    guard()  # the raw engine loads as the project loads it (rag/llamacpp.py), or crashes on AMX CPUs
+    guard()  # the raw engine loads as the project loads it (rag/generate/runtime.py), or crashes on AMX CPUs
     assistant = Assistant(Index.open(seeds_index(work), create=False))
     gold = read_jsonl(SEEDS_GOLD)
     questions = [q["question"] for q in gold if q.get("answerable", True)][: args.prompts]
@@ -867,9 +868,9 @@ def bench_generation(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def bench_e2e(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from rag.answering import Assistant
-    from rag.generation import GenerationSettings
-    from rag.index import Index
+    from rag.answer.assistant import Assistant
+    from rag.generate.base import GenerationSettings
+    from rag.search.index import Index
 
     gold = read_jsonl(SEEDS_GOLD)[: args.questions]
     out: dict[str, Any] = {"questions": len(gold), "threads": args.threads, "models": []}
@@ -896,19 +897,20 @@ def bench_e2e(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def bench_probes(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """What the probe verifier costs an answer (rag/verifier-probe.json): the seeds questions
+    """What the probe verifier costs an answer (rag/answer/verifier-probe.json): the seeds questions
     answered by qwen-1.5b keeping the hidden states its probes read, and by the same model
     without them (the verifier without probes), one after the other for each question, the
     order alternating; the raw answers must be the same."""
-    from rag.answering import Assistant
-    from rag.generation import GenerationSettings, load_generator
-    from rag.index import Index
-    from rag.verifier import probe_layers
+    from rag.answer.assistant import Assistant
+    from rag.answer.verifier import probe_layers
+    from rag.generate.base import GenerationSettings
+    from rag.generate.registry import load_generator
+    from rag.search.index import Index
 
     index = Index.open(seeds_index(work), create=False)
     layers = probe_layers("qwen-1.5b", index.settings.embedder)
     if not layers:
-        return {"note": "no probe verifier applies (rag/verifier-probe.json)"}
+        return {"note": "no probe verifier applies (rag/answer/verifier-probe.json)"}
     gold = read_jsonl(SEEDS_GOLD)[: args.questions]
     settings = GenerationSettings(threads=args.threads)
     sides = {"probes": Assistant(index, model="qwen-1.5b", settings=settings),
@@ -958,9 +960,9 @@ class Busy:
 
 
 def bench_contention(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from rag.answering import Assistant
-    from rag.generation import GenerationSettings
-    from rag.index import Index
+    from rag.answer.assistant import Assistant
+    from rag.generate.base import GenerationSettings
+    from rag.search.index import Index
 
     gold = read_jsonl(SEEDS_GOLD)[: args.contention_questions]
     index = Index.open(seeds_index(work), create=False)
@@ -1038,10 +1040,10 @@ def bench_ray(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         import ray
     except ImportError:
         return {"note": "Ray is not installed (pip install '.[ray]')"}
-    from rag.embedding import DEFAULT_MODEL as DEFAULT_EMBEDDER
-    from rag.embedding import Embedder
-    from rag.index import Index
-    from rag.ray_embedding import RayEmbedder
+    from rag.search.embedding import MINILM_NAME as DEFAULT_EMBEDDER
+    from rag.search.embedding import Embedder
+    from rag.search.index import Index
+    from rag.search.ray_embedding import RayEmbedder
 
     path = SEEDS if args.quick else HOTPOT
     cores = os.cpu_count() or 1
@@ -1278,7 +1280,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += ["", f"## The probe verifier's cost ({_load(s)})", "",
                   f"The seeds questions ({s['answers']} answered of {s['questions']}), qwen-1.5b on {s['threads']} threads, "
                   f"keeping the hidden states at layers {', '.join(map(str, s['layers']))} and scored by "
-                  "rag/verifier-probe.json, against the same model without them; each question on both, order alternating.", "",
+                  "rag/answer/verifier-probe.json, against the same model without them; each question on both, order alternating.", "",
                   "| | answer, s (p50 / p95) |", "|---|---|",
                   f"| with the probes | {_sec(s['probes'])} |", f"| without | {_sec(s['plain'])} |", "",
                   f"Median per-question ratio {s['ratio_p50']:.3f}; the same raw answer on both sides for "

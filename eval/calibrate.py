@@ -1,6 +1,6 @@
 """Choose the trust score's weights and threshold from `rag eval` runs on the dev sets.
 
-Every answer in an `answers.jsonl` of `rag eval` records its signals (rag/trust.py), the rules
+Every answer in an `answers.jsonl` of `rag eval` records its signals (rag/answer/trust.py), the rules
 that fired, and whether the model's own answer was right. This script, without a model:
 
 1. fits the logistic weights of the trust score on all dev sets together, each set weighted
@@ -17,7 +17,7 @@ that fired, and whether the model's own answer was right. This script, without a
         hotpotqa=eval/results/dev-hotpotqa/answers.jsonl squad2=eval/results/dev-squad2/answers.jsonl \\
         withheld=eval/results/dev-withheld/answers.jsonl --out eval/results/calibration
 
-The chosen WEIGHTS, BIAS and THRESHOLD are then written into rag/trust.py by hand, with the
+The chosen WEIGHTS, BIAS and THRESHOLD are then written into rag/answer/trust.py by hand, with the
 commit that measured them (one place for the decision; this script only proposes it).
 """
 
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from eval.common import auroc
-from rag.citations import MARKER
-from rag.trust import RULES, WEIGHTS, Signals, features
+from rag.answer.citations import MARKER
+from rag.answer.trust import RULES, WEIGHTS, Signals, features
 
 FEATURES = ("log P(answer)", "confidence", "logit support")
 # The threshold maximises, averaged over the dev sets, Youden's J of the shown answers: the share
@@ -247,7 +247,7 @@ def markdown(report: dict, names: list[str]) -> str:
     for rule, info in report["rules"].items():
         lines.append(f"| {rule} | " + " | ".join(f"{info['per_set'][n]['right']} / {info['per_set'][n]['wrong']}"
                                                for n in names) + f" | {'yes' if info['kept'] else 'no'} |")
-    lines += ["", "The judge's bar (SUPPORT_PROBABILITY, ATTACH_PROBABILITY in rag/citations.py): share of right / "
+    lines += ["", "The judge's bar (SUPPORT_PROBABILITY, ATTACH_PROBABILITY in rag/answer/citations.py): share of right / "
               "wrong answers whose best sentence support is below p, all answers and those the model left uncited "
               "(n in brackets):", "",
               "| p | " + " | ".join(names) + " | " + " | ".join(f"{n} uncited" for n in names) + " |",

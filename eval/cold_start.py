@@ -28,7 +28,7 @@ QUESTION = "When did Bernard Quintin visit Doha?"
 WARM_QUESTION = "Who directs the Centre for Cybersecurity Belgium?"
 STAGES = (
     ("interpreter", "Python starts"),
-    ("imports", "import rag.cli, rag.answering (torch, sentence-transformers, llama_cpp)"),
+    ("imports", "import rag.cli, rag.answer.assistant (torch, sentence-transformers, llama_cpp)"),
     ("index_open", "Index.open: manifest, chunk table, FAISS, BM25"),
     ("retrieve", "first search: embedder load, query embedding, fusion"),
     ("select", "sentence selection (embeds the candidate sentences)"),
@@ -42,10 +42,10 @@ STAGES = (
 def child(index_dir: Path, overlap: bool) -> None:
     started = time.time()
     marks = {"start": started}
-    from rag.answering import Assistant  # noqa: F401 - what `rag ask` imports first
+    from rag.answer.assistant import Assistant  # noqa: F401 - what `rag ask` imports first
+    from rag.answer.prompting import SOURCES_HEADER, fixed_prefix
     from rag.cli import main  # noqa: F401
-    from rag.generation import load_generator
-    from rag.prompting import SOURCES_HEADER, fixed_prefix
+    from rag.generate.registry import load_generator
 
     marks["imports"] = time.time()
     assistant = Assistant.open(index_dir)

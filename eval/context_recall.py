@@ -4,7 +4,7 @@ For each answerable gold question (yes/no answers skipped: they never appear ver
 checks whether a gold answer (every item for list questions) occurs in
 
 - the first k retrieved chunks, whole ("chunks"), and
-- the sentences ``rag/prompting.py`` selects from them for the prompt ("prompt").
+- the sentences ``rag/answer/prompting.py`` selects from them for the prompt ("prompt").
 
 The model cannot answer better than "prompt" allows, so this is the quick first test of any
 change to retrieval or sentence selection; `rag eval` then measures the answers.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from rag.evaluation import is_correct, load_gold
-from rag.index import Index
-from rag.prompting import CONTEXT_WORDS, MAX_SENTENCES, select_sources
+from rag.answer.prompting import CONTEXT_WORDS, MAX_SENTENCES, select_sources
+from rag.evaluate.metrics import is_correct, load_gold
+from rag.search.index import Index
 
 
 def main() -> None:

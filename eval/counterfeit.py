@@ -31,7 +31,8 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.common import DEV_SETS, ROOT, read_jsonl
-from rag.evaluation import load_gold, normalize
+from rag.evaluate.metrics import load_gold
+from rag.evaluate.metrics import normalize_answer as normalize
 
 POOL = ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl"
 CORPUS = DEV_SETS["squad2"][1]
@@ -108,9 +109,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=60)
     args = parser.parse_args()
-    from rag.answering import Assistant
-    from rag.evaluation import corpus_index_dir
-    from rag.index import Index
+    from rag.answer.assistant import Assistant
+    from rag.evaluate.metrics import corpus_index_dir
+    from rag.search.index import Index
 
     gold, corpus = build(args.limit)
     index = Index.open(corpus_index_dir(corpus))

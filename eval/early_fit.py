@@ -1,8 +1,8 @@
 """Fit the early check: before any answer token, do the prompt's sources hold the answer? (issue 33)
 
 The assistant may refuse without generating when it is sure the passages it found do not hold
-the answer (:meth:`rag.answering.Assistant.respond`). The check is a logistic model over
-:data:`rag.verifier.EARLY` (the best cosine; the shares of the question's names, numbers and
+the answer (:meth:`rag.answer.assistant.Assistant.respond`). The check is a logistic model over
+:data:`rag.answer.verifier.EARLY` (the best cosine; the shares of the question's names, numbers and
 words found in the sources), computed from search and sentence selection alone, so it is
 fitted on every question of the SQuAD 2.0 pool and of ``pool-withheld`` (the pool's answerable
 questions without their own paragraphs), no generator needed. Label: a gold answer string is in
@@ -15,7 +15,7 @@ the whole curve: per threshold and set, the share of prompts holding the answer 
 refused (lost), of those not holding it (caught), and of unanswerable questions refused.
 
     .venv/bin/python -m eval.early_fit            # the curves, nothing written to rag/
-    .venv/bin/python -m eval.early_fit --write    # also rag/verifier-early.json
+    .venv/bin/python -m eval.early_fit --write    # also rag/answer/verifier-early.json
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from eval.common import ROOT, auroc, git, read_jsonl
 from eval.verifier_collect import SETS, in_prompt, load_gold, open_index, parts
 from eval.verifier_fit import fit, out_of_fold, strength
-from rag.verifier import EARLY, EARLY_FILE, Verifier, early
+from rag.answer.verifier import EARLY, EARLY_FILE, Verifier, early
 
 DATA = ROOT / ".rag" / "early"
 FIT = ("pool", "pool-withheld")
@@ -41,8 +41,8 @@ OUT = ROOT / "eval" / "results" / "verifier" / "early"
 
 def collect(name: str) -> list[dict[str, Any]]:
     """Each question's early-check inputs and label for one set, cached in ``.rag/early/<set>.jsonl``."""
-    from rag.answering import Assistant
-    from rag.embedding import relevance_floor
+    from rag.answer.assistant import Assistant
+    from rag.search.embedding import relevance_floor
 
     path = DATA / f"{name}.jsonl"
     if path.exists():
@@ -83,10 +83,10 @@ def curve(rows: list[dict[str, Any]], p: np.ndarray, t: float) -> dict[str, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="write rag/verifier-early.json")
+    parser.add_argument("--write", action="store_true", help="write rag/answer/verifier-early.json")
     parser.add_argument("--lose", type=float, default=0.01, help="the share of answer-holding pool prompts it may refuse")
     args = parser.parse_args()
-    from rag.embedding import DEFAULT_MODEL as EMBEDDER
+    from rag.search.embedding import MINILM_NAME as EMBEDDER
 
     sets = {name: collect(name) for name in (*FIT, *DEV)}
     pool = [r for name in FIT for r in sets[name]]

@@ -1,6 +1,6 @@
-"""What running the model in its own process costs per answer (rag/engine.py).
+"""What running the model in its own process costs per answer (rag/generate/process.py).
 
-The same seeds questions are answered, with the checks, by an :class:`~rag.answering.Assistant`
+The same seeds questions are answered, with the checks, by an :class:`~rag.answer.assistant.Assistant`
 whose llama.cpp generator is in its own process (``in-process``, as ``rag ask`` runs it) and by
 one whose generator is a supervised child (``child``, as ``rag serve`` runs it). Each setting
 runs in a fresh Python process that loads the model (timed: the cold cost) and answers every
@@ -30,8 +30,8 @@ from eval.common import ROOT, SEEDS, SEEDS_GOLD, cpu_name, read_jsonl
 CHILD = """
 import json, sys, time
 started = time.perf_counter()
-from rag.answering import Assistant
-from rag.generation import GenerationSettings
+from rag.answer.assistant import Assistant
+from rag.generate.base import GenerationSettings
 index, process, questions = sys.argv[1], sys.argv[2] == "child", json.loads(sys.argv[3])
 assistant = Assistant.open(index, settings=GenerationSettings(process=process))
 assistant.load()
@@ -66,7 +66,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in SETTINGS}
     with tempfile.TemporaryDirectory() as work:
-        from rag.index import Index
+        from rag.search.index import Index
 
         index = Path(work) / "seeds-index"
         Index.open(index).add([SEEDS])

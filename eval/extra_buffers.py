@@ -1,7 +1,7 @@
 """What llama.cpp's extra buffer types (AMX, CPU_REPACK weight repacking) are worth on this machine.
 
 Each setting runs in a fresh process (``RAG_LLAMA_EXTRA_BUFFERS=0`` or ``1``, see
-rag/llamacpp.py): the bundled model loads through ``LlamaCppGenerator`` (as the product loads
+rag/generate/runtime.py): the bundled model loads through ``LlamaCppGenerator`` (as the product loads
 it), then answers the same RAG prompts with the KV cache reset before each, so every run
 evaluates the whole prompt. Prefill = prompt tokens / time to the first token; decode =
 further tokens / the time after it. The two settings alternate, run after run, so a change in
@@ -31,8 +31,9 @@ from eval.common import ROOT, SEEDS, cpu_name
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from rag.generation import GenerationSettings, LlamaCppGenerator
-from rag.models import gguf_path
+from rag.generate.base import GenerationSettings
+from rag.generate.llamacpp import LlamaCppGenerator
+from rag.core.bundled import gguf_path
 import llama_cpp
 model, threads, tokens, prompts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
 started = time.perf_counter()

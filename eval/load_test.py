@@ -9,7 +9,7 @@ measured is queueing under load: errors, wrong or mixed answers, latency, throug
 the server's memory. Bounded: at most 24 requests and ``--timeout`` seconds, loopback only.
 
 With ``--generator-server`` the model runs in a ``python -m llama_cpp.server`` of its own
-(started and stopped here, as ``python -m rag.llamacpp server``, which loads it as the project
+(started and stopped here, as ``python -m rag.generate.runtime server``, which loads it as the project
 does on every CPU) and ``rag serve`` uses it as ``openai:URL#MODEL``; the burst is
 sent twice, to a ``rag serve --concurrency 1`` (the locked path) and to one with
 ``--concurrency C``, and the throughputs are compared (``load_test_server.{json,md}``).
@@ -124,11 +124,11 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
 @contextmanager
 def generator_server(model: str, threads: int, log: Path) -> Iterator[str]:
     """A ``llama_cpp.server`` serving the bundled ``model`` on a free port; yields its ``openai:`` name."""
-    from rag.models import gguf_path
+    from rag.core.bundled import gguf_path
 
     port = free_port()
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "rag.llamacpp", "server", "--model", str(gguf_path(model)),
+        proc = subprocess.Popen([sys.executable, "-m", "rag.generate.runtime", "server", "--model", str(gguf_path(model)),
                                  "--model_alias", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
                                  "--n_threads", str(threads), "--verbose", "False",
                                  # by default a new request cuts off the one streaming (its answer ends

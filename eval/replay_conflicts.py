@@ -1,4 +1,4 @@
-"""Replay the conflict check (rag/conflicts.py) on recorded `rag eval` answers, no model.
+"""Replay the conflict check (rag/answer/conflicts.py) on recorded `rag eval` answers, no model.
 
 The false-conflict rate: on the ordinary dev sets the passages agree, so every question whose
 answer claims a conflict is a false one. Every answer the model wrote counts, shown or withheld
@@ -27,11 +27,11 @@ def main() -> None:
     parser.add_argument("answers", type=Path, nargs="+", help="answers.jsonl of rag eval runs")
     parser.add_argument("--corpus", type=Path, default=None, help="the run's --corpus (default: the default index)")
     args = parser.parse_args()
-    from rag import conflicts
-    from rag.answering import Assistant
-    from rag.citations import is_refusal, verify
-    from rag.evaluation import corpus_index_dir
-    from rag.index import Index
+    from rag.answer import conflicts
+    from rag.answer.assistant import Assistant
+    from rag.answer.citations import is_refusal, verify
+    from rag.evaluate.metrics import corpus_index_dir
+    from rag.search.index import Index
 
     index = Index.open(corpus_index_dir(args.corpus) if args.corpus else None, create=False)
     assistant = Assistant(index)

@@ -2,7 +2,7 @@
 with the generator's hidden states at chosen layers (issue 33).
 
 For every question of a set, the assistant (qwen-1.5b in this process, the judge on, as
-``rag eval`` runs it) answers, and a :class:`rag.hidden.LayerTap` keeps the last token's hidden
+``rag eval`` runs it) answers, and a :class:`rag.generate.hidden.LayerTap` keeps the last token's hidden
 state at each layer in ``--layers`` at three moments:
 
 - ``prompt``: the end of the prompt (sources + question), before the first answer token: do
@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from eval.common import BENCHMARKS, DEV_SETS, ROOT, read_jsonl
-from rag.evaluation import Setting, corpus_index_dir, load_gold, normalize, run
+from rag.evaluate.metrics import Setting, corpus_index_dir, load_gold, run
+from rag.evaluate.metrics import normalize_answer as normalize
 
 # The SQuAD 2.0 fitting pool: its own questions, asked of the squad2 dev set's corpus.
 POOL = (ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl", DEV_SETS["squad2"][1])
@@ -96,7 +97,7 @@ class Recorder:
 
 def open_index(corpus: Path, rows: Sequence[dict[str, Any]] = ()) -> Any:
     """The index of ``corpus`` (built on first use), leaving out the paragraphs ``rows`` withhold."""
-    from rag.index import Index
+    from rag.search.index import Index
 
     index = Index.open(corpus_index_dir(corpus))
     index.add([corpus])
@@ -167,10 +168,11 @@ def main() -> None:
     parser.add_argument("--layers", default=",".join(map(str, LAYERS)))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    from rag.answering import Assistant
-    from rag.generation import GenerationSettings, LlamaCppGenerator
-    from rag.hidden import LayerTap
-    from rag.models import gguf_path
+    from rag.answer.assistant import Assistant
+    from rag.core.bundled import gguf_path
+    from rag.generate.base import GenerationSettings
+    from rag.generate.hidden import LayerTap
+    from rag.generate.llamacpp import LlamaCppGenerator
 
     gold_path, corpus = SETS[args.set]
     out = args.out or ROOT / ".rag" / "verifier" / args.set

@@ -20,7 +20,7 @@ curve refits the best hidden-state candidates on growing shares of the pool.
 ``--write`` fits the product's verifier instead (:func:`product`): the trust signals and the
 lexical checks, on the whole pool and ``pool-withheld`` (the pool's answerable questions asked
 without their own paragraphs, when collected), with the threshold that keeps 90% of the pool's right answers
-(out of fold); it writes ``rag/verifier.json`` and the curves on every set to
+(out of fold); it writes ``rag/answer/verifier.json`` and the curves on every set to
 ``eval/results/verifier/verifier.{json,md}``:
 
     .venv/bin/python -m eval.verifier_fit --write
@@ -29,7 +29,7 @@ without their own paragraphs, when collected), with the threshold that keeps 90%
 log-odds of one hidden-state probe at the prompt's end and one at the answer's last token (the
 layer of each chosen by cross-validation on the fitting answers; the stack fitted on their
 out-of-fold log-odds), with its threshold chosen the same way; it writes
-``rag/verifier-probe.json`` and ``eval/results/verifier/probe.{json,md}``:
+``rag/answer/verifier-probe.json`` and ``eval/results/verifier/probe.{json,md}``:
 
     .venv/bin/python -m eval.verifier_fit --write-probe
 """
@@ -48,10 +48,10 @@ from typing import Any
 import numpy as np
 
 from eval.common import ROOT, auroc, git, read_jsonl  # auroc: the same AUROC as the trust calibration
-from rag.trust import FEATURES, Signals, features
-from rag.trust import inputs as trust_inputs
-from rag.verifier import LEXICAL, Verifier
-from rag.verifier import lexical as verifier_lexical
+from rag.answer.trust import FEATURES, Signals, features
+from rag.answer.trust import inputs as trust_inputs
+from rag.answer.verifier import LEXICAL, Verifier
+from rag.answer.verifier import lexical as verifier_lexical
 
 # scikit-learn 1.8 announces changes to LogisticRegressionCV's defaults on every fit; the
 # arguments used here behave the same before and after them.
@@ -101,14 +101,14 @@ def signals(r: dict[str, Any]) -> list[float] | None:
 
 
 def lexical(r: dict[str, Any]) -> list[float]:
-    """rag.verifier's cheap signals for an answer record (its quotes added by :func:`add_quotes`)."""
+    """rag.answer.verifier's cheap signals for an answer record (its quotes added by :func:`add_quotes`)."""
     first = (r.get("retrieved") or [{}])[0]
     relevance = ((r.get("trust") or {}).get("signals") or {}).get("relevance", 0.0)
     return verifier_lexical(r["question"], r.get("raw") or "", r.get("quotes", []), first, relevance)
 
 
 def add_quotes(name: str, records: list[dict[str, Any]], folder: Path) -> None:
-    """Give each record the quotes its answer cites by shared words (rag.verifier.quotes): the
+    """Give each record the quotes its answer cites by shared words (rag.answer.verifier.quotes): the
     records of withheld answers keep no citations. The prompt is rebuilt (search and sentence
     selection, no generator) and the result cached in ``<set>/quotes.json``."""
     cache_path = folder / name / "quotes.json"
@@ -117,8 +117,8 @@ def add_quotes(name: str, records: list[dict[str, Any]], folder: Path) -> None:
     if missing:
         from verifier_collect import SETS, load_gold, open_index, parts
 
-        from rag.answering import Assistant
-        from rag.verifier import quotes
+        from rag.answer.assistant import Assistant
+        from rag.answer.verifier import quotes
 
         gold_path, corpus = SETS[name]
         for rows, where in parts(name, load_gold(gold_path), corpus):
@@ -226,8 +226,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "verifier" / "candidates")
-    parser.add_argument("--write", action="store_true", help="fit the product's verifier and write rag/verifier.json")
-    parser.add_argument("--write-probe", action="store_true", help="fit the probe verifier and write rag/verifier-probe.json")
+    parser.add_argument("--write", action="store_true", help="fit the product's verifier and write rag/answer/verifier.json")
+    parser.add_argument("--write-probe", action="store_true", help="fit the probe verifier and write rag/answer/verifier-probe.json")
     args = parser.parse_args()
     pool, pool_states = load("pool", args.data)
     dev = {name: load(name, args.data) for name in DEV if (args.data / name / "records.jsonl").exists()}
@@ -397,14 +397,14 @@ def learning_curve(pool: list[dict[str, Any]], pool_states: dict[str, np.ndarray
 
 
 def values(r: dict[str, Any]) -> dict[str, float]:
-    """The product's verifier inputs for an answer record, by name (rag.trust.inputs)."""
+    """The product's verifier inputs for an answer record, by name (rag.answer.trust.inputs)."""
     s = (r.get("trust") or {}).get("signals") or {}
     kept = {k: s.get(k) for k in ("answer_probability", "confidence", "support")}
     return trust_inputs(Signals(s.get("relevance", 0.0), **kept, lexical=tuple(lexical(r))))
 
 
 def blocked(r: dict[str, Any]) -> bool:
-    """Withheld whatever the score: no supported sentence, or a lexical rule fired (rag.trust.assess)."""
+    """Withheld whatever the score: no supported sentence, or a lexical rule fired (rag.answer.trust.assess)."""
     trust = r.get("trust") or {}
     return bool(trust.get("flags")) or trust.get("reason") == "no sentence of the answer is supported by the sources"
 
@@ -421,8 +421,8 @@ def fit_verifier(x: np.ndarray, y: np.ndarray, names: Sequence[str], source: str
     """The product's logistic model over ``names`` (columns of ``x``), fitted on the rows with a
     label in ``y`` (None: the model wrote no answer) and every input; the threshold keeps 90% of
     the right answers out of fold. Returns it with the out-of-fold probabilities (NaN where unfitted)."""
-    from rag.embedding import DEFAULT_MODEL as EMBEDDER
-    from rag.models import BUNDLED
+    from rag.core.bundled import BUNDLED
+    from rag.search.embedding import MINILM_NAME as EMBEDDER
 
     keep = np.array([v is not None for v in y]) & ~np.isnan(x).any(axis=1)
     yk = y[keep].astype(bool)
@@ -445,7 +445,7 @@ def fit_verifier(x: np.ndarray, y: np.ndarray, names: Sequence[str], source: str
 def product(pool: list[dict[str, Any]], dev: dict[str, list[dict[str, Any]]], out: Path,
             names: tuple[str, ...] = PRODUCT_INPUTS) -> Verifier:
     """Fit the product's verifier on the pool's answers (:data:`PRODUCT_INPUTS`), choose its
-    threshold from the pool's out-of-fold curve, write it to ``rag/verifier.json`` and its
+    threshold from the pool's out-of-fold curve, write it to ``rag/answer/verifier.json`` and its
     curves (AUROC, and per threshold: wrong shown, right kept, refusal accuracy on every set)."""
 
 
@@ -484,7 +484,7 @@ def product(pool: list[dict[str, Any]], dev: dict[str, list[dict[str, Any]]], ou
     out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
     sets = list(records)
-    lines = [f"# The product's verifier (rag/verifier.json), fitted on {report['pool_answers']} pool answers\n",
+    lines = [f"# The product's verifier (rag/answer/verifier.json), fitted on {report['pool_answers']} pool answers\n",
              f"Inputs: {', '.join(names)}. `fit`: the fitting answers, out of fold (5 folds); the other sets are never fitted on.\n",
              "| | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets),
              "| AUROC right/wrong | " + " | ".join("-" if aurocs[s] is None else f"{aurocs[s]:.3f}" for s in sets) + " |",
@@ -520,7 +520,7 @@ PROBE_MOMENTS = ("prompt", "answer")  # the moments the product's generator keep
 
 
 def fold(model: Any) -> tuple[np.ndarray, float]:
-    """A standardised logistic pipeline as one direction and bias on the raw state (rag.verifier.Probe)."""
+    """A standardised logistic pipeline as one direction and bias on the raw state (rag.answer.verifier.Probe)."""
     scaler, head = model[0], model[-1]
     weights = head.coef_[0] / scaler.scale_
     return weights, float(head.intercept_[0] - np.dot(weights, scaler.mean_))
@@ -532,9 +532,9 @@ def product_probe(fitting: list[dict[str, Any]], states: dict[str, np.ndarray],
     log-odds of a probe at the layer whose probe cross-validates best on the fitting answers (its
     fitting inputs out of fold, so the stack learns how far to trust it on answers it did not see);
     the threshold keeps 90% of the fitting answers' right ones (out of fold). Writes
-    ``rag/verifier-probe.json`` and the curves on every set beside those of ``rag/verifier.json``."""
+    ``rag/answer/verifier-probe.json`` and the curves on every set beside those of ``rag/answer/verifier.json``."""
 
-    from rag.verifier import FILE, PROBE_FILE, Probe
+    from rag.answer.verifier import FILE, PROBE_FILE, Probe
 
     layers = [int(v) for v in np.load(next((DATA / "pool" / "states").glob("*.npz")))["layers"]]
     y_all = np.array([label(r, "right") for r in fitting], dtype=object)
@@ -630,15 +630,15 @@ def product_probe(fitting: list[dict[str, Any]], states: dict[str, np.ndarray],
     pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
     sets = list(records)
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = [f"# The probe verifier (rag/verifier-probe.json), fitted on {report['fit_answers']} answers\n",
+    lines = [f"# The probe verifier (rag/answer/verifier-probe.json), fitted on {report['fit_answers']} answers\n",
              f"Inputs: {', '.join(names)}. `fit`: the fitting answers, out of fold (5 folds); the other sets are never fitted on.\n",
              "Probe layers by out-of-fold AUROC on the fitting answers: "
              + "; ".join(f"{n}: " + ", ".join(f"{k} {v}" for k, v in c["by_layer"].items()) for n, c in choice.items()) + ".\n",
              "| AUROC right/wrong | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets),
-             "| rag/verifier-probe.json | " + " | ".join(fmt(aurocs["probes"][s]) for s in sets) + " |",
-             "| rag/verifier.json (no probes) | " + " | ".join(fmt(aurocs["plain"][s]) for s in sets) + " |",
+             "| rag/answer/verifier-probe.json | " + " | ".join(fmt(aurocs["probes"][s]) for s in sets) + " |",
+             "| rag/answer/verifier.json (no probes) | " + " | ".join(fmt(aurocs["plain"][s]) for s in sets) + " |",
              f"\nAt the threshold {verifier.threshold} (keeps 90% of the fitting answers' right ones, out of fold), "
-             f"against rag/verifier.json at its own threshold {plain.threshold}:\n",
+             f"against rag/answer/verifier.json at its own threshold {plain.threshold}:\n",
              "| set | wrong shown (no probes) | right kept (no probes) | refusal accuracy (no probes) |", "|---|---|---|---|"]
     for name, v in report["at_threshold"].items():
         t = report["plain_at_threshold"][name]
@@ -667,8 +667,8 @@ def cost(verifier: Verifier, records: list[dict[str, Any]]) -> dict[str, float] 
     """What the verifier adds to an answer, timed on recorded answers: its quotes by shared words,
     the lexical checks and the score (the prompt rebuilt beforehand, as the product has it)."""
     from eval.verifier_collect import SETS, open_index
-    from rag.answering import Assistant
-    from rag.verifier import quotes
+    from rag.answer.assistant import Assistant
+    from rag.answer.verifier import quotes
 
     answers = [r for r in records if r.get("raw")]
     if not answers:

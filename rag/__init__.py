@@ -1,8 +1,10 @@
 """rag: a local, offline question-answering assistant over your articles.
 
-The pipeline, one module per stage: :mod:`rag.loading` -> :mod:`rag.cleaning` ->
-:mod:`rag.chunking` -> :mod:`rag.embedding` -> :mod:`rag.index` (FAISS in
-:mod:`rag.dense`, BM25 in :mod:`rag.sparse`, fusion in :mod:`rag.retrieval`).
+The pipeline, one package per stage (ARCHITECTURE.md): :mod:`rag.ingest` (loading, cleaning,
+chunking) -> :mod:`rag.stores` (FAISS or Milvus, BM25) -> :mod:`rag.search` (embedding, the index,
+hybrid retrieval) -> :mod:`rag.generate` (the models) -> :mod:`rag.answer` (prompt, citations,
+trust) -> :mod:`rag.serve` (chat window, OpenAI API, MCP) and :mod:`rag.evaluate` (gold sets).
+The public API is re-exported here.
 
 Heavy libraries (torch, sentence-transformers, faiss) load on first use, so importing
 ``rag`` is instant.
@@ -15,32 +17,32 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Embedder": "rag.embedding",
-    "EmbeddingModel": "rag.embedding",
-    "Index": "rag.index",
-    "IndexOpenError": "rag.index",
-    "IndexReport": "rag.index",
-    "ChunkConfig": "rag.chunking",
-    "Document": "rag.types",
-    "Chunk": "rag.types",
-    "Hit": "rag.types",
-    "Skipped": "rag.loading",
-    "Assistant": "rag.answering",
-    "Answer": "rag.answering",
-    "Citation": "rag.citations",
-    "Generator": "rag.generation",
-    "load_generator": "rag.generation",
+    "Embedder": "rag.search.embedding",
+    "EmbeddingModel": "rag.search.embedding",
+    "Index": "rag.search.index",
+    "IndexOpenError": "rag.stores.base",
+    "IndexReport": "rag.search.index",
+    "ChunkConfig": "rag.ingest.chunking",
+    "Document": "rag.core.types",
+    "Chunk": "rag.core.types",
+    "Hit": "rag.core.types",
+    "Skipped": "rag.core.types",
+    "Assistant": "rag.answer.assistant",
+    "Answer": "rag.answer.assistant",
+    "Citation": "rag.core.types",
+    "Generator": "rag.generate.base",
+    "load_generator": "rag.generate.registry",
 }
 
 if TYPE_CHECKING:
-    from rag.answering import Answer, Assistant
-    from rag.chunking import ChunkConfig
-    from rag.citations import Citation
-    from rag.embedding import Embedder, EmbeddingModel
-    from rag.generation import Generator, load_generator
-    from rag.index import Index, IndexOpenError, IndexReport
-    from rag.loading import Skipped
-    from rag.types import Chunk, Document, Hit
+    from rag.answer.assistant import Answer, Assistant
+    from rag.core.types import Chunk, Citation, Document, Hit, Skipped
+    from rag.generate.base import Generator
+    from rag.generate.registry import load_generator
+    from rag.ingest.chunking import ChunkConfig
+    from rag.search.embedding import Embedder, EmbeddingModel
+    from rag.search.index import Index, IndexReport
+    from rag.stores.base import IndexOpenError
 
 
 def __getattr__(name: str) -> Any:

@@ -14,16 +14,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag import defaults
-from rag.backends import STORE_HELP
-from rag.chunking import DEFAULT_CHUNK_WORDS, DEFAULT_OVERLAP_WORDS
-from rag.dense import INDEX_KINDS
-from rag.errors import RagError
-from rag.retrieval import FUSIONS, MODES
+from rag.core import defaults
+from rag.core.errors import RagError
+from rag.generate.registry import GENERATORS
+from rag.ingest.chunking import DEFAULT_CHUNK_WORDS, DEFAULT_OVERLAP_WORDS
+from rag.search.embedding import EMBEDDING_MODELS
+from rag.search.retrieval import FUSIONS, MODES
+from rag.stores.dense import INDEX_KINDS
+from rag.stores.factory import STORE_HELP
 
 if TYPE_CHECKING:
-    from rag.generation import GenerationSettings
-    from rag.index import Index
+    from rag.generate.base import GenerationSettings
+    from rag.search.index import Index
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -48,10 +50,12 @@ def _add_index_dir(p: argparse.ArgumentParser, collections: bool = False) -> Non
         default=None,
         help="index directory (default: $RAG_INDEX_DIR or .rag/index); with a Milvus store, its name names the collections",
     )
-    p.add_argument("--store", default=None, metavar="URI", help=f"where the index is kept: {STORE_HELP} (default $RAG_STORE or faiss)")
+    p.add_argument("--store", default=None, metavar="URI", help=f"where the index is kept: {STORE_HELP} (default $RAG_STORE or {defaults.STORE})")
 
 
-EMBEDDER_HELP = "minilm | e5-small-q4 | embeddinggemma-300m | DIR (a sentence-transformers model)"
+# The names each option accepts, read from the tables that validate and load them (rag/core/registry.py).
+EMBEDDER_HELP = " | ".join(EMBEDDING_MODELS.names()) + " (a sentence-transformers model)"
+MODEL_HELP = " | ".join(GENERATORS.names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also remove the documents indexed from these paths whose file is gone")
     p.add_argument("--chunk-size", type=int, default=None, help=f"words per chunk (new index; default {DEFAULT_CHUNK_WORDS})")
     p.add_argument("--overlap", type=int, default=None, help=f"words of overlap (new index; default {DEFAULT_OVERLAP_WORDS})")
-    p.add_argument("--embedder", default=None, help=EMBEDDER_HELP + " (new index; default minilm)")
+    p.add_argument("--embedder", default=None, help=f"{EMBEDDER_HELP} (new index; default {defaults.EMBEDDER})")
     p.add_argument("--dense-index", choices=INDEX_KINDS, default=None, help="FAISS index type (new index; default auto)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="embed the passages on a Ray cluster at ADDRESS (ray://HOST:10001, auto), or on a local "
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question from the indexed articles, with citations")
     p.add_argument("question")
     _add_index_dir(p)
-    p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
+    p.add_argument("--model", default=None, help=f"{MODEL_HELP} (default {defaults.MODEL})")
     p.add_argument("--k", type=int, default=None, help=f"passages to retrieve (default {defaults.K})")
     p.add_argument("--mode", choices=MODES, default=defaults.MODE, help=f"retrieval mode (default {defaults.MODE})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
@@ -119,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_index_dir(p, collections=True)
     p.add_argument("--host", default=defaults.HOST, help=f"address to listen on (default {defaults.HOST}: this machine only)")
     p.add_argument("--port", type=int, default=defaults.PORT, help=f"port (default {defaults.PORT})")
-    p.add_argument("--model", default=None, help="model loaded at start (default qwen-1.5b); the window offers the bundled ones too")
+    p.add_argument("--model", default=None, help=f"model loaded at start (default {defaults.MODEL}); the window offers the bundled ones too")
     p.add_argument("--k", type=int, default=None, help=f"passages to retrieve (default {defaults.K})")
     p.add_argument("--mode", choices=MODES, default=defaults.MODE, help=f"retrieval mode (default {defaults.MODE})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
@@ -143,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mcp", help="serve the index to MCP clients (desktop assistants, editors) over stdin/stdout")
     _add_index_dir(p, collections=True)
-    p.add_argument("--model", default=None, help="model for the ask tool (default qwen-1.5b)")
+    p.add_argument("--model", default=None, help=f"model for the ask tool (default {defaults.MODEL})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
     p.add_argument("--max-tokens", type=int, default=None, help=f"longest answer in tokens (default {defaults.MAX_TOKENS})")
     p.set_defaults(func=cmd_mcp)
@@ -153,15 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_collections)
 
     p = sub.add_parser("selftest", help="check that the model runs on this machine: load it in its own process and decode a few tokens")
-    p.add_argument("--model", default=None, help="a bundled model or PATH.gguf (default qwen-1.5b)")
+    p.add_argument("--model", default=None, help=f"a bundled model or PATH.gguf (default {defaults.MODEL})")
     p.set_defaults(func=cmd_selftest)
 
     p = sub.add_parser("eval", help="score retrieval, answers, citations and refusals on a gold set")
     p.add_argument("--gold", type=Path, required=True, help="gold questions (JSONL; see eval/gold/README.md)")
     p.add_argument("--corpus", type=Path, default=None, help="index this folder or JSONL first, into its own index (reused when unchanged)")
-    p.add_argument("--embedder", default=None, help=EMBEDDER_HELP + " for the --corpus index (default minilm)")
+    p.add_argument("--embedder", default=None, help=f"{EMBEDDER_HELP} for the --corpus index (default {defaults.EMBEDDER})")
     _add_index_dir(p)
-    p.add_argument("--model", default=None, help="qwen-1.5b (default) | qwen-0.5b | PATH.gguf | hf:DIR | openai:URL#MODEL")
+    p.add_argument("--model", default=None, help=f"{MODEL_HELP} (default {defaults.MODEL})")
     p.add_argument("--mode", choices=MODES, default=defaults.MODE, help=f"retrieval mode (default {defaults.MODE})")
     p.add_argument("--k", type=int, default=None, help=f"passages given to the model (default {defaults.K})")
     p.add_argument("--retrieval-only", action="store_true", help="score the ranking only; no model is loaded")
@@ -178,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> Index:
-    from rag.index import Index
+    from rag.search.index import Index
 
     return Index.open(args.index_dir, store=args.store, create=create)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from rag.chunking import ChunkConfig
-    from rag.index import Index
+    from rag.ingest.chunking import ChunkConfig
+    from rag.search.index import Index
 
     chunking = None
     if args.chunk_size is not None or args.overlap is not None:
@@ -202,7 +206,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
     )
     if args.ray is not None:
-        from rag.ray_embedding import RayEmbedder
+        from rag.search.ray_embedding import RayEmbedder
 
         index.embed_on(RayEmbedder(index.embedder_spec, None if args.ray == "local" else args.ray))
     report = index.add(args.paths, progress=not args.quiet, sync=args.sync)
@@ -238,7 +242,7 @@ def _generation_settings(args: argparse.Namespace) -> GenerationSettings:
     the load."""
     from dataclasses import replace
 
-    from rag.generation import GenerationSettings
+    from rag.generate.base import GenerationSettings
 
     settings = GenerationSettings()
     for field in ("threads", "max_tokens", "context_size"):
@@ -250,12 +254,11 @@ def _generation_settings(args: argparse.Namespace) -> GenerationSettings:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.answering import Assistant, check_question
-    from rag.generation import DEFAULT_MODEL
+    from rag.answer.assistant import Assistant, check_question
 
     question = check_question(args.question)
     settings = _generation_settings(args)
-    assistant = Assistant.open(args.index_dir, model=args.model or DEFAULT_MODEL, mode=args.mode, settings=settings,
+    assistant = Assistant.open(args.index_dir, model=args.model or defaults.MODEL, mode=args.mode, settings=settings,
                                store=args.store)
     assistant.judge = not args.no_judge
     assistant.load_in_background()  # while the question is searched
@@ -332,9 +335,9 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     import threading
     from dataclasses import replace
 
-    from rag.generation import DEFAULT_MODEL, check_model
-    from rag.mcp_server import serve_stdio
-    from rag.ui import ChatService
+    from rag.generate.registry import check_model
+    from rag.serve.mcp_server import serve_stdio
+    from rag.serve.service import ChatService
 
     try:
         import mcp  # noqa: F401
@@ -342,8 +345,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         raise CommandError("rag mcp needs the MCP SDK: pip install mcp (into the project's .venv)") from None
     # The model in a supervised process of its own, as rag serve runs it: a crash costs one answer.
     settings = replace(_generation_settings(args), process=True)
-    check_model(args.model or DEFAULT_MODEL)
-    service = ChatService.open(args.index_dir, model=args.model or DEFAULT_MODEL, settings=settings, store=args.store,
+    check_model(args.model or defaults.MODEL)
+    service = ChatService.open(args.index_dir, model=args.model or defaults.MODEL, settings=settings, store=args.store,
                                collections=_served(args), create=False)
     # the client lists tools while the model loads
     threading.Thread(target=service.load, name="rag-model-load", daemon=True).start()
@@ -354,15 +357,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from rag.answering import DEFAULT_K
-    from rag.generation import DEFAULT_MODEL
+    from rag.answer.assistant import DEFAULT_K
 
     if not 0 < args.port < 65536:
         raise CommandError(f"--port must be 1 to 65535, got {args.port}")
     if args.concurrency < 1:
         raise CommandError(f"--concurrency must be >= 1, got {args.concurrency}")
-    from rag.collections import Keys, parse_keys
-    from rag.ui import ChatService, import_gradio, launch
+    from rag.search.collections import Keys, parse_keys
+    from rag.serve.app import import_gradio, launch
+    from rag.serve.service import ChatService
 
     try:
         import_gradio()  # before the slow model load, so a missing install fails at once
@@ -377,10 +380,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not loopback and not keys.closed and not args.no_auth:
         raise CommandError(f"serving on {args.host} without a key would let anyone who reaches the port read, add and "
                            "remove documents: give --api-key KEY (or RAG_API_KEY), or --no-auth to serve it open")
-    # The model runs in a supervised process of its own (rag/engine.py): a crash in it costs one answer.
+    # The model runs in a supervised process of its own (rag/generate/process.py): a crash in it costs one answer.
     settings = replace(_generation_settings(args), process=True, time_limit_s=args.time_limit or None)
     service = ChatService.open(
-        args.index_dir, model=args.model or DEFAULT_MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
+        args.index_dir, model=args.model or defaults.MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
         concurrency=args.concurrency, store=args.store, collections=_served(args), keys=keys,
     )
     unknown = sorted(set(keys.collections) - set(service.collections()))
@@ -394,7 +397,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print(f"no key opens {', '.join(unopened)}: give --api-key to reach them", file=sys.stderr)
     if not service.index.documents():
         print(f"the index at {service.index.location} is empty: add files in the Documents tab", file=sys.stderr)
-    from rag.models import BUNDLED
+    from rag.core.bundled import BUNDLED
 
     described = f" ({BUNDLED[service.model].description})" if service.model in BUNDLED else ""
     print(f"loading {service.model}{described}, the embedder and the index at {service.index.location} ...", file=sys.stderr)
@@ -414,7 +417,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _served(args: argparse.Namespace) -> list[str]:
     """The collections ``rag serve`` or ``rag mcp`` serves: those named, else (no --index-dir)
     every existing one when there are named ones, else none (the one index, as before collections)."""
-    from rag.collections import check_name, names
+    from rag.search.collections import check_name, names
 
     if args.collection and args.index_dir is not None:
         raise CommandError("give --collection or --index-dir, not both")
@@ -425,8 +428,8 @@ def _served(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_collections(args: argparse.Namespace) -> int:
-    from rag.collections import collection_dir, names
-    from rag.index import Index
+    from rag.search.collections import collection_dir, names
+    from rag.search.index import Index
 
     rows = []
     for name in names():
@@ -443,19 +446,16 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from rag.engine import smoke_test
-    from rag.generation import DEFAULT_MODEL
+    from rag.generate.selftest import smoke_test
 
-    print(f"selftest: {smoke_test(args.model or DEFAULT_MODEL)}")
+    print(f"selftest: {smoke_test(args.model or defaults.MODEL)}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import time
 
-    from rag.backends import default_store
-    from rag.eval_report import evaluate
-    from rag.evaluation import (
+    from rag.evaluate.metrics import (
         Setting,
         check_gold,
         corpus_index_dir,
@@ -463,8 +463,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         parse_compare,
         unknown_sources,
     )
-    from rag.generation import DEFAULT_MODEL
-    from rag.index import Index, IndexOpenError, default_index_dir
+    from rag.evaluate.report import evaluate
+    from rag.search.index import Index, default_index_dir
+    from rag.stores.base import IndexOpenError
+    from rag.stores.factory import default_store
 
     gold = load_gold(args.gold)
     check_gold(gold)
@@ -474,7 +476,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         gold = gold[: args.limit]
     if not gold:
         raise CommandError(f"no questions in {args.gold}")
-    base = Setting(mode=args.mode, model=args.model or DEFAULT_MODEL, retrieval_only=args.retrieval_only,
+    base = Setting(mode=args.mode, model=args.model or defaults.MODEL, retrieval_only=args.retrieval_only,
                    **({"k": args.k} if args.k is not None else {}))
     settings = parse_compare(args.compare, base)
     if args.embedder is not None and args.corpus is None:
@@ -491,7 +493,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         try:
             index = Index.open(index_dir, store=args.store, create=False)
         except IndexOpenError:
-            if Path(index_dir).exists() or (args.store or default_store()) != "faiss":
+            if Path(index_dir).exists() or (args.store or default_store()) != defaults.STORE:
                 raise
             raise CommandError(f"no index at {index_dir}; run `rag index seeds` or pass --corpus PATH") from None
     missing, named = unknown_sources(gold, index)
@@ -538,7 +540,7 @@ def _eval_command(args: argparse.Namespace) -> str:
                         ("--k", args.k), ("--limit", args.limit), ("--threads", args.threads)):
         if value is not None:
             words += [flag, str(value)]
-    if args.mode != "hybrid":
+    if args.mode != defaults.MODE:
         words += ["--mode", args.mode]
     if args.retrieval_only:
         words.append("--retrieval-only")
@@ -549,7 +551,7 @@ def _eval_command(args: argparse.Namespace) -> str:
 
 def _collection_dir(args: argparse.Namespace) -> Path:
     """The index directory of ``--collection``: it must exist except for ``rag index``, which creates it."""
-    from rag.collections import collection_dir, names
+    from rag.search.collections import collection_dir, names
 
     if args.index_dir is not None:
         raise CommandError("give --collection or --index-dir, not both")
@@ -562,7 +564,7 @@ def _collection_dir(args: argparse.Namespace) -> Path:
 
 
 def _error_types() -> tuple[type[BaseException], ...]:
-    """What becomes one line on stderr: the errors meant for users (rag.errors) and a file that
+    """What becomes one line on stderr: the errors meant for users (rag.core.errors) and a file that
     cannot be found or read; anything else is a bug and keeps its traceback."""
     return (RagError, FileNotFoundError, PermissionError)
 

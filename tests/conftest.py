@@ -4,39 +4,26 @@ and a tiny corpus."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-import rag.index
-from rag.answering import Assistant
+import rag.search.index
+from rag.answer.assistant import Assistant
 from rag.cli import main
-from rag.embedding import embedder_name
-from rag.generation import GenerationStats
-from rag.index import Index
-from rag.ui import ChatService, launch
+from rag.core.types import GenerationStats
+from rag.search.embedding import embedder_name
+from rag.search.index import Index
+from rag.serve.app import launch
+from rag.serve.service import ChatService
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
-
-
-def load_eval_script(name: str) -> ModuleType:
-    """``eval/<name>.py`` imported as module ``rag_<name>`` (the eval scripts are not a package)."""
-    path = Path(__file__).resolve().parent.parent / "eval" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"rag_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class FakeEmbedder:
@@ -298,7 +285,7 @@ def running(service: ChatService) -> Iterator[str]:
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI builds its embedder from a name; give it the fake one under that name."""
-    monkeypatch.setattr(rag.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
+    monkeypatch.setattr(rag.search.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""Generators that a :class:`rag.engine.ModelProcess` builds in its child process (tests/test_engine.py).
+"""Generators that a :class:`rag.generate.process.ModelProcess` builds in its child process (tests/test_engine.py).
 
 They live in a module of their own, importable by a fresh interpreter, and import nothing heavy.
 """
@@ -10,8 +10,8 @@ import signal
 import time
 from collections.abc import Iterator, Sequence
 
-from rag.errors import InvalidInput
-from rag.generation import GenerationStats
+from rag.core.errors import InvalidInput
+from rag.core.types import GenerationStats
 
 
 class ChildGenerator:
@@ -60,6 +60,6 @@ def child_generator(reply: str = "The Miller bakery won the prize [1].", pause: 
 
 
 def failing_generator() -> ChildGenerator:
-    from rag.errors import GeneratorError
+    from rag.core.errors import GeneratorError
 
     raise GeneratorError("cannot load the model /nowhere.gguf")

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import REFUSAL_TEXT, Answer, Assistant
-from rag.generation import GeneratorError, load_generator
-from rag.index import Index
-from rag.prompting import fixed_prefix
+from rag.answer.assistant import REFUSAL_TEXT, Answer, Assistant
+from rag.answer.prompting import fixed_prefix
+from rag.core.errors import GeneratorError
+from rag.generate.registry import load_generator
+from rag.search.index import Index
 
 from .conftest import FakeEmbedder, JudgingGenerator, ScriptedGenerator
 
@@ -176,7 +177,7 @@ def test_a_citation_of_a_pdf_names_the_page_of_its_quote(tmp_path: Path) -> None
     assert c.supported and "hospitals doubled" in c.quote
     assert c.page == 2 == index.document("report").page_of(c.start)
     assert answer.to_dict()["citations"][0]["page"] == 2
-    from rag.ui import render_sources
+    from rag.serve.render import render_sources
 
     assert "report · no date · p. 2</small>" in render_sources(answer)  # the sources panel names it too
 
@@ -201,8 +202,8 @@ def test_an_early_check_that_is_sure_refuses_before_the_model_is_asked(
 ) -> None:
     """Issue 33: the early check reads the question and the prompt's sources only; when its
     probability is under its threshold the model is never called."""
-    import rag.answering
-    from rag.verifier import EARLY, Verifier
+    import rag.answer.assistant
+    from rag.answer.verifier import EARLY, Verifier
 
     def check(threshold: float) -> Path:
         path = tmp_path / f"early-{threshold}.json"
@@ -211,7 +212,7 @@ def test_an_early_check_that_is_sure_refuses_before_the_model_is_asked(
                  threshold=threshold, generator="", generator_sha256="", embedder=index.settings.embedder).save(path)
         return path
 
-    monkeypatch.setattr(rag.answering, "EARLY_FILE", check(0.5))
+    monkeypatch.setattr(rag.answer.assistant, "EARLY_FILE", check(0.5))
     a = assistant(index, "The Miller bakery in Ashford won the national sourdough prize [1].")
     response = a.respond("Which bakery in Zanzibar won the Zurich prize?")  # names no source carries
     answer = response.answer()
@@ -220,6 +221,6 @@ def test_an_early_check_that_is_sure_refuses_before_the_model_is_asked(
     assert a.generator.conversations == []  # type: ignore[union-attr]
     assert answer.sources  # what was found stays on the answer for the curious
 
-    monkeypatch.setattr(rag.answering, "EARLY_FILE", check(0.01))  # never sure enough: the model answers
+    monkeypatch.setattr(rag.answer.assistant, "EARLY_FILE", check(0.01))  # never sure enough: the model answers
     a.ask("Which bakery in Zanzibar won the Zurich prize?")
     assert len(a.generator.conversations) == 1  # type: ignore[union-attr]

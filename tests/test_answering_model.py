@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answering import Assistant
-from rag.evaluation import is_correct
-from rag.generation import GenerationSettings
-from rag.index import Index
+from rag.answer.assistant import Assistant
+from rag.evaluate.metrics import is_correct
+from rag.generate.base import GenerationSettings
+from rag.search.index import Index
 
 from .conftest import SEEDS
 
@@ -39,7 +39,7 @@ def test_answers_with_citation_to_the_right_article(
     assert is_correct(answer.text, {"answers": answers}), answer.text
     supported = [c for c in answer.citations if c.supported]
     assert supported and {c.doc_id for c in supported} == {doc_id}, answer.citations
-    # scored by the fitted probes on the model's own hidden states (rag/verifier-probe.json)
+    # scored by the fitted probes on the model's own hidden states (rag/answer/verifier-probe.json)
     assert answer.trust is not None and answer.trust.scorer == "probes", answer.trust
     assert answer.trust.signals.probes and len(answer.trust.signals.probes) == 2
     assert answer.timings.first_token_s is not None and answer.timings.total_s >= answer.timings.first_token_s
@@ -69,9 +69,9 @@ def test_a_busy_machine_gets_one_thread_and_an_idle_one_all(assistant: Assistant
 
 
 def test_a_second_process_restores_the_warmed_prefix_and_answers_the_same(assistant: Assistant) -> None:
-    from rag.generation import load_generator
-    from rag.models import data_dir
-    from rag.prompting import SOURCES_HEADER, fixed_prefix
+    from rag.answer.prompting import SOURCES_HEADER, fixed_prefix
+    from rag.core.bundled import data_dir
+    from rag.generate.registry import load_generator
 
     warm = [*fixed_prefix(), {"role": "user", "content": SOURCES_HEADER}]
     question = "When did Bernard Quintin visit Doha?"

@@ -15,9 +15,10 @@ import pytest
 pytest.importorskip("gradio")
 openai = pytest.importorskip("openai")
 
-from rag.answering import REFUSAL_TEXT, Assistant  # noqa: E402
-from rag.api import ApiError, model_ids, parse_request  # noqa: E402
-from rag.ui import ChatService, launch  # noqa: E402
+from rag.answer.assistant import REFUSAL_TEXT, Assistant  # noqa: E402
+from rag.serve.api import ApiError, model_ids, parse_request  # noqa: E402
+from rag.serve.app import launch  # noqa: E402
+from rag.serve.service import ChatService  # noqa: E402
 
 from .conftest import RoutedGenerator, free_port, make_service  # noqa: E402
 

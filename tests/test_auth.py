@@ -17,7 +17,8 @@ pytest.importorskip("gradio_client")
 
 from gradio_client import Client  # noqa: E402
 
-from rag.ui import ChatService, launch  # noqa: E402
+from rag.serve.app import launch  # noqa: E402
+from rag.serve.service import ChatService
 
 from .conftest import free_port, make_service, run_cli  # noqa: E402
 

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from rag.ui import ChatService  # noqa: E402
+from rag.serve.service import ChatService  # noqa: E402
 
 from .conftest import make_service, running  # noqa: E402
 
@@ -119,7 +119,7 @@ def test_markup_in_articles_and_answers_never_runs(page: object) -> None:
 def test_the_collection_picker_switches_answers_and_documents(browser: object, service: ChatService, tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from rag.index import Index
+    from rag.search.index import Index
 
     from .conftest import FakeEmbedder
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import ChunkConfig, chunk_document, chunk_spans, split_sentences
-from rag.types import Document
+from rag.core.types import Document
+from rag.ingest.chunking import ChunkConfig, chunk_document, chunk_spans, split_sentences
 
 
 def sentences(text: str) -> list[str]:

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.citations import is_refusal, parse_markers, verify
-from rag.prompting import Source, sentence_spans
-from rag.types import Hit
+from rag.answer.citations import is_refusal, parse_markers, verify
+from rag.answer.prompting import sentence_spans
+from rag.core.types import Hit, Source
 
 DOC_A = (
     "The talks occurred during Minister Quintin's official visit to Doha on December 6, 2023. "

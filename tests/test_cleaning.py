@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.cleaning import clean, find_date, guess_title, is_boilerplate, normalize
-from rag.loading import load
-from rag.types import Document
+from rag.core.types import Document
+from rag.ingest.cleaning import clean, find_date, guess_title, is_boilerplate, normalize
+from rag.ingest.loading import load
 
 from .conftest import SEEDS
 

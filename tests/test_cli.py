@@ -100,7 +100,7 @@ def test_index_dir_from_environment(capsys: pytest.CaptureFixture[str], tmp_path
 def test_ask_prints_the_page_of_a_pdf_citation(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rag.answering
+    import rag.answer.assistant
 
     from .conftest import ScriptedGenerator, make_pdf
 
@@ -112,7 +112,7 @@ def test_ask_prints_the_page_of_a_pdf_citation(
     ]))
     d = str(tmp_path / "ix")
     assert run_cli(capsys, "index", str(folder), "--index-dir", d)[0] == 0
-    monkeypatch.setattr(rag.answering, "load_generator",
+    monkeypatch.setattr(rag.answer.assistant, "load_generator",
                         lambda *a, **k: ScriptedGenerator("The agency said they doubled in the year [1]."))
     code, out, _ = run_cli(capsys, "ask", "Ransomware attacks on hospitals in the year?", "--index-dir", d, "--no-judge")
     assert code == 0

@@ -13,11 +13,12 @@ from typing import Any
 import anyio
 import pytest
 
-from rag.answering import Assistant
-from rag.collections import Keys, parse_keys
-from rag.errors import InvalidInput
-from rag.index import Index
-from rag.ui import ChatService, launch
+from rag.answer.assistant import Assistant
+from rag.core.errors import InvalidInput
+from rag.search.collections import Keys, parse_keys
+from rag.search.index import Index
+from rag.serve.app import launch
+from rag.serve.service import ChatService
 
 from .conftest import HOSTILE, FakeEmbedder, RoutedGenerator, free_port, run_cli
 

@@ -1,4 +1,4 @@
-"""Sources that disagree about the asked fact are stated, not silently resolved (rag/conflicts.py)."""
+"""Sources that disagree about the asked fact are stated, not silently resolved (rag/answer/conflicts.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import Assistant
-from rag.conflicts import difference
-from rag.index import Index
+from rag.answer.assistant import Assistant
+from rag.answer.conflicts import difference
+from rag.search.index import Index
 
 from .conftest import FakeEmbedder, ScriptedGenerator
 
@@ -86,8 +86,8 @@ def test_sources_that_agree_raise_no_conflict(tmp_path: Path) -> None:
 
 
 def test_the_conflict_is_in_the_json_the_api_and_the_chat_window(disagreeing: Index) -> None:
-    from rag.api import ChatRequest, extra
-    from rag.ui import render_answer, render_sources
+    from rag.serve.api import ChatRequest, extra
+    from rag.serve.render import render_answer, render_sources
 
     answer, prompt = answer_citing(disagreeing, "visit", "December 6, 2023")
     [shape] = answer.to_dict()["conflicts"]
@@ -106,7 +106,7 @@ def test_the_conflict_is_in_the_json_the_api_and_the_chat_window(disagreeing: In
 def test_a_streamed_reply_ends_with_the_conflict_after_the_models_words(disagreeing: Index) -> None:
     import json
 
-    from rag.api import ChatRequest, stream_chunks
+    from rag.serve.api import ChatRequest, stream_chunks
 
     answer, _ = answer_citing(disagreeing, "visit", "December 6, 2023")
     request = ChatRequest("rag", "scripted", QUESTION, QUESTION, True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import MAX_TOPICS, Turn, is_followup, resolve_followup, topics
+from rag.answer.conversation import MAX_TOPICS, Turn, is_followup, resolve_followup, topics
 
 PREVIOUS = Turn("Who visited Doha?", "Bernard Quintin visited Doha [1].")
 

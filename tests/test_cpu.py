@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rag import cpu
+from rag.core import cpu
 
 
 def test_threads_left_by_other_processes() -> None:

@@ -1,7 +1,7 @@
 """The runnable examples in docstrings (``>>>``) of the small pure functions.
 
-Docstrings elsewhere that sketch a session against a real index and model (rag.index,
-rag.answering, rag.evaluation) are illustrations, not doctests, and are not run here.
+Docstrings elsewhere that sketch a session against a real index and model (rag.search.index,
+rag.answer.assistant, rag.evaluate.metrics) are illustrations, not doctests, and are not run here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import importlib
 
 import pytest
 
-MODULES = ["rag.retrieval", "rag.sparse", "rag.dense"]
+MODULES = ["rag.search.retrieval", "rag.stores.sparse", "rag.stores.dense"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embedding import (
+from rag.core.bundled import ModelUnavailableError, SplitZip, data_dir, split_model_path
+from rag.evaluate.metrics import Setting, corpus_index_dir, parse_compare
+from rag.search.embedding import (
     EMBEDDERS,
     E5Embedder,
     Embedder,
@@ -21,10 +23,9 @@ from rag.embedding import (
     embedder_name,
     load_embedder,
 )
-from rag.evaluation import Setting, corpus_index_dir, parse_compare
-from rag.index import Index, IndexOpenError
-from rag.models import ModelUnavailableError, SplitZip, data_dir, split_model_path
-from rag.retrieval import ALPHA, FusionSettings
+from rag.search.index import Index
+from rag.search.retrieval import ALPHA, FusionSettings
+from rag.stores.base import IndexOpenError
 
 from .conftest import FakeEmbedder
 
@@ -217,7 +218,7 @@ def test_a_split_model_in_the_wrong_order_or_damaged_is_refused(split_model: tup
 
 
 def test_the_early_refusal_floor_is_on_each_embedders_scale(tmp_path: Path) -> None:
-    from rag.embedding import relevance_floor
+    from rag.search.embedding import relevance_floor
 
     for bundled in EMBEDDERS.values():
         assert relevance_floor(bundled.name) == bundled.min_relevance

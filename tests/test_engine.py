@@ -1,4 +1,4 @@
-"""The model engine in its own process (rag/engine.py): answers stream from the child, and a child
+"""The model engine in its own process (rag/generate/process.py): answers stream from the child, and a child
 that crashes, is killed or runs too long costs one answer, never the caller.
 
 The child builds a fake generator (tests/fake_models.py); the last tests run the bundled model.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import Assistant
-from rag.engine import ModelProcess
-from rag.errors import GeneratorError, InvalidInput
-from rag.ui import ChatService
+from rag.answer.assistant import Assistant
+from rag.core.errors import GeneratorError, InvalidInput
+from rag.generate.process import ModelProcess
+from rag.serve.service import ChatService
 
 from .conftest import SEEDS, FakeEmbedder, run_cli, running
 from .fake_models import child_generator, failing_generator
@@ -158,7 +158,7 @@ def _post(url: str, question: str) -> tuple[int, dict]:  # type: ignore[type-arg
 
 
 def test_the_server_answers_the_next_question_after_its_model_process_is_killed(tmp_path: Path, tiny_corpus: Path) -> None:
-    from rag.index import Index
+    from rag.search.index import Index
 
     index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
     index.add([tiny_corpus])

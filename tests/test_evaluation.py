@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rag.evaluation import (
+from rag.evaluate.metrics import (
     Record,
     Setting,
     answer_metrics,

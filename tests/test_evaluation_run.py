@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-import rag.answering
-import rag.index
-from rag.answering import Assistant
+import rag.answer.assistant
+import rag.search.index
+from rag.answer.assistant import Assistant
 from rag.cli import main
-from rag.embedding import embedder_name
-from rag.eval_report import evaluate
-from rag.evaluation import Setting, load_gold
-from rag.index import Index
+from rag.evaluate.metrics import Setting, load_gold
+from rag.evaluate.report import evaluate
+from rag.search.embedding import embedder_name
+from rag.search.index import Index
 
 from .conftest import FakeEmbedder
 
@@ -112,7 +112,7 @@ def test_compare_writes_one_folder_per_setting_and_loads_the_model_once(
         loads.append(name)
         return ByQuestionGenerator()
 
-    monkeypatch.setattr(rag.answering, "load_generator", fake_load)
+    monkeypatch.setattr(rag.answer.assistant, "load_generator", fake_load)
     out = tmp_path / "out"
     settings = [Setting(mode=m, model="qwen-0.5b") for m in ("bm25", "dense", "hybrid")]
     results = evaluate(load_gold(gold_file), index, settings, out)
@@ -127,7 +127,7 @@ def test_compare_words_sends_the_model_fewer_source_words(
     index: Index, gold_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generator = ByQuestionGenerator()
-    monkeypatch.setattr(rag.answering, "load_generator", lambda name, settings=None: generator)
+    monkeypatch.setattr(rag.answer.assistant, "load_generator", lambda name, settings=None: generator)
     out = tmp_path / "out"
     results = evaluate(load_gold(gold_file), index, [Setting(k=2), Setting(k=2, words=8)], out)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["qwen-1.5b-hybrid-k2", "qwen-1.5b-hybrid-k2-w8"]
@@ -140,8 +140,8 @@ def test_compare_words_sends_the_model_fewer_source_words(
 
 
 def test_a_setting_shapes_the_assistants_prompt(index: Index) -> None:
-    from rag.eval_report import _assistant
-    from rag.prompting import build_prompt, select_sources
+    from rag.answer.prompting import build_prompt, select_sources
+    from rag.evaluate.report import _assistant
 
     assistant = _assistant(index, Setting(k=2, words=8, labels="title-if-new"), None, None)
     assert (assistant.context_words, assistant.source_labels) == (8, "title-if-new")
@@ -157,8 +157,8 @@ def test_a_setting_shapes_the_assistants_prompt(index: Index) -> None:
 
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rag.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
-    monkeypatch.setattr(rag.answering, "load_generator", lambda name, settings=None: ByQuestionGenerator())
+    monkeypatch.setattr(rag.search.index, "load_embedder", lambda spec: FakeEmbedder(name=embedder_name(spec)))
+    monkeypatch.setattr(rag.answer.assistant, "load_generator", lambda name, settings=None: ByQuestionGenerator())
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import Answer, Assistant
-from rag.feedback import feedback_path, record_feedback
-from rag.index import Index
+from rag.answer.assistant import Answer, Assistant
+from rag.search.index import Index
+from rag.serve.feedback import feedback_path, record_feedback
 
 from .conftest import ScriptedGenerator
 

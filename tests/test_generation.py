@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.generation import GenerationSettings
+from rag.generate.base import GenerationSettings
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,14 @@
-"""Hidden states read from llama.cpp's graph (rag/hidden.py), with the small bundled model."""
+"""Hidden states read from llama.cpp's graph (rag/generate/hidden.py), with the small bundled model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rag.generation import GenerationSettings, LlamaCppGenerator
-from rag.hidden import LayerTap
-from rag.models import gguf_path
+from rag.core.bundled import gguf_path
+from rag.generate.base import GenerationSettings
+from rag.generate.hidden import LayerTap
+from rag.generate.llamacpp import LlamaCppGenerator
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def test_a_disarmed_tap_keeps_nothing_and_changes_no_answer(tapped) -> None:
 
 
 def test_a_generator_given_hidden_layers_keeps_the_prompt_and_answer_states(tapped) -> None:
-    """GenerationSettings.hidden_layers: what the probe verifier reads (rag/verifier.py), the same
+    """GenerationSettings.hidden_layers: what the probe verifier reads (rag/answer/verifier.py), the same
     state a caller's tap reads at the prompt's end, and the answer unchanged."""
     settings = GenerationSettings(threads=2, adapt_threads=False, hidden_layers=(12,))
     generator = LlamaCppGenerator(gguf_path("qwen-0.5b"), settings, name="qwen-0.5b")

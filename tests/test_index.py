@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import ChunkConfig
-from rag.index import FORMAT_VERSION, Index, IndexOpenError
-from rag.sparse import BM25Index
+from rag.ingest.chunking import ChunkConfig
+from rag.search.index import FORMAT_VERSION, Index
+from rag.stores.base import IndexOpenError
+from rag.stores.sparse import BM25Index
 
 from .conftest import FakeEmbedder
 
@@ -209,7 +210,7 @@ KILL_SCRIPT = textwrap.dedent(
     import numpy as np
     sys.path.insert(0, {tests!r})
     from conftest import FakeEmbedder
-    from rag.index import Index
+    from rag.search.index import Index
 
     real_save = np.save
     def slow_save(path, array, *a, **kw):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import ATTACH_PROBABILITY, SUPPORT_PROBABILITY, verify
-from rag.judging import Judge
-from rag.prompting import Source, sentence_spans
-from rag.types import Hit
+from rag.answer.citations import ATTACH_PROBABILITY, SUPPORT_PROBABILITY, verify
+from rag.answer.judging import Judge
+from rag.answer.prompting import sentence_spans
+from rag.core.types import Hit, Source
 
 from .conftest import JudgingGenerator
 

@@ -1,4 +1,4 @@
-"""The one place that decides how llama.cpp loads (rag/llamacpp.py), tested with faked
+"""The one place that decides how llama.cpp loads (rag/generate/runtime.py), tested with faked
 /proc/cpuinfo files: no AMX machine is needed to test the AMX rule."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import llamacpp
+from rag.generate import runtime as llamacpp
 
 # Trimmed from real /proc/cpuinfo files.
 SAPPHIRE_RAPIDS = """processor\t: 0
@@ -120,8 +120,9 @@ def test_describe_names_the_cpu_and_the_decision(monkeypatch) -> None:
 @pytest.mark.integration
 @pytest.mark.usefixtures("restore_llama_defaults")
 def test_the_bundled_model_loads_with_the_chosen_parameters_and_answers() -> None:
-    from rag.generation import GenerationSettings, LlamaCppGenerator
-    from rag.models import gguf_path
+    from rag.core.bundled import gguf_path
+    from rag.generate.base import GenerationSettings
+    from rag.generate.llamacpp import LlamaCppGenerator
 
     generator = LlamaCppGenerator(gguf_path("qwen-1.5b"), GenerationSettings(threads=2), name="qwen-1.5b")
     assert generator._llm.model_params.use_extra_bufts is llamacpp.extra_buffers_allowed()

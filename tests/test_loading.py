@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.loading import Skipped, load
-from rag.types import Document
+from rag.core.types import Document, Skipped
+from rag.ingest.loading import load
 
 from .conftest import make_pdf
 

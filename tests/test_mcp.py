@@ -1,4 +1,4 @@
-"""`rag mcp`: the index served to the official MCP client (rag/mcp_server.py)."""
+"""`rag mcp`: the index served to the official MCP client (rag/serve/mcp_server.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from rag.answering import REFUSAL_TEXT, Assistant
-from rag.index import Index
+from rag.answer.assistant import REFUSAL_TEXT, Assistant
+from rag.search.index import Index
 
 from .conftest import SEEDS, ScriptedGenerator
 
@@ -21,8 +21,8 @@ def run(coroutine):  # type: ignore[no-untyped-def]
 
 
 def server_for(index: Index, reply: str):  # type: ignore[no-untyped-def]
-    from rag.mcp_server import build
-    from rag.ui import ChatService
+    from rag.serve.mcp_server import build
+    from rag.serve.service import ChatService
 
     assistant = Assistant(index, model="scripted", generator=ScriptedGenerator(reply))
     return build(ChatService(index, model="scripted", assistants={"scripted": assistant}))

@@ -1,7 +1,7 @@
 """Integration: the OpenAI-compatible backend against a real llama.cpp server on loopback.
 
-The server is llama-cpp-python's own (the ``server`` extra), started as ``python -m rag.llamacpp
-server`` so that it loads the model as the project does on every CPU (rag/llamacpp.py: no AMX
+The server is llama-cpp-python's own (the ``server`` extra), started as ``python -m rag.generate.runtime
+server`` so that it loads the model as the project does on every CPU (rag/generate/runtime.py: no AMX
 buffer where it crashes), serving the bundled Qwen 1.5B GGUF; the assistant talks to it only
 over HTTP.
 """
@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import Assistant
-from rag.evaluation import is_correct
-from rag.generation import GenerationSettings, GeneratorError, OpenAIGenerator, load_generator
-from rag.index import Index
-from rag.models import gguf_path
+from rag.answer.assistant import Assistant
+from rag.core.bundled import gguf_path
+from rag.core.errors import GeneratorError
+from rag.evaluate.metrics import is_correct
+from rag.generate.base import GenerationSettings
+from rag.generate.registry import load_generator
+from rag.generate.remote import OpenAIGenerator
+from rag.search.index import Index
 
 from .conftest import SEEDS
 
@@ -44,7 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [
-        sys.executable, "-m", "rag.llamacpp", "server", "--model", str(gguf_path("qwen-1.5b")),
+        sys.executable, "-m", "rag.generate.runtime", "server", "--model", str(gguf_path("qwen-1.5b")),
         "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False",
     ]

@@ -12,8 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag.generation import OpenAIGenerator, ScoresUnavailable
-from rag.judging import Judge
+from rag.answer.judging import Judge
+from rag.generate.base import ScoresUnavailable
+from rag.generate.remote import OpenAIGenerator
 
 
 def serve(mode: str) -> tuple[ThreadingHTTPServer, list[dict]]:
@@ -92,7 +93,7 @@ def test_a_server_without_log_probabilities_gets_the_word_check_said_once(
     generator: tuple[OpenAIGenerator, list[dict]], caplog: pytest.LogCaptureFixture
 ) -> None:
     gen, bodies = generator
-    with caplog.at_level(logging.WARNING, logger="rag.generation"):
+    with caplog.at_level(logging.WARNING, logger="rag.generate.remote"):
         assert "".join(gen.stream(MESSAGES)) == "Paris [1]."
         assert "".join(gen.stream(MESSAGES)) == "Paris [1]."
     assert gen.stats is None and gen.scores is False

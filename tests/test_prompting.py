@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rag.prompting import CONTEXT_WORDS, build_prompt, lexical_overlap, select_sources
-from rag.sparse import tokenize
-from rag.types import Hit
+from rag.answer.prompting import CONTEXT_WORDS, build_prompt, lexical_overlap, select_sources
+from rag.core.types import Hit
+from rag.stores.sparse import tokenize
 
 from .conftest import FakeEmbedder
 

@@ -1,4 +1,4 @@
-"""`rag index --ray`: passages embedded on a Ray cluster (rag/ray_embedding.py), tested with a
+"""`rag index --ray`: passages embedded on a Ray cluster (rag/search/ray_embedding.py), tested with a
 local Ray started by the test; and the one-line error without Ray."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.errors import InvalidInput
-from rag.index import Index, IndexOpenError
+from rag.core.errors import InvalidInput
+from rag.search.index import Index
+from rag.stores.base import IndexOpenError
 
 from .conftest import FakeEmbedder, run_cli
 
@@ -19,7 +20,7 @@ from .conftest import FakeEmbedder, run_cli
 def test_without_ray_the_flag_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path, fake_model: None
 ) -> None:
-    from rag.ray_embedding import RayEmbedder
+    from rag.search.ray_embedding import RayEmbedder
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
     with pytest.raises(InvalidInput, match=r"pip install '\.\[ray\]'"):
@@ -48,7 +49,7 @@ def local_ray() -> Iterator[None]:
 def test_ray_workers_embed_what_this_process_would(local_ray: None, tiny_corpus: Path, tmp_path: Path) -> None:
     """The same corpus indexed here and on a local Ray (two worker processes): the same passages,
     the same vectors (float32 tolerance), the same search results; re-indexing adds nothing."""
-    from rag.ray_embedding import RayEmbedder
+    from rag.search.ray_embedding import RayEmbedder
 
     here = Index.open(tmp_path / "here")
     here.add([tiny_corpus])

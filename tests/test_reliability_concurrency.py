@@ -20,9 +20,9 @@ pytest.importorskip("gradio_client")
 
 from gradio_client import Client  # noqa: E402
 
-from rag.answering import Assistant  # noqa: E402
-from rag.index import Index  # noqa: E402
-from rag.ui import ChatService  # noqa: E402
+from rag.answer.assistant import Assistant  # noqa: E402
+from rag.search.index import Index  # noqa: E402
+from rag.serve.service import ChatService  # noqa: E402
 
 from .conftest import (
     FakeEmbedder,  # noqa: E402
@@ -194,7 +194,7 @@ def test_concurrency_must_be_positive(tmp_path: Path) -> None:
 
 
 def test_a_waiting_writer_goes_before_later_readers() -> None:
-    from rag.ui import ReadWriteLock
+    from rag.serve.service import ReadWriteLock
 
     lock, order = ReadWriteLock(), []
     first_in = threading.Event()

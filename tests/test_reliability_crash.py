@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import Assistant
-from rag.index import Index
+from rag.answer.assistant import Assistant
+from rag.search.index import Index
 
 from .conftest import FakeEmbedder, RoutedGenerator
 
@@ -33,9 +33,9 @@ CHILD = textwrap.dedent(
     import numpy as np
     sys.path.insert(0, {tests!r})
     from conftest import FakeEmbedder
-    import rag.index, rag.store
+    import rag.search.index, rag.stores.generations
     from rag.cli import main
-    from rag.embedding import embedder_name
+    from rag.search.embedding import embedder_name
 
     pause_at = os.environ.get("RAG_TEST_PAUSE_AT", "")
 
@@ -62,12 +62,12 @@ CHILD = textwrap.dedent(
             return result
         setattr(module, name, wrapped)
 
-    rag.index.load_embedder = lambda spec: Embedder(name=embedder_name(spec))
+    rag.search.index.load_embedder = lambda spec: Embedder(name=embedder_name(spec))
     wrap(np, "save", "saved-arrays", lambda path, *a: str(path).endswith("vectors.npy"))
-    wrap(rag.store, "_fsync_tree", "written")
-    wrap(rag.store.os, "rename", "renamed")
-    wrap(rag.store.os, "replace", "switched")
-    wrap(rag.store.shutil, "rmtree", "collected-old",
+    wrap(rag.stores.generations, "_fsync_tree", "written")
+    wrap(rag.stores.generations.os, "rename", "renamed")
+    wrap(rag.stores.generations.os, "replace", "switched")
+    wrap(rag.stores.generations.shutil, "rmtree", "collected-old",
          lambda path, *a: os.path.isdir(path) and os.path.basename(path).startswith("gen-"))
     sys.exit(main(["index", *sys.argv[1:], "--quiet"]))
     """

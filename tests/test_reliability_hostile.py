@@ -15,12 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.answering import Answer, Timings
-from rag.citations import AnswerSentence, Citation
-from rag.loading import SUPPORTED_SUFFIXES
-from rag.prompting import Source, Span
-from rag.types import Hit
-from rag.ui import ChatService, escape_text, render_answer, render_sources, safe_upload_name
+from rag.answer.assistant import Answer, Timings
+from rag.core.types import AnswerSentence, Citation, Hit, Source, Span
+from rag.ingest.loading import SUPPORTED_SUFFIXES
+from rag.serve.render import escape_text, render_answer, render_sources
+from rag.serve.service import ChatService, safe_upload_name
 
 from .conftest import make_service
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import MAX_QUESTION_CHARS
-from rag.index import Index
-from rag.ui import ChatService, escape_text, render_answer
+from rag.answer.assistant import MAX_QUESTION_CHARS
+from rag.search.index import Index
+from rag.serve.render import escape_text, render_answer
+from rag.serve.service import ChatService
 
 from .conftest import make_service, run_cli
 
@@ -249,12 +250,12 @@ def test_damaged_index_is_one_error_everywhere_and_rebuild_recovers(
 def test_unusable_questions_fail_before_any_model_loads(
     capsys: pytest.CaptureFixture[str], built: Path, question: str, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rag.answering
+    import rag.answer.assistant
 
     def no_model(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model must not be loaded for a question that is refused anyway")
 
-    monkeypatch.setattr(rag.answering, "load_generator", no_model)
+    monkeypatch.setattr(rag.answer.assistant, "load_generator", no_model)
     code, _, err = run_cli(capsys, "ask", question, "--index-dir", str(built))
     assert_one_error_line(code, err, message)
 
@@ -304,7 +305,7 @@ BIG_FILE_SCRIPT = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    import rag.index
+    import rag.search.index
     from rag.cli import main
 
     class CheapEmbedder:
@@ -317,7 +318,7 @@ BIG_FILE_SCRIPT = textwrap.dedent(
             return out / np.linalg.norm(out, axis=1, keepdims=True)
         embed_query = embed
 
-    rag.index.load_embedder = lambda spec: CheapEmbedder()
+    rag.search.index.load_embedder = lambda spec: CheapEmbedder()
     started = time.monotonic()
     code = main(["index", sys.argv[1], "--index-dir", sys.argv[2], "--quiet"])
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would report the forking
@@ -360,8 +361,8 @@ def test_a_50_mb_file_is_indexed_in_bounded_memory(capsys: pytest.CaptureFixture
     assert "1 added" in proc.stdout and "holds 4 documents" in proc.stdout
     peak_mb = int(proc.stdout.split("PEAK_KB ")[1].split()[0]) / 1024
     # Measured 640 MB for this 50 MB file (cleaned copies of the text, chunks, BM25 token
-    # lists). Before runs without a full stop were streamed (rag/chunking.py) and lone spaces
-    # left alone (rag/cleaning.py), 50 MB of such text took 1.5 GB.
+    # lists). Before runs without a full stop were streamed (rag/ingest/chunking.py) and lone spaces
+    # left alone (rag/ingest/cleaning.py), 50 MB of such text took 1.5 GB.
     assert peak_mb < 16 * size_mb, f"peak RSS {peak_mb:.0f} MB for a {size_mb:.0f} MB file"
     index = Index.open(built)
     assert doc_ids(capsys, built) == ["bakery", "chess", "report", "volcano"]

@@ -10,11 +10,11 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import rag.chunking
-from rag.chunking import ChunkConfig, chunk_document, chunk_spans
-from rag.citations import MARKER, parse_markers, verify
-from rag.prompting import Source, sentence_spans
-from rag.types import Document, Hit
+import rag.ingest.chunking
+from rag.answer.citations import MARKER, parse_markers, verify
+from rag.answer.prompting import sentence_spans
+from rag.core.types import Document, Hit, Source
+from rag.ingest.chunking import ChunkConfig, chunk_document, chunk_spans
 
 _words = st.sampled_from(["a", "bb", "word", "Dr.", "U.S.", "3.5", "née", "🌊", "x,", "(y)", '"q"', "—"])
 _breaks = st.sampled_from([" ", " ", " ", ". ", "! ", "? ", "\n", "\n\n", "  ", "\t", "\u00a0", ".\n"])
@@ -58,12 +58,12 @@ def test_chunks_lose_and_repeat_nothing_outside_the_overlap(text: str, config: t
     config=_config,
 )
 def test_long_sentences_are_cut_the_same_way_when_streamed(runs: list[str], config: tuple[int, int]) -> None:
-    """Sentences over rag.chunking._LONG_SENTENCE_CHARS are cut by streaming over their words;
+    """Sentences over rag.ingest.chunking._LONG_SENTENCE_CHARS are cut by streaming over their words;
     with the threshold at 0 (everything streamed) the chunks must be the same."""
     text = ".\n".join(runs)
     chunking = ChunkConfig(*config)
     expected = chunk_spans(text, chunking)
-    with mock.patch.object(rag.chunking, "_LONG_SENTENCE_CHARS", 0):
+    with mock.patch.object(rag.ingest.chunking, "_LONG_SENTENCE_CHARS", 0):
         assert chunk_spans(text, chunking) == expected
     assert all(len(text[a:b].split()) <= chunking.size for a, b in expected)
 

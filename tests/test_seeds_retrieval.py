@@ -78,7 +78,7 @@ def test_embedder_api() -> None:
 
 @pytest.mark.parametrize("name", ["e5-small-q4", "embeddinggemma-300m"])
 def test_asymmetric_embedders_embed_queries_and_documents_apart(name: str) -> None:
-    from rag.embedding import load_embedder
+    from rag.search.embedding import load_embedder
 
     embedder = load_embedder(name)
     question = embedder.embed_query(["Where did the Belgian minister meet Qatari officials?"])

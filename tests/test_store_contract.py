@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import Index, IndexOpenError
-from rag.types import Document
+from rag.core.types import Document
+from rag.search.index import Index
+from rag.stores.base import IndexOpenError
 
 from .conftest import SEEDS, FakeEmbedder
 
@@ -157,7 +158,7 @@ def test_reopen_from_a_new_process(tmp_path: Path, store: str, tiny_corpus: Path
         import json, sys
         sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
         from tests.conftest import FakeEmbedder
-        from rag.index import Index
+        from rag.search.index import Index
         index = Index.open({str(tmp_path / "index")!r}, store={store!r}, embedder=FakeEmbedder())
         if sys.argv[1] == "write":
             index.add([{str(tiny_corpus)!r}])
@@ -174,7 +175,7 @@ def test_reopen_from_a_new_process(tmp_path: Path, store: str, tiny_corpus: Path
 @pytest.mark.integration
 def test_seeds_rank_the_same_first_article_on_both_backends(tmp_path: Path) -> None:
     """With the real embedder, every seeds gold question gets the same first article from FAISS
-    and from Milvus Lite in each mode (both BM25s see the same terms, rag/milvus_backend.py)."""
+    and from Milvus Lite in each mode (both BM25s see the same terms, rag/stores/milvus_store.py)."""
     faiss = Index.open(tmp_path / "index", store="faiss")
     milvus = Index.open(tmp_path / "index", store=f"milvus:{tmp_path / 'seeds.db'}")
     for index in (faiss, milvus):

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.generation import GenerationSettings, TransformersGenerator, load_generator
+from rag.generate.base import GenerationSettings
+from rag.generate.hf import TransformersGenerator
+from rag.generate.registry import load_generator
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,8 @@ import math
 
 import pytest
 
-from rag.citations import AnswerSentence, Citation
-from rag.generation import GenerationStats
-from rag.trust import RULE_REASONS, THRESHOLD, Signals, assess, score
+from rag.answer.trust import RULE_REASONS, THRESHOLD, Signals, assess, score
+from rag.core.types import AnswerSentence, Citation, GenerationStats
 
 STRONG = Signals(relevance=0.7, answer_probability=0.999, confidence=-0.05, support=0.97)
 WEAK = Signals(relevance=0.3, answer_probability=0.6, confidence=-1.5, support=0.2)
@@ -99,7 +98,7 @@ def test_the_kept_rules_withhold(question: str, answer: str, quote: str, fired: 
 
 
 def test_score_matches_the_logistic_formula() -> None:
-    from rag.trust import BIAS, WEIGHTS, features
+    from rag.answer.trust import BIAS, WEIGHTS, features
 
     x = features(STRONG)
     assert x is not None

@@ -10,19 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import REFUSAL_TEXT, Answer, Assistant
-from rag.conversation import Turn
-from rag.index import Index
-from rag.ui import (
-    MAX_UPLOAD_BYTES,
-    MAX_UPLOAD_FILES,
-    ChatService,
-    check_uploads,
-    escape_text,
-    render_answer,
-    render_sources,
-    safe_upload_name,
-)
+from rag.answer.assistant import REFUSAL_TEXT, Answer, Assistant
+from rag.answer.conversation import Turn
+from rag.search.index import Index
+from rag.serve.render import escape_text, render_answer, render_sources
+from rag.serve.service import MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, ChatService, check_uploads, safe_upload_name
 
 from .conftest import FakeEmbedder, JudgingGenerator, RoutedGenerator, make_service
 

@@ -15,9 +15,9 @@ pytest.importorskip("gradio_client")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from rag.answering import Assistant  # noqa: E402
-from rag.feedback import feedback_path  # noqa: E402
-from rag.ui import MAX_UPLOAD_FILES, ChatService  # noqa: E402
+from rag.answer.assistant import Assistant  # noqa: E402
+from rag.serve.feedback import feedback_path  # noqa: E402
+from rag.serve.service import MAX_UPLOAD_FILES, ChatService  # noqa: E402
 
 from .conftest import RoutedGenerator, free_port, make_service, running  # noqa: E402
 
@@ -170,7 +170,7 @@ def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -
 
     import openai
 
-    from rag.index import Index
+    from rag.search.index import Index
 
     from .conftest import SEEDS
 

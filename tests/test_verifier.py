@@ -1,4 +1,4 @@
-"""The verifier's cheap lexical signals (rag/verifier.py), on fixed inputs."""
+"""The verifier's cheap lexical signals (rag/answer/verifier.py), on fixed inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.models import BUNDLED
-from rag.verifier import FILE, LEXICAL, Probe, Verifier, for_models, lexical, probe_layers
+from rag.answer.verifier import FILE, LEXICAL, Probe, Verifier, for_models, lexical, probe_layers
+from rag.core.bundled import BUNDLED
 
 QUESTION = "Who did Belgium's interior minister meet in Doha in 2023?"
 FIRST = {"score": 0.8, "dense": 0.6, "bm25": 12.5}
@@ -46,9 +46,9 @@ def test_no_quotes_and_nothing_named_is_not_an_error() -> None:
 
 
 def test_the_quotes_are_the_cited_sentences_chosen_by_shared_words() -> None:
-    from rag.prompting import Source, sentence_spans
-    from rag.types import Hit
-    from rag.verifier import quotes
+    from rag.answer.prompting import sentence_spans
+    from rag.answer.verifier import quotes
+    from rag.core.types import Hit, Source
 
     text = ("The talks occurred during Minister Quintin's official visit to Doha on December 6, 2023. "
             "A follow-up meeting is anticipated in the first half of 2024.")
@@ -78,8 +78,8 @@ def test_the_probability_is_a_logistic_function_of_the_standardised_inputs() -> 
 
 
 def test_a_near_miss_is_withheld_and_the_answer_about_the_asked_country_shown() -> None:
-    from rag.citations import AnswerSentence, Citation
-    from rag.trust import Signals, assess
+    from rag.answer.trust import Signals, assess
+    from rag.core.types import AnswerSentence, Citation
 
     sentence = [AnswerSentence(text="They met Italy [1].", citations=(1,), supported=True, support=0.95)]
     quote = "Italy's minister met Qatar's minister in Doha."
@@ -98,7 +98,7 @@ def test_a_near_miss_is_withheld_and_the_answer_about_the_asked_country_shown() 
 
 def test_without_a_verifier_file_the_product_falls_back_and_says_so_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     missing = tmp_path / "verifier.json"
-    with caplog.at_level(logging.WARNING, logger="rag.verifier"):
+    with caplog.at_level(logging.WARNING, logger="rag.answer.verifier"):
         assert for_models("qwen-1.5b", "all-MiniLM-L6-v2", missing) is None
         assert for_models("qwen-1.5b", "all-MiniLM-L6-v2", missing) is None
     said = [r.getMessage() for r in caplog.records]
@@ -127,7 +127,7 @@ def test_a_broken_verifier_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_the_committed_verifier_loads_and_applies_to_the_default_models() -> None:
-    from rag.embedding import DEFAULT_MODEL
+    from rag.search.embedding import MINILM_NAME as DEFAULT_MODEL
 
     verifier = Verifier.load(FILE)
     assert verifier.mismatch("qwen-1.5b", DEFAULT_MODEL) is None
@@ -165,7 +165,7 @@ def test_withholding_leaves_out_each_questions_own_paragraphs(index) -> None:  #
 # ---------------------------------------------------------------------- the early check
 
 def test_the_early_checks_inputs_look_for_the_question_in_the_sources() -> None:
-    from rag.verifier import EARLY, early
+    from rag.answer.verifier import EARLY, early
 
     apart = dict(zip(EARLY, early(QUESTION, ["Belgium's minister spoke in Brussels.", "Italy's minister met them in Doha in 2023."], 0.5), strict=True))
     together = dict(zip(EARLY, early(QUESTION, ["Belgium's interior minister met them in Doha in 2023."], 0.5), strict=True))
@@ -220,10 +220,10 @@ def test_a_probe_verifier_reads_all_its_probes_or_none(tmp_path: Path) -> None:
 
 
 def test_an_answer_carrying_hidden_states_is_decided_by_the_probes(index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """The assistant scores with rag/verifier-probe.json when the generator kept the states its
+    """The assistant scores with rag/answer/verifier-probe.json when the generator kept the states its
     probes read, and falls back to the verifier without probes when it did not."""
-    from rag import answering
-    from rag.answering import Assistant
+    from rag.answer import assistant as answering
+    from rag.answer.assistant import Assistant
 
     from .conftest import JudgingGenerator
 
@@ -247,10 +247,10 @@ def test_an_answer_carrying_hidden_states_is_decided_by_the_probes(index, tmp_pa
 
 
 def test_the_committed_probe_verifier_is_small_and_reads_qwen_15b_states() -> None:
-    """rag/verifier-probe.json: fitted for the bundled qwen-1.5b (1,536-wide hidden states) and
+    """rag/answer/verifier-probe.json: fitted for the bundled qwen-1.5b (1,536-wide hidden states) and
     the default embedder, one probe at the prompt's end and one at the answer's last token."""
-    from rag.embedding import DEFAULT_MODEL
-    from rag.verifier import PROBE_FILE
+    from rag.answer.verifier import PROBE_FILE
+    from rag.search.embedding import MINILM_NAME as DEFAULT_MODEL
 
     verifier = Verifier.load(PROBE_FILE)
     assert PROBE_FILE.stat().st_size < 200_000

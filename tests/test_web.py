@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.index import Index
-from rag.loading import Skipped, load
-from rag.types import Document
-from rag.web import MAX_PAGE_BYTES, url_id
+from rag.core.types import Document, Skipped
+from rag.ingest.loading import load
+from rag.ingest.web import MAX_PAGE_BYTES, url_id
+from rag.search.index import Index
 
 from .conftest import FakeEmbedder, run_cli
 
@@ -116,8 +116,8 @@ def test_the_cli_indexes_a_url_and_reports_a_bad_one(
 
 
 def test_an_answer_from_a_page_links_its_citation_to_the_page(site: str, tmp_path: Path) -> None:
-    from rag.answering import Assistant
-    from rag.ui import render_sources
+    from rag.answer.assistant import Assistant
+    from rag.serve.render import render_sources
 
     from .conftest import ScriptedGenerator
 

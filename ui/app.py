@@ -1,6 +1,6 @@
 """Start the chat window: ``python ui/app.py [OPTIONS]`` is ``rag serve [OPTIONS]``.
 
-The app itself lives in :mod:`rag.ui` (importable and tested); this file only launches it.
+The app itself lives in :mod:`rag.serve.app` (importable and tested); this file only launches it.
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ import numpy as np
 
 from eval.common import ROOT, auroc, git, read_jsonl
 from eval.verifier_collect import SETS, in_prompt, load_gold, open_index, parts
-from rag.chunking import split_sentences
-from rag.evaluation import normalize
+from rag.evaluate.metrics import normalize_answer as normalize
+from rag.ingest.chunking import split_sentences
 
 DATA = ROOT / ".rag" / "cross"
 OUT = ROOT / "eval" / "results" / "verifier"
@@ -104,7 +104,7 @@ def pool_pairs() -> list[dict[str, Any]]:
 
 def dev_prompts(name: str) -> list[dict[str, Any]]:
     """Each question's prompt sentences and labels for one dev set, cached in ``.rag/cross/``."""
-    from rag.answering import Assistant
+    from rag.answer.assistant import Assistant
 
     path = DATA / f"{name}.jsonl"
     if path.exists():
@@ -129,7 +129,7 @@ def dev_prompts(name: str) -> list[dict[str, Any]]:
 
 def early_scores(name: str) -> np.ndarray | None:
     """The early check's logistic model on a set (``eval/early_fit.py``'s cache), for comparison."""
-    from rag.verifier import Verifier
+    from rag.answer.verifier import Verifier
 
     cache, fitted = ROOT / ".rag" / "early" / f"{name}.jsonl", OUT / "early.json"
     if not cache.exists() or not fitted.exists():

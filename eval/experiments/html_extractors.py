@@ -47,15 +47,15 @@ def score(truth: str, kept: str) -> tuple[float, float]:
 
 
 def ours(html: str) -> str:
-    from rag.cleaning import clean
-    from rag.loading import _html_text
+    from rag.ingest.cleaning import clean
+    from rag.ingest.loading import _html_text
 
     return clean(_html_text(html)[1])
 
 
 def trafilatura_text(html: str) -> str:
-    from rag.cleaning import clean
-    from rag.web import FetchError, page
+    from rag.ingest.cleaning import clean
+    from rag.ingest.web import FetchError, page
 
     try:
         return page("https://example.com/page", html).text

@@ -19,9 +19,9 @@ import argparse
 import re
 
 from eval.common import DEV_SETS
-from rag.evaluation import corpus_index_dir, load_gold
-from rag.index import Index
-from rag.types import Hit
+from rag.core.types import Hit
+from rag.evaluate.metrics import corpus_index_dir, load_gold
+from rag.search.index import Index
 
 K = 4
 LEADING = {"were", "are", "is", "was", "which", "who", "what", "when", "where", "did", "do", "does", "how", "in",

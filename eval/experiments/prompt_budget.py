@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 from eval.common import DEV_SETS, ROOT
-from rag import prompting
-from rag.evaluation import corpus_index_dir, is_correct, load_gold, strip_markers
-from rag.index import Index
-from rag.prompting import LABELS
+from rag.answer import prompting
+from rag.answer.prompting import LABELS
+from rag.evaluate.metrics import corpus_index_dir, is_correct, load_gold, strip_markers
+from rag.search.index import Index
 
 
 def open_index(name: str, corpus: Path, embedder: str | None = None) -> Index:
@@ -58,8 +58,8 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     labels = args.labels.split(",")
 
-    from rag.answering import Assistant
-    from rag.models import gguf_path
+    from rag.answer.assistant import Assistant
+    from rag.core.bundled import gguf_path
 
     assistant = None
     if args.no_model:

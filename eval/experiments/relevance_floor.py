@@ -1,7 +1,7 @@
 """Decided: the early-refusal floor per embedder: MiniLM 0.18, e5-small-q4 0.77, EmbeddingGemma 0.21.
 
 The early-refusal floor per embedder: the best passage's cosine below which the assistant
-refuses without generating (``min_relevance`` in ``rag.embedding.EMBEDDERS``). No generator.
+refuses without generating (``min_relevance`` in ``rag.search.embedding.EMBEDDERS``). No generator.
 
 Cosines are on each model's own scale (MiniLM's best passages for answerable questions start
 near 0.3, e5's near 0.8), so the floor is measured per embedder: the best dense cosine among
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from eval.common import DEV_SETS, ROOT
-from rag.answering import DEFAULT_K
-from rag.embedding import EMBEDDERS
-from rag.evaluation import corpus_index_dir, load_gold
-from rag.index import Index
+from rag.answer.assistant import DEFAULT_K
+from rag.evaluate.metrics import corpus_index_dir, load_gold
+from rag.search.embedding import EMBEDDERS
+from rag.search.index import Index
 
 OFF_TOPIC = ROOT / "eval" / "gold" / "off_topic.jsonl"
 MARGIN = 0.1  # of the gap between the answerable and off-topic median cosines

@@ -19,11 +19,11 @@ import argparse
 from pathlib import Path
 
 from eval.common import read_jsonl
-from rag.answering import Assistant
-from rag.citations import is_refusal, verify
-from rag.evaluation import corpus_index_dir
-from rag.index import Index, default_index_dir
-from rag.trust import Signals, assess
+from rag.answer.assistant import Assistant
+from rag.answer.citations import is_refusal, verify
+from rag.answer.trust import Signals, assess
+from rag.evaluate.metrics import corpus_index_dir
+from rag.search.index import Index, default_index_dir
 
 
 def figures(rows: list[dict], shown: list[bool]) -> dict[str, float | None]:

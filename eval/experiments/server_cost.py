@@ -2,7 +2,7 @@
 
 What log-probabilities cost on llama-cpp-python's server (issue 29, eval/README.md).
 
-Starts ``python -m rag.llamacpp server`` with the bundled qwen-1.5b on a free loopback port,
+Starts ``python -m rag.generate.runtime server`` with the bundled qwen-1.5b on a free loopback port,
 then, on one source-heavy prompt (459 tokens, cached after the first request), alternates plain
 requests and requests with ``logprobs``/``top_logprobs``: a 16-token answer, then two judge turns
 after it (each a new user turn, one token), as rag's OpenAI backend sends them. Prints seconds.
@@ -41,10 +41,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    from rag.models import gguf_path
+    from rag.core.bundled import gguf_path
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "rag.llamacpp", "server", "--model", str(gguf_path("qwen-1.5b")),
+    server = subprocess.Popen([sys.executable, "-m", "rag.generate.runtime", "server", "--model", str(gguf_path("qwen-1.5b")),
                                "--model_alias", "qwen-1.5b", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
                                "--n_threads", str(args.threads), "--verbose", "False"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

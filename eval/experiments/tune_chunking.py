@@ -3,7 +3,7 @@
 Measure retrieval quality for several chunk sizes, overlaps and passage formats.
 
 Writes ``eval/results/chunking.json`` and ``eval/results/chunking.md``; the defaults in
-``rag/chunking.py`` and its passage format (``passage_text``) were chosen from this table.
+``rag/ingest/chunking.py`` and its passage format (``passage_text``) were chosen from this table.
 
     .venv/bin/python -m eval.experiments.tune_chunking
 
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.common import DEV_SETS, ROOT, read_jsonl
-from rag.chunking import ChunkConfig
-from rag.embedding import Embedder
-from rag.index import Index
+from rag.ingest.chunking import ChunkConfig
+from rag.search.embedding import Embedder
+from rag.search.index import Index
 
 SETS = {name: DEV_SETS[name] for name in ("seeds", "hotpotqa")}  # (gold, corpus)
 CONFIGS = [(60, 15), (90, 20), (100, 20), (120, 0), (120, 15), (120, 30), (160, 40), (200, 50)]

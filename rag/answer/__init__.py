@@ -1,0 +1,1 @@
+"""From a question to a checked answer: prompt, generate, verify citations, judge, decide trust."""

@@ -1,0 +1,462 @@
+"""Answer questions from the index with a local model, and check every citation.
+
+The pipeline for one question: retrieve -> refuse early if nothing is relevant -> select
+sentences and build the prompt -> refuse early if a fitted early check is installed and sure these
+sources do not hold the answer (:data:`rag.answer.verifier.EARLY`; none ships, eval/README.md) -> generate (streamed) -> recognise the model's own refusal ->
+check each sentence against its sources (:func:`rag.answer.citations.verify`, with the model as the
+judge, :mod:`rag.answer.judging`) -> one decision to show the answer or refuse (:func:`rag.answer.trust.assess`)
+-> where another source gives a different value for the asked fact, say so (:mod:`rag.answer.conflicts`).
+:class:`Assistant` is the one object to use.
+
+Example:
+    >>> from rag import Assistant
+    >>> assistant = Assistant.open()                 # index in .rag/index, model qwen-1.5b
+    >>> answer = assistant.ask("When did Bernard Quintin visit Doha?")
+    >>> answer.text, [c.doc_id for c in answer.citations]
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rag.answer import conflicts
+from rag.answer.citations import is_refusal, verify
+from rag.answer.conflicts import Conflict
+from rag.answer.judging import Judge
+from rag.answer.prompting import (
+    CONTEXT_WORDS,
+    DEFAULT_LABELS,
+    SOURCES_HEADER,
+    Labels,
+    build_prompt,
+    check_context_words,
+    check_labels,
+    fixed_prefix,
+    select_sources,
+)
+from rag.answer.trust import Signals, Trust, assess
+from rag.answer.verifier import (
+    EARLY,
+    EARLY_FILE,
+    PROBE_FILE,
+    early,
+    for_models,
+    lexical,
+    probe_layers,
+    quotes,
+)
+from rag.core import defaults
+from rag.core.errors import InvalidInput
+from rag.core.types import AnswerSentence, Citation, GenerationStats, Hit, Prompt, Source
+from rag.generate.base import GenerationSettings, Generator, Scorer
+from rag.generate.registry import check_model, is_remote, load_generator
+from rag.ingest.web import is_url
+from rag.search.embedding import relevance_floor
+from rag.search.index import Index
+from rag.search.retrieval import Mode, check_k, check_mode
+
+MAX_QUESTION_CHARS = 1000
+DEFAULT_K = defaults.K
+REFUSAL_TEXT = "The articles do not contain the answer to this question."
+NO_RELEVANT_PASSAGE = "no relevant passage"
+EARLY_REFUSAL = "the passages found do not hold the answer"  # the early check's reason, before its figure
+WARM_UP_QUESTION = "What happened?"  # searched once at start-up, so the first real question finds everything loaded
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds from the question: retrieval and selection, first answer token, final answer; and
+    the part of ``total_s`` spent on checking the answer after it streamed."""
+
+    retrieve_s: float
+    first_token_s: float | None
+    total_s: float
+    checks_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Prompt tokens evaluated for the answer (after the cached prefix), cached, and generated."""
+
+    prompt: int
+    cached: int
+    answer: int
+
+    @classmethod
+    def of(cls, stats: GenerationStats | None) -> Tokens | None:
+        if stats is None:
+            return None
+        return cls(stats.prompt_tokens - stats.cached_tokens, stats.cached_tokens, len(stats.token_logprobs))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer, whether it is a refusal, and the evidence behind it."""
+
+    question: str
+    text: str
+    refused: bool
+    citations: tuple[Citation, ...]
+    sentences: tuple[AnswerSentence, ...]
+    hits: tuple[Hit, ...]
+    sources: tuple[Source, ...]
+    timings: Timings
+    model: str
+    prompt: str = ""
+    raw: str = ""
+    refusal_reason: str | None = None
+    trust: Trust | None = None
+    tokens: Tokens | None = None
+    conflicts: tuple[Conflict, ...] = ()  # sources that give different values for the asked fact
+
+    def after_stream(self) -> str:
+        """What a client that showed the model's words as they streamed must add after them for
+        an answer that is shown: when the trust score withheld those words but the sources'
+        disagreement is shown instead, that they are withheld and the disagreement; else the
+        conflict statements appended to the answer ("" when there are none)."""
+        if self.refused:
+            return ""
+        if self.trust is not None and not self.trust.shown:
+            return f"(withheld: {self.trust.reason}) {self.text}"
+        return " ".join(c.statement() for c in self.conflicts if c.statement() in self.text)
+
+    @property
+    def supported(self) -> bool:
+        """Every sentence of the answer has a verified citation."""
+        return all(s.supported for s in self.sentences)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``rag ask --json``."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [
+                {
+                    "n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title,
+                    "start": c.start, "end": c.end, "quote": c.quote, "supported": c.supported,
+                    "added": c.added, "page": c.page, "url": c.url,
+                }
+                for c in self.citations
+            ],
+            "sentences": [
+                {"text": s.text, "citations": list(s.citations), "supported": s.supported, "support": round(s.support, 4)}
+                for s in self.sentences
+            ],
+            "retrieved": [
+                {"doc_id": h.doc_id, "chunk_id": h.chunk_id, "score": h.score, "rank": h.rank} for h in self.hits
+            ],
+            "timings": {
+                "retrieve_s": round(self.timings.retrieve_s, 3),
+                "first_token_s": None if self.timings.first_token_s is None else round(self.timings.first_token_s, 3),
+                "total_s": round(self.timings.total_s, 3),
+                "checks_s": round(self.timings.checks_s, 3),
+            },
+            "tokens": None if self.tokens is None else asdict(self.tokens),
+            "trust": None if self.trust is None else self.trust.to_dict(),
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "model": self.model,
+        }
+
+
+def check_question(question: object) -> str:
+    """The stripped question, or a ValueError saying what is wrong with it."""
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInput("the question is empty")
+    question = question.strip()
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidInput(f"the question has {len(question)} characters; the limit is {MAX_QUESTION_CHARS}")
+    return question
+
+
+@dataclass
+class Assistant:
+    """Retrieval plus a local model: ask questions, get answers with verified citations.
+
+    The model is loaded on first use and reused for every question.
+    """
+
+    index: Index
+    model: str = defaults.MODEL
+    k: int = DEFAULT_K
+    mode: Mode = defaults.MODE
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    generator: Generator | None = None
+    judge: bool = True  # the model judges each sentence's support (when its backend can)
+    context_words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.answer.prompting)
+    source_labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (build_prompt)
+    _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
+    _load_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _load_error: BaseException | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_k(self.k)
+        check_mode(self.mode)
+        check_context_words(self.context_words)
+        check_labels(self.source_labels)
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: str | Path | None = None,
+        model: str = defaults.MODEL,
+        k: int = DEFAULT_K,
+        mode: Mode = defaults.MODE,
+        settings: GenerationSettings | None = None,
+        store: str | None = None,
+    ) -> Assistant:
+        """Open the index (it must exist; ``store`` as for :meth:`Index.open`) and prepare the
+        named model (loaded on first use; an unknown name is an error now, before any search)."""
+        check_model(model)
+        return cls(Index.open(index_dir, store=store, create=False), model=model, k=k, mode=mode, settings=settings or GenerationSettings())
+
+    def load_in_background(self) -> None:
+        """Start loading the model in a thread and return at once; the first question then
+        waits for it only after its search. A cold ``rag ask`` loads the embedder (search) and the
+        model (map the file, evaluate the cached prefix) at the same time instead of one after the
+        other (eval/README.md, "Cold start"). An error while loading is raised by :meth:`load`."""
+        if self.generator is not None or self._loading is not None:
+            return
+
+        def run() -> None:
+            try:
+                self._load_now()
+            except BaseException as error:  # noqa: BLE001 - handed to the thread that waits
+                self._load_error = error
+
+        # Not a daemon: the process waits for llama.cpp to finish loading before it exits.
+        self._loading = threading.Thread(target=run, name="rag-model-load")
+        self._loading.start()
+
+    def load(self) -> Generator:
+        """Load the model now (it is otherwise loaded by the first question) and warm its cache.
+        Callers from several threads get the one model, loaded once."""
+        with self._load_lock:
+            loading = self._loading
+            if loading is not None:
+                loading.join()
+                self._loading = None
+                if self._load_error is not None:
+                    error, self._load_error = self._load_error, None
+                    raise error
+            return self._load_now()
+
+    def _load_now(self) -> Generator:
+        if self.generator is None:
+            # A llama.cpp model keeps the hidden states the fitted probes read (rag/answer/verifier.py);
+            # other backends ignore the setting, and their answers are scored without probes.
+            layers = () if is_remote(self.model) else probe_layers(self.model, self.index.settings.embedder)
+            self.generator = load_generator(self.model, replace(self.settings, hidden_layers=layers))
+            # Evaluate the fixed prefix (and the start of the question's message) once, so the
+            # first question reuses the cache; llama.cpp restores it from an earlier process's.
+            warm = [*fixed_prefix(), {"role": "user", "content": SOURCES_HEADER}]
+            prime = getattr(self.generator, "prime", None)
+            if callable(prime):
+                prime(warm)
+            else:
+                for _ in self.generator.stream(warm, max_tokens=1):
+                    pass
+        return self.generator
+
+    def warm(self) -> dict[str, float]:
+        """Load everything the first question needs, and say how long each part took (seconds):
+        ``model`` (the generator and its cached prompt prefix) and ``search`` (the embedder, the
+        search indexes and one sentence selection)."""
+        timings = {}
+        started = time.perf_counter()
+        self.load()
+        timings["model"] = time.perf_counter() - started
+        started = time.perf_counter()
+        if len(self.index):
+            hits = self.retrieve(WARM_UP_QUESTION)
+            self.prompt(WARM_UP_QUESTION, hits)
+        timings["search"] = time.perf_counter() - started
+        return timings
+
+    def retrieve(self, question: str, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
+        return self.index.search(question, k=k or self.k, mode=mode or self.mode)
+
+    def prompt(self, question: str, hits: list[Hit]) -> Prompt:
+        """The exact prompt the model would get for ``question`` and ``hits``."""
+        sources = select_sources(question, hits, self.index.embedder, self.context_words)
+        return build_prompt(question, sources, self.source_labels)
+
+    def ask(self, question: str, k: int | None = None, mode: Mode | None = None) -> Answer:
+        """Answer ``question``; see :meth:`respond` for the steps."""
+        return self.respond(question, k=k, mode=mode).answer()
+
+    def stream(self, question: str, k: int | None = None, mode: Mode | None = None) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as the model writes them, then the final :class:`Answer`."""
+        response = self.respond(question, k=k, mode=mode)
+        yield from response
+        yield response.answer()
+
+    def respond(self, question: str, k: int | None = None, mode: Mode | None = None) -> Response:
+        """Search for ``question`` and build its prompt now; the returned :class:`Response`
+        generates when iterated (or when :meth:`Response.answer` is called)."""
+        question = check_question(question)
+        if k is not None:
+            check_k(k)
+        started = time.perf_counter()
+        hits = self.retrieve(question, k=k, mode=mode)
+        best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
+        # Refuse without generating when the best passage is far from the question, on the
+        # embedder's own cosine scale (rag.search.embedding.relevance_floor). BM25-only hits carry no
+        # cosine, so the gate applies when dense scores exist.
+        dense = (mode or self.mode) != "bm25"
+        relevant = bool(hits) and (not dense or best >= relevance_floor(self.index.settings.embedder))
+        prompt = self.prompt(question, hits) if relevant else None
+        refusal = None if relevant else NO_RELEVANT_PASSAGE
+        if prompt is not None and dense:
+            refusal = self._early_refusal(question, prompt, best)
+        run = self._generate(question, hits, prompt, refusal, best, started, time.perf_counter() - started)
+        return Response(question, tuple(hits), None if refusal else prompt, run)
+
+    def _early_refusal(self, question: str, prompt: Prompt, best: float) -> str | None:
+        """Why to refuse before generating, when the early check (``rag/answer/verifier-early.json``,
+        written by ``eval/early_fit.py --write``) is sure the prompt's sources do not hold the
+        answer; else None. It reads cosines, so it applies when the search has dense scores."""
+        if not EARLY_FILE.exists():  # not shipped: no threshold of its curve was sure enough (eval/README.md)
+            return None
+        check = for_models(self.model, self.index.settings.embedder, EARLY_FILE)
+        if check is None:
+            return None
+        p = check.probability(dict(zip(EARLY, early(question, [s.text for s in prompt.sources], best), strict=True)))
+        if p is None or p >= check.threshold:
+            return None
+        return f"{EARLY_REFUSAL} (early check {p:.2f} < {check.threshold:g})"
+
+    def _generate(
+        self, question: str, hits: list[Hit], prompt: Prompt | None, refusal: str | None, best: float, started: float,
+        retrieve_s: float,
+    ) -> collections.abc.Generator[str, None, Answer]:
+        """The answer's text pieces as the model writes them; returns the checked Answer. With a
+        ``refusal`` (decided before generating), the refusal without calling the model."""
+        if prompt is None or refusal is not None:
+            yield REFUSAL_TEXT
+            timings = Timings(retrieve_s, None, retrieve_s)
+            sources = prompt.sources if prompt is not None else ()
+            return self._refusal(question, hits, sources, timings, "", refusal or NO_RELEVANT_PASSAGE)
+        generator = self.load()
+        pieces: list[str] = []
+        first_token_s = None
+        for piece in generator.stream(list(prompt.messages), max_tokens=self.settings.max_tokens):
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - started
+            pieces.append(piece)
+            yield piece
+        raw = "".join(pieces).strip()
+        stats: GenerationStats | None = getattr(generator, "stats", None)  # backends that keep statistics
+        streamed = time.perf_counter()
+        if not raw or is_refusal(raw):
+            timings = Timings(retrieve_s, first_token_s, streamed - started)
+            signals = Signals.measure(best, stats, (), judged=False)
+            trust = Trust(signals, None, 0.0, (), "the model found no answer")
+            return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+        judge = None
+        if self.judge and isinstance(generator, Scorer):
+            judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
+        text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
+        first = {"score": hits[0].score, **hits[0].scores} if hits else {}
+        words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
+        # A remote server serving a bundled model under its name is scored as that model; an
+        # answer that carries the generator's hidden states is scored with the probes.
+        served = getattr(generator, "serves", None) or generator.name
+        hidden = stats.hidden if stats is not None else {}
+        verifier = for_models(served, self.index.settings.embedder, PROBE_FILE) if hidden else None
+        probes = verifier.read(hidden) if verifier is not None else None
+        if probes is None:
+            verifier = for_models(served, self.index.settings.embedder)
+        signals = Signals.measure(best, stats, sentences, judge is not None, words, probes)
+        trust = assess(question, text, sentences, citations, signals, verifier=verifier)
+        done = time.perf_counter()
+        timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
+        # Sources that disagree about the answer's value: both are stated, none is picked.
+        disagree = conflicts.find(question, text, sentences, citations, prompt.sources)
+        if not trust.shown:
+            if not disagree:
+                # Withheld: the raw answer and the reason stay on the Answer for the curious.
+                return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+            # The model's answer is withheld, but the passages it drew on give two values for
+            # what was asked: the disagreement alone is shown, each value with its citation
+            # (eval/README.md, "Conflicting sources": what the model wrote stays on .raw).
+            text, sentences, citations = "", [], []
+        text, citations = conflicts.state(text, citations, disagree)
+        citations = [self._located(c) for c in citations]  # pages and web addresses, for what is shown
+        return Answer(
+            question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
+            hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
+            trust=trust, tokens=Tokens.of(stats), conflicts=tuple(disagree),
+        )
+
+    def _located(self, citation: Citation) -> Citation:
+        """The citation with the page its quote starts on (a paged document, PDF) and the address
+        of the web page it was read from (rag.ingest.web)."""
+        try:
+            document = self.index.document(citation.doc_id)
+        except KeyError:  # removed from the index while the answer was written
+            return citation
+        url = document.source if is_url(document.source) else None
+        return replace(citation, page=document.page_of(citation.start), url=url)
+
+    def _refusal(
+        self, question: str, hits: list[Hit], sources: tuple[Source, ...], timings: Timings, prompt: str,
+        trust: Trust | str, raw: str = "", tokens: Tokens | None = None,
+    ) -> Answer:
+        reason = trust if isinstance(trust, str) else trust.reason
+        return Answer(
+            question=question, text=REFUSAL_TEXT, refused=True, citations=(), sentences=(), hits=tuple(hits),
+            sources=sources, timings=timings, model=self.generator.name if self.generator else self.model,
+            prompt=prompt, raw=raw, refusal_reason=reason, trust=None if isinstance(trust, str) else trust,
+            tokens=tokens,
+        )
+
+
+class Response:
+    """One question's answer in the making, as llm's ``Response``: iterate it for the text as
+    the model writes it, then call :meth:`answer` for the checked :class:`Answer`.
+
+    :meth:`Assistant.respond` has searched and built the prompt when it returns one, so
+    :attr:`prompt` is the prompt the model will be sent, or None when the assistant refuses
+    before generating (no relevant passage, or the early check is sure the sources do not hold
+    the answer).
+    """
+
+    def __init__(
+        self, question: str, hits: tuple[Hit, ...], prompt: Prompt | None, run: collections.abc.Generator[str, None, Answer]
+    ) -> None:
+        self.question = question
+        self.hits = hits
+        self.prompt = prompt
+        self._run = run  # yields the text, returns the Answer
+        self._pieces: list[str] = []
+        self._answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        """The text pieces: as they are generated the first time, from memory after that."""
+        yield from list(self._pieces)
+        while self._answer is None:
+            try:
+                piece = next(self._run)
+            except StopIteration as done:
+                self._answer = done.value
+                return
+            self._pieces.append(piece)
+            yield piece
+
+    def text(self) -> str:
+        """The streamed text so far (all of it after :meth:`answer`)."""
+        return "".join(self._pieces)
+
+    def answer(self) -> Answer:
+        """Generate whatever is left and return the checked answer."""
+        for _ in self:
+            pass
+        assert self._answer is not None
+        return self._answer

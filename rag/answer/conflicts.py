@@ -1,0 +1,185 @@
+"""When sources disagree about what was asked: find it, and say it (issue 28).
+
+News corpora contradict themselves: a correction, an update, a wrong report copied around. The
+model answers from whichever passage it picked; this module checks the other passages of the
+prompt for a different value of the fact the answer states, so the reader sees both.
+
+The check is lexical and costs no model call (0.4-2 ms an answer): a conflict is a pair of
+sentences, one in a passage the answer cites, one in another passage of the prompt, that say the
+same (most of their words, in the same order: ``difflib``) except in one place, where one has the
+answer's value ("December 6, 2023") and the other a different one ("March 3, 2022"). Guards keep
+agreeing sources quiet:
+
+- the changed place holds none of the question's own words (else the other sentence is about
+  another subject: the revenue of another year, not another revenue of the asked year);
+- it is short (a value, not a different statement);
+- both passages name what the question names, the same ones of its names;
+- a sentence that starts with a pronoun conflicts only within articles of the same title
+  (template sentences of two articles, "Its county seat is Newport" and "Its county seat is
+  Ossipee", are about two counties).
+
+A contradiction worded differently ("the visit, first reported for December, took place in
+March") is not caught: eval/README.md, "Conflicting sources", measures what is.
+
+The assistant does not pick a winner: :func:`state` appends both values with their citations
+to the answer ("The sources disagree: source [1] gives ...; source [3] gives ..."), and says
+which source is dated later where both carry a date. When the trust score withholds the model's
+own answer, the disagreement alone is shown (:meth:`rag.answer.assistant.Assistant.respond`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Any
+
+from rag.answer.prompting import sentence_spans
+from rag.answer.verifier import Asked
+from rag.core.types import AnswerSentence, Citation, Source, Span
+from rag.stores.sparse import tokenize
+
+SIMILAR = 0.6  # the share of words two sentences must share, in order (SequenceMatcher.ratio)
+MAX_VALUE_WORDS = 6  # a changed place longer than this is a different statement, not a value
+JOIN_WORDS = 2  # changes at most this many same words apart are one place
+_WORD = re.compile(r"\w+(?:[.,'’-]\w+)*")
+# A sentence that starts with a pronoun is about its own article's subject.
+_PRONOUN = re.compile(r"\s*(it|its|they|their|he|his|she|her|this|these)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Value:
+    """One source's value for the asked fact, and the citation of the sentence that gives it."""
+
+    value: str
+    citation: Citation
+    date: str | None = None  # the source document's date, when it has one
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Sources that give different values for the asked fact: the answer's value first."""
+
+    values: tuple[Value, ...]
+
+    def statement(self) -> str:
+        """The sentence appended to the answer (citation markers included)."""
+        given = "; ".join(f"source [{v.citation.n}] gives {v.value}" for v in self.values)
+        text = f"The sources disagree: {given}."
+        dated = [v for v in self.values if v.date]
+        if len(dated) == len(self.values) and len({v.date for v in dated}) == len(dated):
+            newest = max(dated, key=lambda v: v.date or "")
+            text += f" Source [{newest.citation.n}] is dated later ({newest.date})."
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": [
+            {"value": v.value, "n": v.citation.n, "doc_id": v.citation.doc_id, "chunk_id": v.citation.chunk_id,
+             "start": v.citation.start, "end": v.citation.end, "quote": v.citation.quote, "date": v.date}
+            for v in self.values
+        ]}
+
+
+def _words(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def difference(quote: str, other: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Where ``other`` says the same as ``quote`` except in one short place: that place's
+    character offsets in each (a value replaced by another), or None."""
+    a, b = _words(quote), _words(other)
+    if not a or not b:
+        return None
+    matcher = SequenceMatcher(None, [w for w, *_ in a], [w for w, *_ in b], autojunk=False)
+    if matcher.ratio() < SIMILAR:
+        return None
+    # Changes one or two words apart are one place: "Edict of Potsdam" / "League of Augsburg".
+    places: list[list[int]] = []  # [i1, i2, j1, j2, replaced]
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if places and i1 - places[-1][1] <= JOIN_WORDS and j1 - places[-1][3] <= JOIN_WORDS:
+            places[-1][1:4] = [i2, places[-1][2], j2]
+            places[-1][4] |= tag == "replace"
+        else:
+            places.append([i1, i2, j1, j2, tag == "replace"])
+    replaced = [place for place in places if place[4]]
+    if len(replaced) != 1 or len(places) > 2:  # one value replaced, at most one small edit beside it
+        return None
+    i1, i2, j1, j2, _ = replaced[0]
+    if not i1 < i2 or not j1 < j2 or i2 - i1 > MAX_VALUE_WORDS or j2 - j1 > MAX_VALUE_WORDS:
+        return None
+    return (a[i1][1], a[i2 - 1][2]), (b[j1][1], b[j2 - 1][2])
+
+
+def _stems(text: str) -> set[str]:
+    return set(tokenize([text])[0]) | {w for w, *_ in _words(text) if any(c.isdigit() for c in w)}
+
+
+def find(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
+         sources: tuple[Source, ...]) -> list[Conflict]:
+    """The conflicts about the answer's values: each sentence of a source the answer cites (its
+    whole passage), against each sentence of the prompt's other sources, where the two say the
+    same except in one short place (:func:`difference`) that holds the answer's words on one
+    side and none of the question's words on either. The model may cite the passage that gives
+    the other value (a lexical or judged support passes "Romanesque idiom [1]" on "a unique
+    Vulcan idiom"), so the answer's value may sit on either side; it is listed first."""
+    asked = _stems(question)
+    said = _stems(answer)
+    names = Asked(question).names
+    by_n = {s.n: s for s in sources}
+
+    spans = {s.n: sentence_spans(s.hit) for s in sources}
+    named = {s.n: {n for n in names if re.search(rf"\b{re.escape(n)}", s.hit.text)} for s in sources}
+    quoted = {(c.n, c.start): c for c in citations}
+    found: dict[frozenset[str], Conflict] = {}
+    cited = sorted({n for s in sentences if s.supported for n in s.citations if n in by_n})
+    for n in cited:
+        source = by_n[n]
+        for span in spans[n]:
+            for other in sources:
+                if other.n == n or other.hit.doc_id == source.hit.doc_id:
+                    continue
+                if named[other.n] != named[n] or (names and not named[n]):
+                    continue  # not both about what the question names
+                for other_span in spans[other.n]:
+                    where = difference(span.text, other_span.text)
+                    if where is None:
+                        continue
+                    if source.hit.title != other.hit.title and (_PRONOUN.match(span.text) or _PRONOUN.match(other_span.text)):
+                        continue  # "Its county seat is ...": each about its own article's subject
+                    (qa, qb), (oa, ob) = where
+                    ours, theirs = span.text[qa:qb], other_span.text[oa:ob]
+                    if _stems(ours) & asked or _stems(theirs) & asked:
+                        continue  # the place names what was asked: another subject, not another value
+                    if not (_stems(ours) | _stems(theirs)) & said:
+                        continue  # not where the answer's value is
+                    key = frozenset({ours.lower(), theirs.lower()})
+                    if key in found:
+                        continue
+                    mine = (ours, source, span)
+                    yours = (theirs, other, other_span)
+                    if not _stems(ours) & said:  # the answer gives the other source's value
+                        mine, yours = yours, mine
+                    found[key] = Conflict(tuple(
+                        Value(value, quoted.get((where_from.n, at.start)) or _citation(where_from, at), where_from.hit.date)
+                        for value, where_from, at in (mine, yours)))
+    return list(found.values())
+
+
+def _citation(source: Source, span: Span) -> Citation:
+    return Citation(n=source.n, doc_id=source.hit.doc_id, chunk_id=source.hit.chunk_id, title=source.hit.title,
+                    start=span.start, end=span.end, quote=span.text, supported=True, added=True)
+
+
+def state(text: str, citations: list[Citation], conflicts: list[Conflict]) -> tuple[str, list[Citation]]:
+    """The answer with each conflict's statement appended (unless the answer already gives every
+    value) and the other sources' sentences added to its citations, so both quotes are shown."""
+    added = list(citations)
+    for conflict in conflicts:
+        if not all(v.value.lower() in text.lower() for v in conflict.values):
+            text = f"{text.rstrip()} {conflict.statement()}".lstrip()
+        for v in conflict.values:
+            if all((c.n, c.start) != (v.citation.n, v.citation.start) for c in added):
+                added.append(v.citation)
+    return text, sorted(added, key=lambda c: (c.n, c.start))

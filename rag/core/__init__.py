@@ -1,0 +1,1 @@
+"""The pieces every stage uses: errors, payload types, defaults, registries, bundled weights, CPU rules."""

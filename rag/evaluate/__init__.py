@@ -1,0 +1,1 @@
+"""Scoring the assistant against gold sets, and the reports `rag eval` writes."""

@@ -1,0 +1,1 @@
+"""Text generators: llama.cpp (here or in its own process), transformers, OpenAI-compatible servers."""

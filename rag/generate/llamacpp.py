@@ -1,0 +1,261 @@
+"""A GGUF model run by llama-cpp-python, in this process or (see rag/generate/process.py) in a child."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.core.bundled import data_dir
+from rag.core.cpu import CpuMeter, free_threads
+from rag.core.errors import GeneratorError, InvalidInput
+from rag.core.types import GenerationStats, Message
+from rag.generate.base import GenerationSettings
+from rag.generate.runtime import context_hook, guard
+
+if TYPE_CHECKING:
+    from rag.generate.hidden import LayerTap
+
+
+def _states(moment: str, rows: dict[int, Any]) -> dict[str, tuple[float, ...]]:
+    """A tap's rows as GenerationStats.hidden keys them: ``{"prompt L18": (...), ...}``."""
+    return {f"{moment} L{layer}": tuple(map(float, row)) for layer, row in rows.items()}
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in-process by llama-cpp-python, decoded greedily by this class.
+
+    The KV cache of the previous call is kept and only the tokens after the longest common
+    prefix are evaluated, so the fixed instruction at the start of every prompt is paid for
+    once, and a judge turn appended to an answer's conversation costs only its own tokens.
+    The decoding loop is ours (not ``create_chat_completion``) so that each reply records its
+    prompt token counts and the probability of every token it chose (:class:`GenerationStats`).
+    """
+
+    FIRST_CHOICES = 10
+
+    def __init__(
+        self, path: Path, settings: GenerationSettings = GenerationSettings(), name: str | None = None,
+        meter: CpuMeter | None = None, tap: LayerTap | None = None,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise GeneratorError("the llama-cpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
+        if not path.is_file():
+            raise InvalidInput(f"no GGUF file at {path}")
+        self.name = name or path.name
+        self.settings = settings
+        guard()  # no llama.cpp AMX buffer on CPUs where it crashes (rag/generate/runtime.py)
+        # The tap this generator arms itself (hidden_layers); a caller's tap
+        # (eval/verifier_collect.py) is armed by the caller.
+        self._own_tap: LayerTap | None = None
+        if tap is None and settings.hidden_layers:
+            from rag.generate.hidden import LayerTap
+
+            tap = self._own_tap = LayerTap(settings.hidden_layers)
+        try:
+            with context_hook(tap.install if tap else None):  # hidden states for a probe (rag/generate/hidden.py)
+                self._llm = Llama(
+                    model_path=str(path),
+                    n_ctx=settings.context_size,
+                    n_threads=settings.threads,
+                    n_threads_batch=settings.batch_threads or settings.threads,
+                    n_batch=512,
+                    verbose=False,
+                )
+        except ValueError as e:  # llama-cpp-python's only error for a file it cannot load
+            raise GeneratorError(f"cannot load the model {path}: {e} (not a GGUF model llama.cpp can read?)") from None
+        self._formatter: Any = None
+        self._token_ids: dict[str, int] = {}
+        self.stats: GenerationStats | None = None
+        self.threads = settings.threads
+        self._meter = (meter or CpuMeter()) if settings.adapt_threads else None
+        self._path = path
+
+    def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
+        import codecs
+
+        import llama_cpp
+        import numpy as np
+
+        llm = self._llm
+        prompt = self._chat_tokens(messages)
+        limit = max_tokens or self.settings.max_tokens
+        if len(prompt) + limit > llm.n_ctx():
+            raise GeneratorError(
+                f"the prompt has {len(prompt)} tokens; with {limit} for the answer that exceeds the context of "
+                f"{llm.n_ctx()} (--context-size)"
+            )
+        self._fit_threads()
+        hidden: dict[str, tuple[float, ...]] = {}
+        # With hidden_layers, the tap keeps each evaluation's last row at those layers (rag/generate/hidden.py).
+        recording: contextlib.AbstractContextManager[dict[int, Any]] = (
+            self._own_tap.armed() if self._own_tap else contextlib.nullcontext({}))
+        with recording as rows:
+            cached = self._evaluate(prompt)
+            hidden.update(_states("prompt", rows))
+            rng = np.random.default_rng(0)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            pieces: list[str] = []
+            logprobs: list[float] = []
+            first: tuple[tuple[str, float], ...] = ()
+            try:
+                for _ in range(limit):
+                    logp = self._logprobs()
+                    if self.settings.temperature > 0:
+                        p = np.exp(logp / self.settings.temperature)
+                        token = int(rng.choice(len(p), p=p / p.sum()))
+                    else:
+                        token = int(np.argmax(logp))
+                    if not first:
+                        top = np.argpartition(-logp, self.FIRST_CHOICES)[: self.FIRST_CHOICES]
+                        first = tuple(
+                            (llm.detokenize([int(t)]).decode("utf-8", "replace"), float(np.exp(logp[t])))
+                            for t in sorted(top, key=lambda t: -logp[t])
+                        )
+                    if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                        break
+                    logprobs.append(float(logp[token]))
+                    piece = decoder.decode(llm.detokenize([token]))
+                    pieces.append(piece)
+                    if piece:
+                        yield piece
+                    llm.eval([token])
+                hidden.update(_states("answer", rows))  # the last evaluation's: the answer's last token
+            finally:
+                self.stats = GenerationStats(len(prompt), cached, tuple(pieces), tuple(logprobs), first, self.threads, hidden)
+
+    def next_token_probabilities(self, messages: list[Message], candidates: Sequence[str]) -> list[float]:
+        import numpy as np
+
+        self._evaluate(self._chat_tokens(messages))
+        probs = np.exp(self._logprobs())
+        return [float(probs[self._first_token(c)]) for c in candidates]
+
+    def prime(self, messages: list[Message]) -> bool:
+        """Put ``messages`` (the fixed start of every prompt) in the KV cache, and say whether a
+        state saved by an earlier process was used.
+
+        Evaluating the bundled 1.5B's 228 prefix tokens takes seconds; its saved state (6.5 MB,
+        keyed to the model file, the llama.cpp version, the context settings and the tokens)
+        loads in milliseconds. A state that cannot be read or set is evaluated afresh; one that
+        cannot be written is skipped.
+        """
+        tokens = self._chat_tokens(messages)
+        path = self._state_path(tokens)
+        if path.is_file() and self._restore_state(path, tokens):
+            return True
+        self._evaluate(tokens)
+        self._save_state(path)
+        return False
+
+    def _state_path(self, tokens: list[int]) -> Path:
+        import llama_cpp
+
+        stat = self._path.stat()
+        key = hashlib.sha256(
+            json.dumps([self._path.name, stat.st_size, stat.st_mtime_ns, llama_cpp.__version__,
+                        self._llm.n_ctx(), self._llm.n_batch, tokens]).encode()
+        ).hexdigest()[:24]
+        return data_dir() / "cache" / f"prefix-{key}.state"
+
+    def _restore_state(self, path: Path, tokens: list[int]) -> bool:
+        import ctypes
+
+        import llama_cpp
+
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return False
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_set_data(self._llm._ctx.ctx, buffer, len(data)) != len(data):
+            self._llm.n_tokens = 0  # nothing cached: the next evaluation starts from scratch
+            return False
+        self._llm.input_ids[: len(tokens)] = tokens
+        self._llm.n_tokens = len(tokens)
+        return True
+
+    def _save_state(self, path: Path) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_get_data(ctx, buffer, size)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.partial")
+            partial.write_bytes(ctypes.string_at(buffer, written))
+            os.replace(partial, path)  # whole or absent, whatever process reads it
+        except OSError:
+            pass  # a read-only data directory: the next start evaluates the prefix again
+
+    def _fit_threads(self) -> None:
+        """Run this answer on the cores other processes leave free (:mod:`rag.core.cpu`)."""
+        if self._meter is None:
+            return
+        threads = free_threads(self.settings.threads, self._meter.others())
+        if threads != self.threads:
+            self._llm._ctx.set_n_threads(threads, min(threads, self.settings.batch_threads or threads))
+            self.threads = threads
+
+    def _chat_tokens(self, messages: list[Message]) -> list[int]:
+        """``messages`` in the model's chat template, tokenised as ``create_chat_completion`` does."""
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            llm = self._llm
+            self._formatter = Jinja2ChatFormatter(
+                template=llm.metadata["tokenizer.chat_template"],
+                eos_token=self._text(llm.token_eos()),
+                bos_token=self._text(llm.token_bos()),
+            )
+        result = self._formatter(messages=messages)
+        return self._llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+
+    def _evaluate(self, tokens: list[int]) -> int:
+        """Evaluate ``tokens`` after the longest prefix already in the KV cache; return that prefix's length."""
+        llm = self._llm
+        cached = 0
+        for a, b in zip(llm._input_ids, tokens):
+            if a != b:
+                break
+            cached += 1
+        # subtle: at least one token is evaluated, so the logits belong to the end of ``tokens``.
+        reused = min(cached, len(tokens) - 1)
+        llm.n_tokens = reused
+        llm.eval(tokens[reused:])
+        return reused
+
+    def _logprobs(self) -> Any:
+        """Log-probabilities of the next token after the last evaluated one."""
+        import numpy as np
+
+        llm = self._llm
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).astype(np.float64)
+        shifted = logits - logits.max()
+        return shifted - np.log(np.exp(shifted).sum())
+
+    def _text(self, token: int) -> str:
+        return self._llm._model.token_get_text(token) if token >= 0 else ""
+
+    def _first_token(self, text: str) -> int:
+        if text not in self._token_ids:
+            self._token_ids[text] = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)[0]
+        return self._token_ids[text]
+
+
+def llama_in_child(path: Path, settings: GenerationSettings, name: str) -> LlamaCppGenerator:
+    """The llama.cpp generator as the child of a :class:`rag.generate.process.ModelProcess` builds it: the
+    parent's CPU time (search, checks) is counted as the answer's own, not as another process
+    keeping a core busy (rag/core/cpu.py)."""
+    meter = CpuMeter(family=(os.getppid(),))
+    return LlamaCppGenerator(path, settings, name=name, meter=meter)

@@ -1,0 +1,1 @@
+"""Documents in: loading files and web pages, cleaning their text, chunking it."""

@@ -1,0 +1,1 @@
+"""Embedding, the persistent index users open, hybrid retrieval, named collections."""
