@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.core.bundled import data_dir
 from rag.core.cpu import CpuMeter, free_threads
 from rag.core.errors import GeneratorError, InvalidInput
 from rag.core.types import GenerationStats, Message
+from rag.generate import prefix_state
 from rag.generate.base import GenerationSettings
 from rag.generate.runtime import context_hook, guard
 
@@ -147,56 +145,12 @@ class LlamaCppGenerator:
         cannot be written is skipped.
         """
         tokens = self._chat_tokens(messages)
-        path = self._state_path(tokens)
-        if path.is_file() and self._restore_state(path, tokens):
+        path = prefix_state.path(self._llm, self._path, tokens)
+        if path.is_file() and prefix_state.restore(self._llm, path, tokens):
             return True
         self._evaluate(tokens)
-        self._save_state(path)
+        prefix_state.save(self._llm, path)
         return False
-
-    def _state_path(self, tokens: list[int]) -> Path:
-        import llama_cpp
-
-        stat = self._path.stat()
-        key = hashlib.sha256(
-            json.dumps([self._path.name, stat.st_size, stat.st_mtime_ns, llama_cpp.__version__,
-                        self._llm.n_ctx(), self._llm.n_batch, tokens]).encode()
-        ).hexdigest()[:24]
-        return data_dir() / "cache" / f"prefix-{key}.state"
-
-    def _restore_state(self, path: Path, tokens: list[int]) -> bool:
-        import ctypes
-
-        import llama_cpp
-
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return False
-        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if llama_cpp.llama_state_set_data(self._llm._ctx.ctx, buffer, len(data)) != len(data):
-            self._llm.n_tokens = 0  # nothing cached: the next evaluation starts from scratch
-            return False
-        self._llm.input_ids[: len(tokens)] = tokens
-        self._llm.n_tokens = len(tokens)
-        return True
-
-    def _save_state(self, path: Path) -> None:
-        import ctypes
-
-        import llama_cpp
-
-        ctx = self._llm._ctx.ctx
-        size = llama_cpp.llama_state_get_size(ctx)
-        buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_get_data(ctx, buffer, size)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.partial")
-            partial.write_bytes(ctypes.string_at(buffer, written))
-            os.replace(partial, path)  # whole or absent, whatever process reads it
-        except OSError:
-            pass  # a read-only data directory: the next start evaluates the prefix again
 
     def _fit_threads(self) -> None:
         """Run this answer on the cores other processes leave free (:mod:`rag.core.cpu`)."""
