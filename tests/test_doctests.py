@@ -11,7 +11,7 @@ import importlib
 
 import pytest
 
-MODULES = ["rag.search.retrieval", "rag.stores.sparse", "rag.stores.dense"]
+MODULES = ["rag.search.retrieval", "rag.stores.sparse", "rag.stores.dense", "rag.core.registry", "rag.stores.factory"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -34,14 +34,24 @@ def test_an_armed_tap_keeps_the_last_tokens_state_at_each_layer(tapped) -> None:
 
 
 def test_the_state_is_the_same_whether_the_prompt_was_cached_or_not(tapped) -> None:
+    """A probe is a dot product with the state, so what matters is the state's distance relative
+    to its size. Evaluated in a batch (fresh) or as one token after a cached prefix, llama.cpp
+    runs different kernels; their rounding differs by CPU (0.8-2.3% of the state's norm on a
+    2-core AMD EPYC, where single elements differ by up to 0.28), while another prompt's state
+    is 16-104% away."""
     generator, tap = tapped
     generator._llm.reset()
     with tap.armed() as fresh:
         generator.next_token_probabilities(QUESTION, ["Paris"])
     with tap.armed() as cached:  # same messages: only the last token is evaluated again
         generator.next_token_probabilities(QUESTION, ["Paris"])
+    generator._llm.reset()
+    with tap.armed() as other:
+        generator.next_token_probabilities([{"role": "user", "content": "Name a colour."}], ["Red"])
     for layer in tap.layers:
-        np.testing.assert_allclose(fresh[layer], cached[layer], rtol=0.05, atol=0.05)
+        size = np.linalg.norm(fresh[layer])
+        assert np.linalg.norm(fresh[layer] - cached[layer]) / size < 0.05
+        assert np.linalg.norm(fresh[layer] - other[layer]) / size > 0.1  # the measure tells prompts apart
 
 
 def test_a_disarmed_tap_keeps_nothing_and_changes_no_answer(tapped) -> None:

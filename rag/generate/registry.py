@@ -76,7 +76,8 @@ def _load_remote(spec: str, settings: GenerationSettings) -> Generator:
 for _model in BUNDLED.values():
     GENERATORS.add(_bundled_entry(_model.name, _model.description))
 GENERATORS.add(Entry(
-    "PATH.gguf", "a GGUF file run by llama.cpp", check=_check_gguf, matches=lambda s: s.endswith(".gguf"),
+    "PATH.gguf", "a GGUF file run by llama.cpp", check=_check_gguf,
+    matches=lambda s: s.endswith(".gguf") and not s.startswith(("hf:", "openai:")),
     load=lambda spec, settings: _llama(Path(spec).expanduser(), Path(spec).expanduser().name, settings),
 ))
 GENERATORS.add(Entry(
