@@ -53,10 +53,22 @@ class Pairing:
     tokens_a: float | None
     tokens_b: float | None
     same: int | None = None  # questions both runs decided alike (both shown or both withheld)
+    identical: int | None = None  # questions answered identically (see `answered_alike`)
 
     @property
     def p(self) -> float:
         return sign_test(self.only_b, self.only_a)
+
+
+def answered_alike(x: dict, y: dict) -> bool:
+    """The same text, refusal, citations (document and span), trust score and token counts: what a
+    change that must not alter behaviour (a refactor) has to leave as it was."""
+    def seen(row: dict) -> tuple:
+        trust = row.get("trust") or {}
+        return (row["answer"], row["refused"], row.get("raw"), row.get("tokens"),
+                [(c["doc_id"], c["start"], c["end"], c["supported"]) for c in row["citations"]],
+                trust.get("score") if isinstance(trust, dict) else trust)
+    return seen(x) == seen(y)
 
 
 def pair(a: list[dict], b: list[dict]) -> Pairing:
@@ -71,23 +83,25 @@ def pair(a: list[dict], b: list[dict]) -> Pairing:
 
     return Pairing(len(a), sum(ra), sum(rb), sum(x and not y for x, y in zip(ra, rb)),
                    sum(y and not x for x, y in zip(ra, rb)), tokens(a), tokens(b),
-                   sum(x["refused"] == y["refused"] for x, y in zip(a, b)))
+                   sum(x["refused"] == y["refused"] for x, y in zip(a, b)),
+                   sum(answered_alike(x, y) for x, y in zip(a, b)))
 
 
 def table(pairs: dict[str, Pairing]) -> str:
     lines = ["| set | questions | right, A | right, B | only A | only B | sign test p | prompt tokens p50, A -> B "
-             "| same show/withhold |", "|---|---|---|---|---|---|---|---|---|"]
+             "| same show/withhold | identical answers |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in pairs.items():
         tok = "-" if p.tokens_a is None or p.tokens_b is None else f"{p.tokens_a:g} -> {p.tokens_b:g}"
         same = "-" if p.same is None else f"{p.same} ({100 * p.same / max(1, p.questions):.0f}%)"
+        identical = "-" if p.identical is None else f"{p.identical} ({100 * p.identical / max(1, p.questions):.0f}%)"
         lines.append(f"| {name} | {p.questions} | {p.right_a} | {p.right_b} | {p.only_a} | {p.only_b} | "
-                     f"{p.p:.2f} | {tok} | {same} |")
+                     f"{p.p:.2f} | {tok} | {same} | {identical} |")
     if len(pairs) > 1:
         ps = pairs.values()
         total = Pairing(sum(p.questions for p in ps), sum(p.right_a for p in ps), sum(p.right_b for p in ps),
                         sum(p.only_a for p in ps), sum(p.only_b for p in ps), None, None)
         lines.append(f"| all | {total.questions} | {total.right_a} | {total.right_b} | {total.only_a} | "
-                     f"{total.only_b} | {total.p:.2f} | - | - |")
+                     f"{total.only_b} | {total.p:.2f} | - | - | - |")
     return "\n".join(lines) + "\n"
 
 

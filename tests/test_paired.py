@@ -12,9 +12,10 @@ def paired():
     return paired
 
 
-def row(question: str, answerable: bool, refused: bool, correct: bool, tokens: int = 100) -> dict:
+def row(question: str, answerable: bool, refused: bool, correct: bool, tokens: int = 100, answer: str = "A [1].") -> dict:
     return {"question": question, "answerable": answerable, "refused": refused, "candidate_correct": correct,
-            "tokens": {"prompt": tokens}}
+            "tokens": {"prompt": tokens}, "answer": answer, "raw": answer, "trust": {"score": 0.5},
+            "citations": [{"doc_id": "d", "start": 0, "end": 5, "supported": True}]}
 
 
 def test_right_is_what_the_reader_sees(paired) -> None:
@@ -40,7 +41,18 @@ def test_pair_counts_flips_both_ways(paired) -> None:
     assert (p.questions, p.right_a, p.right_b, p.only_a, p.only_b) == (3, 2, 2, 1, 1)
     assert (p.tokens_a, p.tokens_b) == (310, 210)
     assert p.same == 2  # q1 shown by both, q2 withheld by both, q3 withheld by A only
-    assert "| x | 3 | 2 | 2 | 1 | 1 | 1.00 | 310 -> 210 | 2 (67%) |" in paired.table({"x": p})
+    assert p.identical == 0  # every prompt's token count differs
+    assert "| x | 3 | 2 | 2 | 1 | 1 | 1.00 | 310 -> 210 | 2 (67%) | 0 (0%) |" in paired.table({"x": p})
+
+
+def test_identical_answers_need_the_same_text_citations_and_score(paired) -> None:
+    base = row("q1", True, False, True)
+    moved = {**base, "citations": [{"doc_id": "d", "start": 1, "end": 5, "supported": True}]}
+    rescored = {**base, "trust": {"score": 0.51}}
+    reworded = row("q1", True, False, True, answer="B [1].")
+    assert paired.answered_alike(base, dict(base))
+    assert not any(paired.answered_alike(base, other) for other in (moved, rescored, reworded))
+    assert paired.pair([base, base], [dict(base), moved]).identical == 1
 
 
 def test_runs_of_different_questions_are_refused(paired) -> None:
