@@ -357,7 +357,6 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from rag.answer.assistant import DEFAULT_K
 
     if not 0 < args.port < 65536:
         raise CommandError(f"--port must be 1 to 65535, got {args.port}")
@@ -383,7 +382,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The model runs in a supervised process of its own (rag/generate/process.py): a crash in it costs one answer.
     settings = replace(_generation_settings(args), process=True, time_limit_s=args.time_limit or None)
     service = ChatService.open(
-        args.index_dir, model=args.model or defaults.MODEL, k=args.k or DEFAULT_K, mode=args.mode, settings=settings,
+        args.index_dir, model=args.model or defaults.MODEL, k=args.k or defaults.K, mode=args.mode, settings=settings,
         concurrency=args.concurrency, store=args.store, collections=_served(args), keys=keys,
     )
     unknown = sorted(set(keys.collections) - set(service.collections()))

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from eval.common import DEV_SETS, ROOT
-from rag.answer.assistant import DEFAULT_K
 from rag.evaluate.metrics import corpus_index_dir, load_gold
 from rag.search.embedding import EMBEDDERS
 from rag.search.index import Index
@@ -40,7 +39,7 @@ MARGIN = 0.1  # of the gap between the answerable and off-topic median cosines
 def best_cosines(index: Index, questions: list[str]) -> np.ndarray:
     """The best dense cosine among the hybrid top k, as ``Assistant.stream`` computes it."""
     return np.array([
-        max((h.scores.get("dense", 0.0) for h in index.search(q, k=DEFAULT_K)), default=0.0) for q in questions
+        max((h.scores.get("dense", 0.0) for h in index.search(q, k=defaults.K)), default=0.0) for q in questions
     ])
 
 

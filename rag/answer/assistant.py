@@ -62,7 +62,6 @@ from rag.search.index import Index
 from rag.search.retrieval import Mode, check_k, check_mode
 
 MAX_QUESTION_CHARS = 1000
-DEFAULT_K = defaults.K
 REFUSAL_TEXT = "The articles do not contain the answer to this question."
 NO_RELEVANT_PASSAGE = "no relevant passage"
 EARLY_REFUSAL = "the passages found do not hold the answer"  # the early check's reason, before its figure
@@ -184,7 +183,7 @@ class Assistant:
 
     index: Index
     model: str = defaults.MODEL
-    k: int = DEFAULT_K
+    k: int = defaults.K
     mode: Mode = defaults.MODE
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     generator: Generator | None = None
@@ -206,7 +205,7 @@ class Assistant:
         cls,
         index_dir: str | Path | None = None,
         model: str = defaults.MODEL,
-        k: int = DEFAULT_K,
+        k: int = defaults.K,
         mode: Mode = defaults.MODE,
         settings: GenerationSettings | None = None,
         store: str | None = None,

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag.answer.assistant import DEFAULT_K
 from rag.answer.prompting import CONTEXT_WORDS, DEFAULT_LABELS, Labels, check_context_words, check_labels
 from rag.core import defaults
 from rag.core.errors import InvalidInput
@@ -417,7 +416,7 @@ class Setting:
     """One configuration to evaluate: retrieval mode, passages given to the model, model."""
 
     mode: Mode = defaults.MODE
-    k: int = DEFAULT_K
+    k: int = defaults.K
     model: str = defaults.MODEL
     retrieval_only: bool = False
     judge: bool = True  # the semantic support check (rag.answer.judging); off leaves the lexical check

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-from rag.answer.assistant import DEFAULT_K, Answer, Assistant, check_question
+from rag.answer.assistant import Answer, Assistant, check_question
 from rag.answer.conversation import Turn, resolve_followup
 from rag.core import defaults
 from rag.core.bundled import BUNDLED, data_dir
@@ -171,7 +171,7 @@ class ChatService:
 
     index: Index  # the first collection's (``collection``): the one a request that names none gets
     model: str = defaults.MODEL
-    k: int = DEFAULT_K
+    k: int = defaults.K
     mode: Mode = defaults.MODE
     settings: GenerationSettings = SERVICE_SETTINGS
     assistants: dict[str, Assistant] = field(default_factory=dict)  # per model, over ``index``
@@ -198,7 +198,7 @@ class ChatService:
 
     @classmethod
     def open(
-        cls, index_dir: str | Path | None = None, model: str = defaults.MODEL, k: int = DEFAULT_K,
+        cls, index_dir: str | Path | None = None, model: str = defaults.MODEL, k: int = defaults.K,
         mode: Mode = defaults.MODE, settings: GenerationSettings | None = None, concurrency: int = defaults.CONCURRENCY,
         store: str | None = None, collections: Sequence[str] = (), keys: Keys | None = None, create: bool = True,
     ) -> ChatService:

@@ -56,7 +56,7 @@ STORES.add(Entry(
     "milvus:http(s)://HOST:PORT", "a Milvus server", load=_milvus,
     matches=lambda uri: uri.startswith(("milvus:http://", "milvus:https://")),
 ))
-STORE_HELP = " | ".join(f"{e.name} ({e.description})" if e.name == "faiss" else e.name for e in STORES)
+STORE_HELP = " | ".join(f"{e.name} ({e.description})" for e in STORES)
 
 
 def default_store() -> str:
