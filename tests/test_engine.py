@@ -21,10 +21,11 @@ import pytest
 from rag.answer.assistant import Assistant
 from rag.core.errors import GeneratorError, InvalidInput
 from rag.generate.process import ModelProcess
+from rag.search.index import Index
 from rag.serve.service import ChatService
 
 from .conftest import SEEDS, FakeEmbedder, run_cli, running
-from .fake_models import child_generator, failing_generator
+from .fake_models import child_generator, crashing_generator, failing_generator
 
 PREFIX = [{"role": "system", "content": "Answer from the sources."}, {"role": "user", "content": "Sources:"}]
 
@@ -69,6 +70,101 @@ def test_a_child_killed_mid_answer_fails_that_answer_and_a_new_child_answers_the
     assert model.restarts == 1 and model.pid not in (None, first_pid)  # restarted at once, not at the next call
     assert "".join(model.stream(ask("Who won?"))) == "The Miller bakery won the prize [1]. "
     assert model.stats.cached_tokens == len(PREFIX)  # the new child primed the prefix again
+
+
+def wait_for_new_child(model: ModelProcess, old_pid: int | None, within_s: float = 10.0) -> int:
+    """The pid of the child that replaced ``old_pid``, waiting for the watcher to start it."""
+    give_up = time.monotonic() + within_s
+    while model.pid in (None, old_pid):
+        assert time.monotonic() < give_up, "no new child was started"
+        time.sleep(0.02)
+    assert model.pid is not None
+    return model.pid
+
+
+def test_a_child_killed_while_idle_is_replaced_at_once_and_the_next_question_is_answered(model: ModelProcess) -> None:
+    model.prime(PREFIX)
+    first_pid = model.pid
+    os.kill(first_pid, signal.SIGKILL)  # type: ignore[arg-type]
+    wait_for_new_child(model, first_pid)  # noticed by the watcher, before anyone asked
+    assert model.wait_ready(timeout=10)
+    assert "".join(model.stream(ask("Who won?"))) == "The Miller bakery won the prize [1]. "
+    assert model.stats.cached_tokens == len(PREFIX)  # the new child primed the prefix before answering
+    assert model.restarts == 1 and model.retries == 0
+
+
+def test_a_question_asked_while_the_new_child_loads_waits_for_it() -> None:
+    model = ModelProcess((child_generator, ("The Miller bakery won the prize [1].", 0.0, 1.0)), "slow to load")
+    try:
+        assert model.wait_ready(timeout=10)
+        old = model.pid
+        os.kill(old, signal.SIGKILL)  # type: ignore[arg-type]
+        started = time.monotonic()
+        # asked at once: whichever notices the death first (the watcher or this call), no error
+        assert "".join(model.stream(ask("Who won?"))) == "The Miller bakery won the prize [1]. "
+        assert time.monotonic() - started >= 0.9  # it waited for the new child to load
+        assert model.restarts == 1 and model.pid != old
+    finally:
+        model.close()
+
+
+def test_a_death_before_the_first_token_is_sent_again_to_the_new_child(model: ModelProcess, tmp_path: Path) -> None:
+    marker = tmp_path / "crashed"
+    assert "".join(model.stream(ask(f"crash once {marker} Who won?"))) == "The Miller bakery won the prize [1]. "
+    assert marker.exists() and model.restarts == 1 and model.retries == 1
+    # a judge turn is retried the same way
+    assert model.next_token_probabilities(ask(f"crash once {tmp_path / 'judge'} Yes?"), ["Yes", "No"]) == [0.9, 0.05]
+    assert model.restarts == 2 and model.retries == 2
+
+
+def test_a_death_before_the_first_token_is_retried_only_once(model: ModelProcess) -> None:
+    with pytest.raises(GeneratorError, match=r"signal 11: SIGSEGV\) during the answer; restarting it"):
+        list(model.stream(ask("crash first")))
+    assert model.restarts == 2 and model.retries == 1
+
+
+def test_a_child_that_keeps_dying_is_not_restarted_in_a_loop(model: ModelProcess) -> None:
+    with pytest.raises(GeneratorError, match="restarting it"):
+        list(model.stream(ask("crash first")))  # two deaths: the first try and its retry
+    with pytest.raises(GeneratorError, match=r"^the model process keeps crashing: it stopped 3 times within 60 s \(last: signal 11"):
+        list(model.stream(ask("crash first")))
+    assert model.pid is None  # no new child
+    started = time.monotonic()
+    with pytest.raises(GeneratorError, match=r"keeps crashing: .* it will be tried again in \d+ s$"):
+        list(model.stream(ask("Who won?")))
+    assert time.monotonic() - started < 0.5 and model.pid is None and model.restarts == 2
+
+
+def test_a_model_that_crashes_while_loading_is_restarted_at_most_twice() -> None:
+    model = ModelProcess((crashing_generator, ()), "crashes on load")
+    try:
+        give_up = time.monotonic() + 30
+        while model.restarts < 2 or model.pid is not None:  # the watcher restarts it twice, then stops
+            assert time.monotonic() < give_up
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert model.restarts == 2 and model.pid is None
+        with pytest.raises(GeneratorError, match=r"keeps crashing: .*signal 11: SIGSEGV while it was loading"):
+            list(model.stream(ask("Who won?")))
+    finally:
+        model.close()
+
+
+def test_one_watcher_per_living_child_and_none_after_close(model: ModelProcess) -> None:
+    def watched() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("rag-model-watch-")}
+
+    pids = [model.pid]
+    for _ in range(2):
+        os.kill(pids[-1], signal.SIGKILL)  # type: ignore[arg-type]
+        pids.append(wait_for_new_child(model, pids[-1]))
+        assert model.wait_ready(timeout=10)
+    time.sleep(0.2)
+    names = {f"rag-model-watch-{pid}" for pid in pids}
+    assert watched() & names == {f"rag-model-watch-{pids[-1]}"}
+    model.close()
+    time.sleep(0.2)
+    assert not watched() & names
 
 
 def test_a_segfault_in_the_child_is_named(model: ModelProcess) -> None:
@@ -184,6 +280,88 @@ def test_the_server_answers_the_next_question_after_its_model_process_is_killed(
         model.close()
 
 
+def _stream_post(url: str, question: str) -> tuple[str, list[str]]:
+    """The text of a streamed /v1 answer and any error events in it."""
+    body = json.dumps({"model": "rag", "stream": True, "messages": [{"role": "user", "content": question}]}).encode()
+    request = urllib.request.Request(f"{url}v1/chat/completions", data=body, headers={"Content-Type": "application/json"})
+    text, errors = "", []
+    with urllib.request.urlopen(request, timeout=60) as response:
+        for line in response:
+            data = line.decode().strip().removeprefix("data: ")
+            if not data or data == "[DONE]":
+                continue
+            event = json.loads(data)
+            if "error" in event:
+                errors.append(event["error"]["message"])
+            for choice in event.get("choices", ()):
+                text += choice.get("delta", {}).get("content") or ""
+    return text, errors
+
+
+def test_no_surface_loses_a_question_when_the_model_process_dies_while_idle(tmp_path: Path, tiny_corpus: Path) -> None:
+    from gradio_client import Client
+    from mcp import Client as McpClient
+
+    from .test_mcp import run
+
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([tiny_corpus])
+    reply = "The Miller bakery in Ashford won the national sourdough prize [1]."
+    model = ModelProcess((child_generator, (reply, 0.0, 0.5)), "child")  # half a second to load, as a model takes seconds
+    model.crash_loop = 5  # four kills within seconds are this test's doing, not a crash loop
+    service = ChatService(index, model="child", assistants={"child": Assistant(index, model="child", generator=model)})
+    question = "Which bakery won the sourdough prize?"
+
+    def kill_while_idle() -> None:
+        assert model.wait_ready(timeout=10)
+        os.kill(model.pid, signal.SIGKILL)  # type: ignore[arg-type]
+
+    async def ask_mcp(url: str) -> dict:  # type: ignore[type-arg]
+        async with McpClient(f"{url}mcp") as client:
+            result = await client.call_tool("ask", {"question": question})
+            assert not result.is_error, result
+            return result.structured_content  # type: ignore[return-value]
+
+    try:
+        with running(service) as url:
+            kill_while_idle()
+            status, body = _post(url, question)
+            assert status == 200 and "Miller bakery" in body["choices"][0]["message"]["content"], body
+            kill_while_idle()
+            text, errors = _stream_post(url, question)
+            assert errors == [] and "Miller bakery" in text
+            kill_while_idle()
+            messages, _, _, _ = Client(url, verbose=False).predict(question, api_name="/chat")
+            assert "Miller bakery" in messages[-1]["content"][0]["text"]
+            kill_while_idle()
+            assert "Miller bakery" in run(lambda: ask_mcp(url))["answer"]
+            assert model.restarts == 4
+    finally:
+        model.close()
+
+
+def test_a_server_whose_model_keeps_crashing_says_so_and_still_serves_search_and_documents(tmp_path: Path, tiny_corpus: Path) -> None:
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([tiny_corpus])
+    model = ModelProcess((child_generator, ("never said",)), "child")
+    service = ChatService(index, model="child", assistants={"child": Assistant(index, model="child", generator=model)})
+    try:
+        with running(service) as url:
+            crash = "Which bakery won the sourdough prize? crash first"
+            status, body = _post(url, crash)  # two deaths: the question and its retry
+            assert status == 503 and "signal 11: SIGSEGV) during the answer; restarting it" in body["error"]["message"]
+            status, body = _post(url, crash)
+            assert status == 503 and "the model process keeps crashing: it stopped 3 times within 60 s" in body["error"]["message"]
+            status, body = _post(url, "Which bakery won the sourdough prize?")
+            assert status == 503 and "keeps crashing" in body["error"]["message"] and "tried again in" in body["error"]["message"]
+            assert [hit.doc_id for hit in service.search("sourdough prize", k=1, mode="bm25")] == ["bakery"]
+            assert len(service.document_rows()) == len(index.documents())
+            with urllib.request.urlopen(f"{url}v1/models", timeout=10) as response:
+                assert response.status == 200
+    finally:
+        model.close()
+
+
 # ---------------------------------------------------------------------- the bundled model
 
 
@@ -202,4 +380,7 @@ def test_the_bundled_model_in_its_own_process_survives_a_kill(tmp_path: Path) ->
     answer = service.ask(question)
     assert not answer.refused and "December 6, 2023" in answer.text, answer.raw
     assert answer.tokens is not None and answer.tokens.cached > 200  # the restarted child primed the prefix
+    os.kill(model.pid, signal.SIGKILL)  # type: ignore[arg-type]  # while idle: the next question is not lost
+    again = service.ask(question)
+    assert again.text == answer.text and model.restarts == 2
     model.close()
