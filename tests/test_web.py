@@ -66,6 +66,7 @@ def site() -> Iterator[str]:
         "/data.json": (200, "application/json", b'{"a": 1}'),
         "/huge": (200, "text/html", b"<html>" + b"x" * (MAX_PAGE_BYTES + 10) + b"</html>"),
         "/feed.xml": (200, "application/rss+xml", FEED.format(base=base).encode()),
+        "/deep": (200, "text/html", f"<html><body>{'<div>' * 200_000}deep</body></html>".encode()),
     })
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -129,3 +130,16 @@ def test_an_answer_from_a_page_links_its_citation_to_the_page(site: str, tmp_pat
     [citation] = answer.citations
     assert citation.url == f"{site}/story" and answer.to_dict()["citations"][0]["url"] == f"{site}/story"
     assert 'target="_blank" rel="noopener noreferrer"' in render_sources(answer) and "<a href=" in render_sources(answer)
+
+
+def test_a_page_built_to_choke_the_parser_is_refused_in_a_moment(site: str, tmp_path: Path) -> None:
+    import time
+
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([f"{site}/story"])
+    started = time.monotonic()
+    report = index.add([f"{site}/deep", f"{site}/second"])
+    assert time.monotonic() - started < 10
+    assert [(s.source, s.reason) for s in report.skipped] == [
+        (f"{site}/deep", "the page nests elements more than 512 deep, over the limit of 512 (RAG_MAX_DEPTH)")]
+    assert len(index.documents()) == 2  # the story kept, the second page added

@@ -20,3 +20,14 @@ MODEL_TIME_LIMIT_S = 120.0  # `rag serve` stops and restarts a model call runnin
 MODEL = "qwen-1.5b"  # the bundled generator (rag/core/bundled.py; README "Models")
 EMBEDDER = "minilm"  # the bundled embedder (README "Embedders")
 STORE = "faiss"  # where an index is kept unless --store or $RAG_STORE says otherwise
+
+# What one document may cost to read (rag/ingest/guards.py; README "Limits on what is read").
+# Each can be set with its environment variable, e.g. RAG_MAX_ARCHIVE_MB=1024.
+MAX_ARCHIVE_MB = 256.0  # a DOCX or EPUB (a zip) inflated in total
+MAX_MEMBER_MB = 64.0  # one file inside it inflated
+MAX_RATIO = 100.0  # how much one file inside it may inflate (ratio), checked above 1 MB inflated
+MAX_MEMBERS = 10_000  # files inside it
+MAX_MARKUP_MB = 20.0  # an HTML or XML text
+MAX_DEPTH = 512  # how deeply HTML or XML elements may nest
+EXTRACT_SECONDS = 120.0  # reading one PDF, DOCX, EPUB or HTML file (in a child process that is stopped past it)
+EXTRACT_MEMORY_MB = 2048  # the address space that child may use

@@ -22,12 +22,17 @@ from pathlib import Path
 from rag.core.errors import RagError
 from rag.core.types import Document, Skipped
 from rag.ingest.cleaning import clean, find_date, guess_title, normalize
+from rag.ingest.guards import LimitExceeded, Limits, check_markup, check_zip, read_member
+from rag.ingest.sandbox import ReaderCrashed, borrowed
 from rag.ingest.web import extract, is_url, load_urls
 
 TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx", ".epub", ".jsonl"}
+# Read by a parser in a child process with a time and memory budget (rag/ingest/sandbox.py); plain
+# text, Markdown and JSONL are read here, in time and memory that grow with their size.
+SANDBOXED_SUFFIXES = HTML_SUFFIXES | {".pdf", ".docx", ".epub"}
 
 
 def _has_control(text: str) -> bool:
@@ -78,31 +83,37 @@ def came_from(source: str, paths: Iterable[str | Path]) -> bool:
     return any(file == (root := Path(p).resolve()) or file.is_relative_to(root) for p in paths)
 
 
-def load(paths: Iterable[str | Path]) -> Iterator[Document | Skipped]:
+def load(paths: Iterable[str | Path], limits: Limits | None = None) -> Iterator[Document | Skipped]:
     """Yield a Document for every readable document under ``paths``, a Skipped for the rest.
 
     A path that is an ``http(s)://`` URL is fetched (:func:`rag.ingest.web.load_urls`) after the files.
+    What reading one document may cost is ``limits`` (default: :meth:`Limits.from_env`); a document
+    past them is a Skipped that names the limit (:mod:`rag.ingest.guards`).
 
     Example:
         >>> docs = [d for d in load(["seeds"]) if isinstance(d, Document)]
     """
     paths = list(paths)
+    limits = limits or Limits.from_env()
     urls = [str(p) for p in paths if is_url(p)]
-    for file, root in iter_files([p for p in paths if not is_url(p)]):
-        suffix = file.suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            yield Skipped(str(file), f"unsupported file type '{suffix or '(none)'}'")
-            continue
-        try:
-            if suffix == ".jsonl":
-                yield from _load_jsonl(file)
-            elif _has_control(doc_id_for(file, root)):
-                yield Skipped(str(file), "the file name contains control characters")
-            else:
-                yield _load_file(file, doc_id_for(file, root), suffix)
-        except LoadError as e:
-            yield Skipped(str(file), str(e))
-    yield from load_urls(urls)
+    with borrowed(limits) as sandbox:
+        for file, root in iter_files([p for p in paths if not is_url(p)]):
+            suffix = file.suffix.lower()
+            if suffix not in SUPPORTED_SUFFIXES:
+                yield Skipped(str(file), f"unsupported file type '{suffix or '(none)'}'")
+                continue
+            try:
+                if suffix == ".jsonl":
+                    yield from _load_jsonl(file)
+                elif _has_control(doc_id_for(file, root)):
+                    yield Skipped(str(file), "the file name contains control characters")
+                elif suffix in SANDBOXED_SUFFIXES:
+                    yield sandbox.run(_load_file, file, doc_id_for(file, root), suffix, limits)
+                else:
+                    yield _load_file(file, doc_id_for(file, root), suffix, limits)
+            except (LoadError, LimitExceeded, ReaderCrashed) as e:
+                yield Skipped(str(file), str(e))
+        yield from load_urls(urls, sandbox=sandbox)
 
 
 def _read_text(file: Path) -> str:
@@ -117,21 +128,24 @@ def _read_text(file: Path) -> str:
         raise LoadError(f"not valid UTF-8 (byte {e.start})") from None
 
 
-def _load_file(file: Path, doc_id: str, suffix: str) -> Document:
+def _load_file(file: Path, doc_id: str, suffix: str, limits: Limits) -> Document:
     title, date = "", None
     page_starts: tuple[int, ...] = ()
     if suffix == ".pdf":
         text, page_starts = _pdf_text(file)
     elif suffix == ".docx":
+        check_zip(file, limits)
         title, text = _docx_text(file)
         text = clean(text)
     elif suffix == ".epub":
-        title, text = _epub_text(file)
+        check_zip(file, limits)
+        title, text = _epub_text(file, limits)
         text = clean(text)
     elif suffix in HTML_SUFFIXES:
         # trafilatura keeps the article (F1 0.95 against 0.80 for the walk below on 181 real
         # pages, eval/README.md "Web pages"); the walk reads what it finds nothing in.
         html = _read_text(file)
+        check_markup(html, limits, "the HTML")
         title, text, date = extract(html)
         if not text.strip():
             title, text = _html_text(html)
@@ -163,6 +177,9 @@ def _load_jsonl(file: Path) -> Iterator[Document | Skipped]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             yield Skipped(where, f"malformed JSON ({e.msg})")
+            continue
+        except RecursionError:
+            yield Skipped(where, "JSON nested too deeply to read")
             continue
         if not isinstance(record, dict):
             yield Skipped(where, "a line must be a JSON object")
@@ -282,13 +299,15 @@ def _docx_text(file: Path) -> tuple[str, str]:
     return normalize(title), "\n".join(lines)
 
 
-def _epub_text(file: Path) -> tuple[str, str]:
+def _epub_text(file: Path, limits: Limits) -> tuple[str, str]:
     """An EPUB's chapters in spine (reading) order, each chapter's title kept as a line, and the
     book's title.
 
     An EPUB is a zip: ``META-INF/container.xml`` names the package file (OPF), whose manifest
     lists the chapters and whose spine gives their order. Read here with zipfile and
     BeautifulSoup rather than ebooklib, whose AGPL-3.0 licence would bind this MIT project.
+    Every part is read as a stream up to the per-file limit and checked as markup before it is
+    parsed (:mod:`rag.ingest.guards`).
     """
     import posixpath
     import zipfile
@@ -297,13 +316,19 @@ def _epub_text(file: Path) -> tuple[str, str]:
 
     try:
         with zipfile.ZipFile(file) as book:
+
+            def markup(name: str) -> bytes:
+                data = read_member(book, name, limits)
+                check_markup(data, limits, f"'{name}'")
+                return data
+
             # The package files are XML (parsed by lxml); the chapters are XHTML.
-            container = BeautifulSoup(book.read("META-INF/container.xml"), "xml")
+            container = BeautifulSoup(markup("META-INF/container.xml"), "xml")
             rootfile = container.find("rootfile")
             if rootfile is None or not rootfile.get("full-path"):
                 raise LoadError("not an EPUB (no package file named in META-INF/container.xml)")
             opf_path = str(rootfile["full-path"])
-            opf = BeautifulSoup(book.read(opf_path), "xml")
+            opf = BeautifulSoup(markup(opf_path), "xml")
             title_tag = opf.find("dc:title") or opf.find("title")
             manifest = {str(item.get("id")): str(item.get("href")) for item in opf.find_all("item")}
             base = posixpath.dirname(opf_path)
@@ -312,12 +337,12 @@ def _epub_text(file: Path) -> tuple[str, str]:
                 href = manifest.get(str(ref.get("idref")))
                 if href is None:
                     continue
-                page = book.read(posixpath.normpath(posixpath.join(base, href))).decode("utf-8", "replace")
+                page = markup(posixpath.normpath(posixpath.join(base, href))).decode("utf-8", "replace")
                 heading, text = _html_text(page)
                 if heading and heading not in text:  # a title only in <head>: keep it as the first line
                     text = f"{heading}\n{text}"
                 chapters.append(text)
-    except LoadError:
+    except (LoadError, LimitExceeded):
         raise
     except Exception as e:  # noqa: BLE001 - a damaged EPUB fails inside zipfile or the parser
         raise LoadError(f"unreadable EPUB ({type(e).__name__}: {e})") from None

@@ -22,9 +22,11 @@ from urllib.parse import urlsplit
 from rag.core.errors import RagError
 from rag.core.types import Document
 from rag.ingest.cleaning import clean, find_date, guess_title, normalize
+from rag.ingest.guards import LimitExceeded, Limits, check_markup
 
 if TYPE_CHECKING:
     from rag.core.types import Skipped
+    from rag.ingest.sandbox import Sandbox
 
 MAX_PAGE_MB = 5
 MAX_PAGE_BYTES = MAX_PAGE_MB * 1024 * 1024
@@ -118,17 +120,30 @@ def feed_links(xml: bytes) -> list[str] | None:
     return [link for link in links if is_url(link)][:MAX_FEED_ENTRIES]
 
 
-def load_urls(urls: Iterable[str], timeout: float = TIMEOUT_S, max_bytes: int = MAX_PAGE_BYTES) -> Iterator[Document | Skipped]:
+def load_urls(
+    urls: Iterable[str], timeout: float = TIMEOUT_S, max_bytes: int = MAX_PAGE_BYTES, sandbox: Sandbox | None = None,
+) -> Iterator[Document | Skipped]:
     """A Document for every page under ``urls`` (a feed's entries included), a Skipped for each
-    URL that gives none."""
+    URL that gives none.
+
+    A page or feed goes through the same guards as a file (:mod:`rag.ingest.guards`: its markup's
+    size and depth), and a page is read in ``sandbox`` (time and memory budgets) when one is given.
+    """
     from rag.core.types import Skipped
+    from rag.ingest.sandbox import ReaderCrashed
+
+    limits = sandbox.limits if sandbox is not None else Limits.from_env()
 
     def one(url: str, in_feed: bool) -> Iterator[Document | Skipped]:
         try:
             final, kind, body = fetch(url, timeout, max_bytes)
             if kind in _HTML_TYPES or (not kind and body.lstrip()[:1] == b"<" and b"<html" in body[:2048].lower()):
-                yield page(url, body.decode("utf-8", "replace"))
+                html = body.decode("utf-8", "replace")
+                check_markup(html, limits, "the page")
+                yield sandbox.run(page, url, html) if sandbox is not None else page(url, html)
                 return
+            if kind in _FEED_TYPES and not in_feed:
+                check_markup(body, limits, "the feed")
             links = feed_links(body) if kind in _FEED_TYPES and not in_feed else None
             if links is None:
                 raise FetchError(f"not a web page or feed ({kind or 'no content type'})")
@@ -136,7 +151,7 @@ def load_urls(urls: Iterable[str], timeout: float = TIMEOUT_S, max_bytes: int = 
                 raise FetchError("a feed with no entry links")
             for link in links:
                 yield from one(link, in_feed=True)
-        except FetchError as e:
+        except (FetchError, LimitExceeded, ReaderCrashed) as e:
             yield Skipped(url, str(e))
 
     for url in urls:
