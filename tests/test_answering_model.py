@@ -93,3 +93,17 @@ def test_a_second_process_restores_the_warmed_prefix_and_answers_the_same(assist
     assert primed_answer(second, restored=True) == expected  # from the file
     saved.write_bytes(b"not a state")
     assert primed_answer(second, restored=False) == expected  # damaged: evaluated afresh
+
+
+def test_an_answer_does_not_depend_on_the_question_asked_before_it(assistant: Assistant) -> None:
+    # Both questions retrieve the same first passage, so their prompts share more than the fixed
+    # instruction; only the instruction is reused from the cache, so the first answer comes back
+    # the same, token for token, after the other question and after itself.
+    first = "What ministerial post does Bernard Quintin hold in the Belgian government?"
+    other = "When did Bernard Quintin visit Doha?"
+    runs = [assistant.ask(q) for q in (first, other, first, first)]
+    a, _, b, c = runs
+    assert a.raw == b.raw == c.raw and a.trust is not None
+    assert a.trust.to_dict() == b.trust.to_dict() == c.trust.to_dict()
+    assert a.tokens == b.tokens == c.tokens  # the same tokens evaluated each time, none reused past the instruction
+    assert a.tokens is not None and 200 < a.tokens.cached < 240

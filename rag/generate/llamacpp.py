@@ -27,9 +27,12 @@ def _states(moment: str, rows: dict[int, Any]) -> dict[str, tuple[float, ...]]:
 class LlamaCppGenerator:
     """A GGUF model run in-process by llama-cpp-python, decoded greedily by this class.
 
-    The KV cache of the previous call is kept and only the tokens after the longest common
-    prefix are evaluated, so the fixed instruction at the start of every prompt is paid for
-    once, and a judge turn appended to an answer's conversation costs only its own tokens.
+    The KV cache of the previous call is kept, so the fixed instruction at the start of every
+    prompt (:meth:`prime`) is paid for once, and a judge turn appended to an answer's conversation
+    costs only its own tokens. Nothing else is reused: a new prompt is evaluated from the end of
+    the fixed instruction even when it shares more with the one before (the same first passage),
+    because a token evaluated in another batch rounds differently, and an answer must not depend
+    on the question asked before it (eval/README.md, "Soak and fault test").
     The decoding loop is ours (not ``create_chat_completion``) so that each reply records its
     prompt token counts and the probability of every token it chose (:class:`GenerationStats`).
     """
@@ -74,6 +77,7 @@ class LlamaCppGenerator:
         self.threads = settings.threads
         self._meter = (meter or CpuMeter()) if settings.adapt_threads else None
         self._path = path
+        self._primed: list[int] = []  # the fixed instruction's tokens (prime)
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         import codecs
@@ -95,7 +99,7 @@ class LlamaCppGenerator:
         recording: contextlib.AbstractContextManager[dict[int, Any]] = (
             self._own_tap.armed() if self._own_tap else contextlib.nullcontext({}))
         with recording as rows:
-            cached = self._evaluate(prompt)
+            cached = self._evaluate(prompt, new=True)
             hidden.update(_states("prompt", rows))
             rng = np.random.default_rng(0)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -145,6 +149,7 @@ class LlamaCppGenerator:
         cannot be written is skipped.
         """
         tokens = self._chat_tokens(messages)
+        self._primed = tokens
         path = prefix_state.path(self._llm, self._path, tokens)
         if path.is_file() and prefix_state.restore(self._llm, path, tokens):
             return True
@@ -175,14 +180,15 @@ class LlamaCppGenerator:
         result = self._formatter(messages=messages)
         return self._llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
-    def _evaluate(self, tokens: list[int]) -> int:
-        """Evaluate ``tokens`` after the longest prefix already in the KV cache; return that prefix's length."""
+    def _evaluate(self, tokens: list[int], new: bool = False) -> int:
+        """Evaluate ``tokens`` after the part of the KV cache they may reuse and return its length:
+        all they share with it for a turn that continues the last answer's conversation (a judge
+        turn), only what they share with the fixed instruction for a ``new`` prompt (see the class
+        docstring), so every answer's prompt is evaluated in the same batches whatever came before."""
         llm = self._llm
-        cached = 0
-        for a, b in zip(llm._input_ids, tokens):
-            if a != b:
-                break
-            cached += 1
+        cached = _shared(llm._input_ids, tokens)
+        if new:
+            cached = min(cached, _shared(self._primed, tokens))
         # subtle: at least one token is evaluated, so the logits belong to the end of ``tokens``.
         reused = min(cached, len(tokens) - 1)
         llm.n_tokens = reused
@@ -205,6 +211,16 @@ class LlamaCppGenerator:
         if text not in self._token_ids:
             self._token_ids[text] = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)[0]
         return self._token_ids[text]
+
+
+def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens ``a`` and ``b`` start with in common."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def llama_in_child(path: Path, settings: GenerationSettings, name: str) -> LlamaCppGenerator:
