@@ -277,7 +277,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     print()
     if answer.refused:
-        if answer.raw:
+        if answer.withheld is not None:
+            print(f"\n{answer.text}\nNot verified: {answer.withheld.text} (withheld: {answer.withheld.reason})")
+        elif answer.raw:
             print(f"\n{answer.text} (withheld: {answer.refusal_reason})")
         elif answer.refusal_reason:
             print(f"({answer.refusal_reason}; the model was not asked)")

@@ -107,6 +107,26 @@ def test_a_low_trust_score_withholds_a_supported_answer(index: Index) -> None:
     assert answer.refused and "not trusted enough" in (answer.refusal_reason or "")
 
 
+def test_a_withheld_answer_is_kept_with_its_citations_reason_and_score(index: Index) -> None:
+    answer = judged(index, "The Miller bakery in Ashford [1].", yes=0.95, refusing=0.9, logprob=-3.0).ask(
+        "Which bakery won the sourdough prize?"
+    )
+    assert answer.refused and answer.text == REFUSAL_TEXT and answer.citations == ()  # the refusal stays the answer
+    withheld = answer.withheld
+    assert withheld is not None and withheld.text == "The Miller bakery in Ashford [1]."
+    assert answer.trust is not None and withheld.score == answer.trust.score and withheld.reason == answer.refusal_reason
+    [c] = withheld.citations
+    assert c.doc_id == "bakery" and index.document("bakery").text[c.start : c.end] == c.quote
+    shown = answer.to_dict()["withheld"]
+    assert shown["text"] == withheld.text and shown["citations"][0]["quote"] == c.quote
+    assert shown["score"] == round(withheld.score, 4) and shown["threshold"] == answer.trust.threshold  # type: ignore[arg-type]
+
+
+def test_a_refusal_before_any_answer_has_nothing_withheld(index: Index) -> None:
+    answer = judged(index, "I don't know.", yes=0.95).ask("Which bakery won the sourdough prize?")
+    assert answer.refused and answer.withheld is None and answer.to_dict()["withheld"] is None
+
+
 def test_without_the_judge_only_the_lexical_check_runs(index: Index) -> None:
     a = judged(index, "The Miller bakery in Ashford [1].", yes=0.0)
     a.judge = False

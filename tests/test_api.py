@@ -107,6 +107,8 @@ def test_a_withheld_streamed_answer_says_so(service: ChatService) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text.startswith("Which bakery won") and f"{REFUSAL_TEXT} (withheld: " in text
     assert chunks[-1].model_extra["rag"]["refused"] and chunks[-1].model_extra["rag"]["citations"] == []
+    withheld = chunks[-1].model_extra["rag"]["withheld"]
+    assert withheld["text"].startswith("Which bakery won") and withheld["reason"] == chunks[-1].model_extra["rag"]["refusal_reason"]
 
 
 def test_a_wrong_or_missing_key_is_refused(url: str) -> None:

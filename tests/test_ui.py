@@ -241,6 +241,9 @@ def test_a_withheld_answer_says_why(tmp_path: Path, tiny_corpus: Path) -> None:
     chat = render_answer(answer)
     assert REFUSAL_TEXT in chat and "Withheld: no sentence of the answer is supported by the sources." in chat
     assert "<b>" not in chat  # nothing of the model's text is rendered as markup
+    # what the model wrote, collapsed under the refusal, with the quote it cites
+    assert '<details class="rag-withheld"><summary>Not verified: The Miller bakery in &lt;b&gt;Ashford&lt;/b&gt; &#91;1&#93;.</summary>' in chat
+    assert chat.index(REFUSAL_TEXT) < chat.index("Not verified")
 
 
 def test_rescan_indexes_the_upload_folder_and_drops_deleted_files(service: ChatService, tmp_path: Path) -> None:

@@ -95,6 +95,27 @@ class Tokens:
 
 
 @dataclass(frozen=True)
+class Withheld:
+    """An answer the model wrote that the checks did not show: kept, with its citations and why,
+    for the reader to judge (the chat window shows it collapsed under the refusal)."""
+
+    text: str
+    citations: tuple[Citation, ...]
+    reason: str
+    score: float | None = None
+    threshold: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "citations": [_citation_dict(c) for c in self.citations], "reason": self.reason,
+                "score": None if self.score is None else round(self.score, 4), "threshold": self.threshold}
+
+
+def _citation_dict(c: Citation) -> dict[str, Any]:
+    return {"n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title, "start": c.start, "end": c.end,
+            "quote": c.quote, "supported": c.supported, "added": c.added, "page": c.page, "url": c.url}
+
+
+@dataclass(frozen=True)
 class Answer:
     """An answer, whether it is a refusal, and the evidence behind it."""
 
@@ -113,6 +134,7 @@ class Answer:
     trust: Trust | None = None
     tokens: Tokens | None = None
     conflicts: tuple[Conflict, ...] = ()  # sources that give different values for the asked fact
+    withheld: Withheld | None = None  # on a refusal by the checks: what the model wrote, and why it is not shown
 
     def after_stream(self) -> str:
         """What a client that showed the model's words as they streamed must add after them for
@@ -136,14 +158,7 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "refused": self.refused,
-            "citations": [
-                {
-                    "n": c.n, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "title": c.title,
-                    "start": c.start, "end": c.end, "quote": c.quote, "supported": c.supported,
-                    "added": c.added, "page": c.page, "url": c.url,
-                }
-                for c in self.citations
-            ],
+            "citations": [_citation_dict(c) for c in self.citations],
             "sentences": [
                 {"text": s.text, "citations": list(s.citations), "supported": s.supported, "support": round(s.support, 4)}
                 for s in self.sentences
@@ -160,6 +175,7 @@ class Answer:
             "tokens": None if self.tokens is None else asdict(self.tokens),
             "trust": None if self.trust is None else self.trust.to_dict(),
             "conflicts": [c.to_dict() for c in self.conflicts],
+            "withheld": None if self.withheld is None else self.withheld.to_dict(),
             "model": self.model,
         }
 
@@ -380,8 +396,12 @@ class Assistant:
         disagree = conflicts.find(question, text, sentences, citations, prompt.sources)
         if not trust.shown:
             if not disagree:
-                # Withheld: the raw answer and the reason stay on the Answer for the curious.
-                return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
+                # Withheld: what the model wrote, its citations and the reason stay on the Answer,
+                # for the reader to judge; the refusal is the answer's text.
+                withheld = Withheld(text, tuple(self._located(c) for c in citations), trust.reason or "",
+                                    trust.score, trust.threshold if trust.score is not None else None)
+                return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats),
+                                     withheld)
             # The model's answer is withheld, but the passages it drew on give two values for
             # what was asked: the disagreement alone is shown, each value with its citation
             # (eval/README.md, "Conflicting sources": what the model wrote stays on .raw).
@@ -406,14 +426,14 @@ class Assistant:
 
     def _refusal(
         self, question: str, hits: list[Hit], sources: tuple[Source, ...], timings: Timings, prompt: str,
-        trust: Trust | str, raw: str = "", tokens: Tokens | None = None,
+        trust: Trust | str, raw: str = "", tokens: Tokens | None = None, withheld: Withheld | None = None,
     ) -> Answer:
         reason = trust if isinstance(trust, str) else trust.reason
         return Answer(
             question=question, text=REFUSAL_TEXT, refused=True, citations=(), sentences=(), hits=tuple(hits),
             sources=sources, timings=timings, model=self.generator.name if self.generator else self.model,
             prompt=prompt, raw=raw, refusal_reason=reason, trust=None if isinstance(trust, str) else trust,
-            tokens=tokens,
+            tokens=tokens, withheld=withheld,
         )
 
 

@@ -38,6 +38,8 @@ CSS = """
 mark.rag-quote { background: #fde68a; color: inherit; padding: 0 1px; }
 .rag-unsupported { text-decoration: underline wavy #dc2626; }
 .rag-refusal { color: #92400e; }
+.rag-withheld { color: #6b7280; border-left: 3px solid #e5e7eb; padding-left: 8px; }
+.rag-withheld summary { cursor: pointer; }
 .rag-conflict { border-left: 3px solid #d97706; padding-left: 8px; }
 .rag-note, .rag-searched { color: #6b7280; font-size: 0.9em; }
 sup.rag-cite { color: #4338ca; font-weight: 600; }

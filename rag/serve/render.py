@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rag.answer.assistant import Answer
+from rag.answer.assistant import Answer, Withheld
 from rag.core.types import Citation, Hit
 from rag.ingest.web import is_url
 
@@ -39,7 +39,10 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
         parts.append(f'<p class="rag-searched"><em>Searched for: {escape_text(searched)}</em></p>')
     if answer.refused:
         parts.append(f'<p class="rag-refusal"><strong>{escape_text(answer.text)}</strong></p>')
-        if answer.raw and answer.refusal_reason:
+        if answer.withheld is not None:
+            # what the model wrote, collapsed under the refusal: the reader may judge it
+            parts.append(render_withheld(answer.withheld))
+        elif answer.raw and answer.refusal_reason:
             # the model did write an answer: say why it is not shown
             parts.append(f'<p class="rag-note"><small>Withheld: {escape_text(answer.refusal_reason)}.</small></p>')
         return "\n".join(parts)
@@ -62,6 +65,15 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
         given = "; ".join(f"{escape_text(v.value)}{_cite_marks([v.citation.n])}" for v in conflict.values)
         parts.append(f'<p class="rag-conflict"><strong>The sources disagree:</strong> {given}.</p>')
     return "\n".join(parts)
+
+
+def render_withheld(withheld: Withheld) -> str:
+    """A withheld answer as a collapsed block: "Not verified: ..." (its text keeps its ``[n]``
+    markers), then why (the reason, which carries the score) and the quotes it cites."""
+    quotes = "".join(f'<blockquote>{_cite_marks([c.n])} <mark class="rag-quote">{escape_text(c.quote)}</mark> '
+                     f"<small>{escape_text(c.title)}</small></blockquote>" for c in withheld.citations if c.quote)
+    return (f'<details class="rag-withheld"><summary>Not verified: {escape_text(withheld.text)}</summary>'
+            f'<p class="rag-note"><small>Withheld: {escape_text(withheld.reason)}.</small></p>{quotes}</details>')
 
 
 def _marked(text: str, spans: list[tuple[int, int]]) -> str:
