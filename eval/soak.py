@@ -14,7 +14,8 @@ each question's idle answer on each surface, runs for ``--minutes``:
 
 The report (``eval/results/soak.{json,md}``): questions asked, answered, failed (each failure with
 whether a kill fell within it), answers whose text differs from the same question's idle answer on
-the same surface, server RSS at start and end and its slope per hour after warm-up, descriptors
+the same surface (counted apart while the uploaded document is indexed: it changes the keyword
+index's statistics, so the passages' order and the answer may change with it), server RSS at start and end and its slope per hour after warm-up, descriptors
 and threads at start and end, p50/p95 latency, and the server log's lines about the model process.
 
 Usage (one run at a time on an idle machine: the model uses both cores):
@@ -179,6 +180,7 @@ class Soak:
         self.kills: list[dict[str, Any]] = []
         self.events: list[str] = []
         self.samples: list[dict[str, float]] = []
+        self.upload_window = (float("inf"), float("inf"))  # from the upload's start to the removal's end
         self.stop = threading.Event()
 
     def client(self, n: int) -> None:
@@ -229,6 +231,7 @@ class Soak:
         if self.stop.wait(third):
             return
         window = Client(self.url, verbose=False)  # one session: its documents list offers what it added
+        self.upload_window = (time.monotonic(), float("inf"))
         try:
             status, *_ = window.predict([handle_file(upload)], api_name="/add_documents")
             self.events.append(f"upload: {status.splitlines()[0]}")
@@ -238,6 +241,7 @@ class Soak:
             return
         try:
             status, *_ = window.predict(upload.stem, api_name="/remove_document")
+            self.upload_window = (self.upload_window[0], time.monotonic())
             self.events.append(f"removal: {status}")
         except Exception as e:  # noqa: BLE001 - reported
             self.events.append(f"removal failed: {e}")
@@ -279,7 +283,10 @@ def idle_answers(url: str, questions: list[str]) -> dict[str, str]:
 def report(soak: Soak, idle: dict[str, str], warmup_s: float, log_lines: list[str], args: argparse.Namespace) -> dict[str, Any]:
     done = [r for r in soak.requests if r.end]
     failed = [r for r in done if not r.ok]
-    differ = [r for r in done if r.ok and r.text.strip() != idle[f"{r.surface}\t{r.question}"].strip()]
+    start, end = soak.upload_window
+    uploaded = {id(r) for r in done if r.end >= start and r.start <= end}
+    changed = [r for r in done if r.ok and r.text.strip() != idle[f"{r.surface}\t{r.question}"].strip()]
+    differ = [r for r in changed if id(r) not in uploaded]
     latencies = [r.end - r.start for r in done if r.ok]
     settle = soak.samples[0]["t"] + warmup_s
     after = [s for s in soak.samples if s["t"] >= settle] or soak.samples
@@ -290,6 +297,7 @@ def report(soak: Soak, idle: dict[str, str], warmup_s: float, log_lines: list[st
         "asked": len(done), "answered": len(done) - len(failed), "failed": len(failed),
         "failed_outside_a_kill": sum(1 for r in failed if not r.kills),
         "differ_from_idle": len(differ),
+        "asked_with_upload_indexed": len(uploaded), "differ_with_upload_indexed": len(changed) - len(differ),
         "per_surface": {s: {"asked": sum(r.surface == s for r in done), "failed": sum(r.surface == s for r in failed)}
                         for s in SURFACES},
         "kills": {"idle": sum(k["mode"] == "idle" for k in soak.kills), "in flight": sum(k["mode"] == "in flight" for k in soak.kills),
@@ -301,7 +309,7 @@ def report(soak: Soak, idle: dict[str, str], warmup_s: float, log_lines: list[st
         "events": soak.events,
         "failures": [{"surface": r.surface, "question": r.question, "error": r.error, "kills_within": r.kills} for r in failed],
         "differences": [{"surface": r.surface, "question": r.question, "idle": idle[f"{r.surface}\t{r.question}"], "now": r.text,
-                         "kills_within": r.kills} for r in differ],
+                         "kills_within": r.kills, "upload_indexed": id(r) in uploaded} for r in changed],
         "server_log": log_lines,
         "samples": [{k: round(v, 1) for k, v in s.items()} for s in soak.samples],
     }
@@ -316,6 +324,8 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         f"| {r['asked']} | {r['answered']} | {r['failed']} | {r['failed_outside_a_kill']} | {r['differ_from_idle']} | "
         f"{r['kills']['idle']} / {r['kills']['in flight']} |", "",
+        f"While the uploaded document was indexed: {r['asked_with_upload_indexed']} asked, "
+        f"{r['differ_with_upload_indexed']} answers differing from their idle answer (another keyword index).", "",
         "| server | start | end | slope per hour after warm-up |", "|---|---|---|---|",
         f"| RSS (MB) | {r['rss_mb']['start']} | {r['rss_mb']['end']} | {r['rss_mb']['slope_per_hour_after_warmup']} |",
         f"| file descriptors | {r['fds']['start']} | {r['fds']['end']} | |",
@@ -330,7 +340,8 @@ def markdown(result: dict[str, Any]) -> str:
                                         for f in r["failures"]] + [""]
     if r["differences"]:
         lines += ["## Answers that differ from their idle answer", ""] + [
-            f"- {d['surface']}: {d['question']}\n  - idle: {d['idle']!r}\n  - now: {d['now']!r}" for d in r["differences"]] + [""]
+            f"- {d['surface']}{' (upload indexed)' if d['upload_indexed'] else ''}: {d['question']}\n"
+            f"  - idle: {d['idle']!r}\n  - now: {d['now']!r}" for d in r["differences"]] + [""]
     lines += ["## The server log about the model process", "", "```", *r["server_log"][-40:], "```", ""]
     return "\n".join(lines)
 
