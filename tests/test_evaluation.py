@@ -19,8 +19,10 @@ from rag.evaluate.metrics import (
     corpus_index_dir,
     exact_match,
     is_correct,
+    LOSSES,
     latency_metrics,
     load_gold,
+    loss_metrics,
     ndcg,
     parse_compare,
     reciprocal_rank,
@@ -169,6 +171,32 @@ def test_refusal_metrics_known_values() -> None:
     assert m == {"unanswerable": 2, "refusal_accuracy": 0.5, "false_refusals": pytest.approx(1 / 3),
                  # q2 wrong and q5 unanswerable, both shown, of 5; q1 right and shown, q3 right and withheld
                  "wrong_shown": pytest.approx(2 / 5), "right_kept": 0.5, "conflicts": pytest.approx(1 / 3)}
+
+
+def test_each_wrong_or_missing_answer_is_lost_at_one_stage() -> None:
+    g = gold("q", ["Paris"], ["P", "Q"])
+    records = [
+        Record("right", "q", g, (), answer="Paris [1].", raw="Paris [1].", prompt_docs=("P", "Q")),
+        Record("no evidence", "q", g, (), answer="Lyon [1].", raw="Lyon [1].", prompt_docs=("P",)),
+        Record("did not know", "q", g, (), answer="No.", refused=True, raw="I don't know.",
+               refusal_reason="the model found no answer", prompt_docs=("Q", "P")),
+        Record("wrong", "q", g, (), answer="Lyon [1].", raw="Lyon [1].", prompt_docs=("P", "Q")),
+        Record("withheld", "q", g, (), answer="No.", refused=True, raw="Paris [1].",
+               refusal_reason="the answer is not trusted enough (score 0.10 < 0.20)", prompt_docs=("P", "Q")),
+        Record("unanswerable answered", "q", gold("u", [], []), (), answer="Rome [1].", raw="Rome [1].", prompt_docs=("R",)),
+        Record("unanswerable refused", "q", gold("v", [], []), (), answer="No.", refused=True, prompt_docs=("R",)),
+    ]
+    assert [r.loss() for r in records] == [None, LOSSES[0], LOSSES[1], LOSSES[2], LOSSES[3], LOSSES[4], None]
+    m = loss_metrics(records)
+    assert m["questions"] == 7 and m["right"] == 1 and m["causes"] == dict.fromkeys(LOSSES, 1)
+    assert m["evidence_in_prompt"] == 4 / 5  # of the five answerable questions, one lacked a gold document
+    line = records[1].to_dict()
+    assert line["loss"] == LOSSES[0] and line["prompt_docs"] == ["P"]
+
+
+def test_without_a_recorded_prompt_the_evidence_is_unknown() -> None:
+    record = Record("x", "q", gold("x", ["Paris"], ["P"]), (), answer="Lyon [1].", raw="Lyon [1].")
+    assert record.evidence_in_prompt() is None and record.loss() == LOSSES[2]
 
 
 def test_latency_percentiles_skip_missing_first_tokens() -> None:

@@ -90,6 +90,11 @@ def test_answers_metrics_report_and_chart(index: Index, gold_file: Path, tmp_pat
     text = (out / "report.md").read_text()
     assert "| accuracy | 0.50 |" in text and "| refusal accuracy (unanswerable) | 1.00 |" in text
     assert (out / "chart.png").read_bytes().startswith(b"\x89PNG")
+    # the wrong answer is placed: its gold document was in the prompt, the model wrote another place
+    assert m["losses"]["right"] == 1 and m["losses"]["causes"]["model wrote a wrong answer from a prompt that held it"] == 1
+    assert [row["loss"] for row in lines] == [None, "model wrote a wrong answer from a prompt that held it", None]
+    assert "## Where answers were lost" in text and "![where answers were lost](losses.png)" in text
+    assert (out / "losses.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_ctrl_c_keeps_what_is_done(index: Index, gold_file: Path, tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ from rag.search.retrieval import Mode, check_k, check_mode
 MAX_QUESTION_CHARS = 1000
 REFUSAL_TEXT = "The articles do not contain the answer to this question."
 NO_RELEVANT_PASSAGE = "no relevant passage"
+NO_ANSWER = "the model found no answer"  # the reason when the model itself said it does not know
 EARLY_REFUSAL = "the passages found do not hold the answer"  # the early check's reason, before its figure
 WARM_UP_QUESTION = "What happened?"  # searched once at start-up, so the first real question finds everything loaded
 
@@ -372,7 +373,7 @@ class Assistant:
         if not raw or is_refusal(raw):
             timings = Timings(retrieve_s, first_token_s, streamed - started)
             signals = Signals.measure(best, stats, (), judged=False)
-            trust = Trust(signals, None, 0.0, (), "the model found no answer")
+            trust = Trust(signals, None, 0.0, (), NO_ANSWER)
             return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
         judge = None
         if self.judge and isinstance(generator, Scorer):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rag.answer.assistant import NO_ANSWER, NO_RELEVANT_PASSAGE
 from rag.answer.prompting import CONTEXT_WORDS, DEFAULT_LABELS, Labels, check_context_words, check_labels
 from rag.core import defaults
 from rag.core.errors import InvalidInput
@@ -102,6 +103,16 @@ _MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 # hit@n is reported for these n; the ranking searched is at least this deep.
 HIT_AT = (1, 3, 5)
 
+# Where a wrong or missing answer is lost (Record.loss), in pipeline order: the chart in every
+# `rag eval` report draws them per set, beside the risk-coverage curve.
+LOSSES = (
+    "evidence never reached the prompt",
+    "model said it did not know",
+    "model wrote a wrong answer from a prompt that held it",
+    "checks withheld a right answer",
+    "answered an unanswerable question",
+)
+
 
 def strip_markers(text: str) -> str:
     """The answer without citation markers, so ``[2]`` is not scored as the word "2"."""
@@ -151,6 +162,7 @@ class Record:
     trust: dict[str, Any] | None = None  # rag.answer.trust.Trust.to_dict(): signals, score, flags, reason
     tokens: dict[str, int] | None = None  # prompt tokens after the cached prefix, cached, answer
     conflicts: tuple[dict[str, Any], ...] = ()  # rag.answer.conflicts.Conflict.to_dict(): sources that disagree
+    prompt_docs: tuple[str, ...] | None = None  # the documents of the passages put in the prompt (None: no prompt recorded)
 
     @property
     def answerable(self) -> bool:
@@ -168,6 +180,31 @@ class Record:
         """Whether the model's own answer (shown or withheld) is right: an answer to an
         unanswerable question never is."""
         return bool(self.raw) and self.answerable and is_correct(strip_markers(self.raw or ""), self.gold)
+
+    def evidence_in_prompt(self) -> bool | None:
+        """Whether every gold source document reached the prompt (None: no gold sources, or no
+        prompt recorded)."""
+        sources = self.gold.get("sources") or []
+        if not sources or self.prompt_docs is None:
+            return None
+        return set(sources) <= set(self.prompt_docs)
+
+    def loss(self) -> str | None:
+        """Where a wrong or missing answer was lost (None for a right answer, or a refusal of an
+        unanswerable question); one of :data:`LOSSES`."""
+        if self.answer is None:
+            return None
+        if not self.answerable:
+            return None if self.refused else "answered an unanswerable question"
+        if self.correct():
+            return None
+        if self.evidence_in_prompt() is False:
+            return "evidence never reached the prompt"
+        if self.candidate_correct():
+            return "checks withheld a right answer"
+        if not self.raw or self.refusal_reason in (NO_ANSWER, NO_RELEVANT_PASSAGE):
+            return "model said it did not know"
+        return "model wrote a wrong answer from a prompt that held it"
 
     def f1(self) -> float:
         if self.answer is None or self.refused:
@@ -205,9 +242,12 @@ class Record:
             row["tokens"] = self.tokens
         if self.conflicts:
             row["conflicts"] = list(self.conflicts)
+        if self.prompt_docs is not None:
+            row["prompt_docs"] = list(self.prompt_docs)
         if self.answer is not None:
             row["answerable"] = self.answerable
             row["candidate_correct"] = self.candidate_correct()
+            row["loss"] = self.loss()
         if self.answer is not None and self.answerable:
             row["score"] = {"correct": self.correct(), "f1": round(self.f1(), 4), "exact": self.exact()}
         return row
@@ -317,6 +357,18 @@ def refusal_metrics(records: list[Record]) -> dict[str, float | int | None]:
     }
 
 
+def loss_metrics(records: list[Record]) -> dict[str, Any]:
+    """Where each wrong or missing answer was lost (:meth:`Record.loss`): the count per cause, in
+    :data:`LOSSES` order, over the questions answered (or refused); and, for answerable questions
+    with gold sources, the share whose every gold source document reached the prompt."""
+    answered = [r for r in records if r.answer is not None]
+    causes = [r.loss() for r in answered]
+    counts = {cause: sum(c == cause for c in causes) for cause in LOSSES}
+    evidence = [e for r in answered if r.answerable and (e := r.evidence_in_prompt()) is not None]
+    return {"questions": len(answered), "right": sum(r.answerable and r.correct() for r in answered),
+            "causes": counts, "evidence_in_prompt": _mean(evidence)}
+
+
 def curve_score(record: Record) -> float:
     """Where ``record`` sits on the risk-coverage curve: its trust score when the score alone
     decided (shown, or withheld for a low score), else -inf (never answered at any threshold:
@@ -398,6 +450,7 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
         out["answers"] = answer_metrics(records)
         out["citations"] = citation_metrics(records)
         out["refusals"] = refusal_metrics(records)
+        out["losses"] = loss_metrics(records)
         if trust := risk_coverage(records):
             out["trust"] = trust
         if tokens := token_metrics(records):
@@ -554,7 +607,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
             base, answer=result.text, refused=result.refused, citations=tuple(shown["citations"]),
             sentences=tuple(shown["sentences"]), timings=shown["timings"], model=result.model,
             raw=result.raw, refusal_reason=result.refusal_reason, trust=shown["trust"], tokens=shown["tokens"],
-            conflicts=tuple(shown["conflicts"]),
+            conflicts=tuple(shown["conflicts"]), prompt_docs=tuple(dict.fromkeys(s.hit.doc_id for s in result.sources)),
         )
 
 

@@ -8,7 +8,7 @@ the settings side by side.
 
 Example:
     >>> from rag.search.index import Index
-    >>> from rag.evaluate.metrics import Setting, load_gold
+    >>> from rag.evaluate.metrics import LOSSES, Setting, load_gold
     >>> results = evaluate(load_gold("eval/gold/seeds.jsonl"), Index.open(".rag/index"),
     ...                    [Setting(mode="bm25", retrieval_only=True)], out=Path("eval/results/demo"))
     >>> results[0].metrics["retrieval"]["hit@1"]
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.evaluate.metrics import Record, Setting, compute_metrics, run
+from rag.evaluate.metrics import LOSSES, Record, Setting, compute_metrics, run
 
 if TYPE_CHECKING:
     from rag.answer.assistant import Assistant
@@ -137,7 +137,10 @@ def write_results(out: Path, results: list[Result], context: dict[str, Any] | No
     has_chart = write_chart(chart, results)
     curve = out / "risk_coverage.png"
     has_curve = write_risk_coverage(curve, results)
-    text = report(results, context, interrupted, chart.name if has_chart else None, curve.name if has_curve else None)
+    losses = out / "losses.png"
+    has_losses = write_losses(losses, results)
+    text = report(results, context, interrupted, chart.name if has_chart else None, curve.name if has_curve else None,
+                  losses.name if has_losses else None)
     (out / "report.md").write_text(text, encoding="utf-8")
 
 
@@ -191,9 +194,9 @@ def _cell(metrics: dict[str, Any], group: str, key: str, kind: str) -> str | Non
 
 
 def report(results: list[Result], context: dict[str, Any], interrupted: bool = False, chart: str | None = None,
-           curve: str | None = None) -> str:
-    """The markdown report: what was run, one column of metrics per setting, then the
-    risk-coverage curve of the trust score."""
+           curve: str | None = None, losses: str | None = None) -> str:
+    """The markdown report: what was run, one column of metrics per setting, then where the
+    wrong and missing answers were lost beside the risk-coverage curve of the trust score."""
     lines = ["# Evaluation" + (f": {context['gold']}" if context.get("gold") else ""), ""]
     for name in ("command", "gold", "index", "date"):
         if context.get(name):
@@ -235,8 +238,62 @@ def report(results: list[Result], context: dict[str, Any], interrupted: bool = F
     ]
     if chart:
         lines += ["", f"![chart]({chart})"]
+    lines += losses_section(results, losses)
     lines += risk_coverage_section(results, curve)
     return "\n".join(lines) + "\n"
+
+
+def losses_section(results: list[Result], chart: str | None) -> list[str]:
+    """Where each wrong or missing answer was lost (rag.evaluate.metrics.LOSSES), as counts per setting."""
+    rated = [(r, m) for r in results if (m := r.metrics.get("losses")) and m["questions"]]
+    if not rated:
+        return []
+    lines = ["", "## Where answers were lost", "",
+             "Each question that did not get a right answer (or, if unanswerable, a refusal), by the first stage "
+             "that lost it: the gold documents never reached the prompt; the model said it did not know; it wrote "
+             "a wrong answer from a prompt that held them; the checks withheld its right answer; or an unanswerable "
+             "question got an answer.", "",
+             "| | " + " | ".join(r.setting.label for r, _ in rated) + " |", "|---|" + "---|" * len(rated),
+             "| questions | " + " | ".join(str(m["questions"]) for _, m in rated) + " |",
+             "| answered right | " + " | ".join(str(m["right"]) for _, m in rated) + " |"]
+    for cause in LOSSES:
+        lines.append(f"| {cause} | " + " | ".join(str(m["causes"][cause]) for _, m in rated) + " |")
+    shares = [m.get("evidence_in_prompt") for _, m in rated]
+    if any(v is not None for v in shares):
+        lines.append("| every gold document in the prompt (answerable) | "
+                     + " | ".join("–" if v is None else f"{v:.2f}" for v in shares) + " |")
+    if chart:
+        lines += ["", f"![where answers were lost]({chart})"]
+    return lines
+
+
+def write_losses(path: Path, results: list[Result]) -> bool:
+    """One stacked bar per setting: the share of its questions answered right, then lost at each stage."""
+    rated = [(r, m) for r in results if r.records and (m := r.metrics.get("losses")) and m["questions"]]
+    if not rated:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.55 * len(rated)))
+    labels = [r.setting.label for r, _ in rated]
+    left = [0.0] * len(rated)
+    parts = [("answered right", [m["right"] / m["questions"] for _, m in rated], "#16a34a")]
+    colours = ("#9ca3af", "#60a5fa", "#f97316", "#a855f7", "#dc2626")
+    parts += [(cause, [m["causes"][cause] / m["questions"] for _, m in rated], colour) for cause, colour in zip(LOSSES, colours)]
+    for name, shares, colour in parts:
+        ax.barh(labels, shares, left=left, color=colour, label=name)
+        left = [a + b for a, b in zip(left, shares)]
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of questions (refusals of unanswerable questions are the rest)")
+    ax.set_title("where answers were lost")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(rated) < 3 else -0.15), ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
 
 
 COVERAGE_ROWS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
