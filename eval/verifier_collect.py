@@ -19,14 +19,19 @@ N of a partial run are a random sample of the set. Bulky: keep ``--out`` out of 
 
     .venv/bin/python -m eval.verifier_collect pool --limit 1500     # the SQuAD 2.0 fitting pool
     .venv/bin/python -m eval.verifier_collect squad2                # a dev set (never fitted on)
+    nice .venv/bin/python -m eval.verifier_collect all              # every set, in PLAN's order (resumable)
 
-Sets: ``pool`` (../shared/benchmarks/squad2-fit, over the squad2 corpus), ``seeds``,
-``hotpotqa``, ``withheld`` (HotpotQA with half the gold paragraphs withheld), ``squad2``, and
-``seeds-withheld``: the seeds' answerable questions, each asked of an index of the seed articles
-without its own (news-like, all unanswerable unless another article happens to say the same;
-``withheld_in_prompt`` records whether a gold answer string still reached the prompt); and
-``pool-withheld``, for fitting: the pool's answerable questions with their own paragraphs kept out
-of the search (:class:`Withholding`), so the model meets the neighbouring paragraphs alone.
+Fitting sets (:mod:`eval.fitting_data`: the pools and their variants, labelled by construction):
+``pool``, ``pool-withheld``, ``pool-swap``, ``twowiki``, ``twowiki-withheld``, ``twowiki-half``,
+``twowiki-swap``. A variant's left-out paragraphs are kept out of that question's search
+(:class:`Withholding`).
+
+Dev sets (never fitted on): ``seeds``, ``hotpotqa``, ``withheld`` (HotpotQA with half the gold
+paragraphs withheld), ``squad2``, ``twowiki-dev`` (the 100 two-hop questions held out of the pool)
+and ``twowiki-dev-half`` (the same with one supporting paragraph left out), and ``seeds-withheld``:
+the seeds' answerable questions, each asked of an index of the seed articles without its own
+(news-like, all unanswerable unless another article happens to say the same; ``withheld_in_prompt``
+records whether a gold answer string still reached the prompt).
 """
 
 from __future__ import annotations
@@ -42,22 +47,21 @@ from typing import Any
 
 import numpy as np
 
+from eval import fitting_data
 from eval.common import BENCHMARKS, DEV_SETS, ROOT, read_jsonl
 from rag.evaluate.metrics import Setting, corpus_index_dir, load_gold, run
 from rag.evaluate.metrics import normalize_answer as normalize
 
-# The SQuAD 2.0 fitting pool: its own questions, asked of the squad2 dev set's corpus.
-POOL = (ROOT.parent / "shared" / "benchmarks" / "squad2-fit" / "gold.jsonl", DEV_SETS["squad2"][1])
-SETS = {
-    "pool": POOL,
+FITTING = ("pool", "pool-withheld", "pool-swap", "twowiki", "twowiki-withheld", "twowiki-half", "twowiki-swap")
+DEV = {
     "seeds": DEV_SETS["seeds"],
     "hotpotqa": DEV_SETS["hotpotqa"],
     "withheld": (BENCHMARKS / "hotpotqa-withheld" / "gold.jsonl", BENCHMARKS / "hotpotqa-withheld" / "corpus.jsonl"),
     "squad2": DEV_SETS["squad2"],
     "seeds-withheld": DEV_SETS["seeds"],
-    "pool-withheld": POOL,
 }
-LAYERS = (6, 10, 14, 18, 22, 27)  # of qwen-1.5b's 28 (0-27); 27 is the last, before the output norm
+SETS = [*FITTING, *DEV, "twowiki-dev", "twowiki-dev-half"]
+LAYERS = (10, 14, 18, 22)  # of qwen-1.5b's 28 (0-27); issue 33 chose prompt L18 and answer L14 among 6, 10, 14, 18, 22, 27
 MOMENTS = ("prompt", "answer", "judge")
 
 
@@ -123,27 +127,27 @@ class Withholding:
 
     def search(self, query: str, k: int = 5, **options: Any) -> list[Any]:
         left_out = self.withheld.get(query, set())
-        hits = [h for h in self.index.search(query, k=k + 10, **options) if h.doc_id not in left_out]
+        hits = [h for h in self.index.search(query, k=k + 10 + len(left_out), **options) if h.doc_id not in left_out]
         return hits[:k]
 
 
-def withheld(row: dict[str, Any]) -> dict[str, Any]:
-    """An answerable question turned unanswerable: its gold answers kept aside."""
-    return {**row, "answerable": False, "answers": [], "withheld_answers": row["answers"],
-            "withheld_sources": row.get("sources", [])}
+def rows_of(name: str) -> tuple[list[dict[str, Any]], Path]:
+    """The questions of a set (:data:`SETS`) and the corpus they are asked of."""
+    if name in DEV:
+        gold_path, corpus = DEV[name]
+        return load_gold(gold_path), corpus
+    return fitting_data.load_set(name)
 
 
 def parts(name: str, gold: list[dict[str, Any]], corpus: Path) -> list[tuple[list[dict[str, Any]], Path]]:
     """The questions of a set grouped by the corpus they are asked of: one group, except for
     ``seeds-withheld``, where each article's questions go to a copy of the seeds without it."""
-    if name == "pool-withheld":
-        return [([withheld(row) for row in gold if row.get("answerable", True) and row.get("sources")], corpus)]
     if name != "seeds-withheld":
         return [(gold, corpus)]
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in gold:
         if row.get("answerable", True) and row.get("sources"):
-            groups.setdefault(tuple(sorted(row["sources"])), []).append(withheld(row))
+            groups.setdefault(tuple(sorted(row["sources"])), []).append(fitting_data.withheld(row))
     out = []
     for docs, rows in groups.items():
         folder = ROOT / ".rag" / "seeds-withheld" / "+".join(docs)
@@ -155,42 +159,62 @@ def parts(name: str, gold: list[dict[str, Any]], corpus: Path) -> list[tuple[lis
     return out
 
 
+def without_judge(assistant: Any, question: str, raw: str) -> dict[str, Any]:
+    """What the checks give ``raw`` without the judge: the quotes it cites by shared words (the
+    verifier's lexical inputs read them) and whether any sentence is supported (an answer with
+    none is never shown). The prompt is rebuilt: the same search, no generator."""
+    from rag.answer.citations import verify
+
+    if not raw:
+        return {"quotes": [], "supported_without_judge": False}
+    sources = assistant.prompt(question, assistant.retrieve(question)).sources
+    _, sentences, citations = verify(raw, sources, question)
+    return {"quotes": [c.quote for c in citations], "supported_without_judge": any(s.supported for s in sentences)}
+
+
 def in_prompt(gold: dict[str, Any], prompt: str) -> bool:
     """Whether a gold answer string is in the prompt the model saw (its sources and question)."""
     text = normalize(prompt)
     return bool(gold.get("answerable", True)) and any(normalize(a) and normalize(a) in text for a in gold.get("answers", []))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("set", choices=sorted(SETS))
-    parser.add_argument("--limit", type=int, default=None, help="the first N questions of the shuffled order")
-    parser.add_argument("--layers", default=",".join(map(str, LAYERS)))
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    from rag.answer.assistant import Assistant
-    from rag.core.bundled import gguf_path
-    from rag.generate.base import GenerationSettings
-    from rag.generate.hidden import LayerTap
-    from rag.generate.llamacpp import LlamaCppGenerator
+# `all`: every set in the order the fitting needs them, each up to its limit (None: all of it); run
+# again, it resumes where it stopped. The dev sets first (every curve is read on them), then the
+# two-hop pool and its variants, then the SQuAD 2.0 pool in growing slices and its variants.
+PLAN: tuple[tuple[str, int | None], ...] = (
+    ("seeds", None), ("seeds-withheld", None), ("squad2", 150), ("hotpotqa", None), ("withheld", None),
+    ("twowiki-dev", None), ("twowiki-dev-half", None),
+    ("twowiki", None), ("twowiki-half", None), ("twowiki-swap", None), ("twowiki-withheld", 200),
+    ("pool", 1000), ("pool-withheld", 400), ("pool-swap", 400), ("pool", 2000), ("pool", None),
+)
 
-    gold_path, corpus = SETS[args.set]
-    out = args.out or ROOT / ".rag" / "verifier" / args.set
+
+def collect(name: str, limit: int | None, layers: tuple[int, ...], out: Path | None, model: Any = None) -> Any:
+    """Answer the first ``limit`` questions of set ``name`` not yet collected, keeping their states
+    (see the module docstring); returns the (tapped) generator, for the next set to reuse."""
+    from rag.answer.assistant import Assistant
+
+    gold, corpus = rows_of(name)
+    out = out or ROOT / ".rag" / "verifier" / name
     (out / "states").mkdir(parents=True, exist_ok=True)
-    gold = load_gold(gold_path)
     random.Random(0).shuffle(gold)
-    gold = gold[: args.limit]
+    gold = gold[:limit]
     records = out / "records.jsonl"
     done = {row["id"] for row in read_jsonl(records)} if records.exists() else set()
-    groups = [([g for g in rows if str(g["id"]) not in done], where) for rows, where in parts(args.set, gold, corpus)]
+    groups = [([g for g in rows if str(g["id"]) not in done], where) for rows, where in parts(name, gold, corpus)]
     left = sum(len(rows) for rows, _ in groups)
-    print(f"{args.set}: {len(done)} done, {left} to go", file=sys.stderr)
+    print(f"{name}: {len(done)} done, {left} to go", file=sys.stderr, flush=True)
     if not left:
-        return
-    layers = tuple(int(x) for x in args.layers.split(","))
-    tap = LayerTap(layers)
-    generator = LlamaCppGenerator(gguf_path("qwen-1.5b"), GenerationSettings(), name="qwen-1.5b", tap=tap)
-    recorder = Recorder(generator, tap)
+        return model
+    if model is None:
+        from rag.core.bundled import gguf_path
+        from rag.generate.base import GenerationSettings
+        from rag.generate.hidden import LayerTap
+        from rag.generate.llamacpp import LlamaCppGenerator
+
+        tap = LayerTap(layers)
+        model = Recorder(LlamaCppGenerator(gguf_path("qwen-1.5b"), GenerationSettings(), name="qwen-1.5b", tap=tap), tap)
+    recorder = model
     started, count = time.perf_counter(), 0
     with records.open("a", encoding="utf-8") as sink:
         for todo, where in groups:
@@ -206,9 +230,10 @@ def main() -> None:
                 states = {m: np.stack([recorder.states[m][layer] for layer in layers]).astype(np.float16)
                           for m in MOMENTS if m in recorder.states and len(recorder.states[m]) == len(layers)}
                 np.savez(out / "states" / f"{record.id}.npz", layers=np.array(layers), **states)
-                line = {**record.to_dict(), "set": args.set, "answerable": record.answerable,
+                line = {**record.to_dict(), "set": name, "answerable": record.answerable,
                         "candidate_correct": record.candidate_correct(), "in_prompt": in_prompt(row, recorder.prompt_text),
-                        "moments": sorted(states)}
+                        "moments": sorted(states), "variant": row.get("variant"), "pool": row.get("pool"),
+                        **without_judge(assistant, record.question, record.raw or "")}
                 if "withheld_answers" in row:
                     line["withheld_in_prompt"] = in_prompt({"answers": row["withheld_answers"]}, recorder.prompt_text)
                 sink.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -217,7 +242,24 @@ def main() -> None:
                 count += 1
                 if count % 10 == 0:
                     rate = (time.perf_counter() - started) / count
-                    print(f"{args.set}: {count}/{left}, {rate:.1f} s a question", file=sys.stderr, flush=True)
+                    print(f"{name}: {count}/{left}, {rate:.1f} s a question", file=sys.stderr, flush=True)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("set", choices=[*SETS, "all"], help="a set, or all of them in PLAN's order (resumable)")
+    parser.add_argument("--limit", type=int, default=None, help="the first N questions of the shuffled order")
+    parser.add_argument("--layers", default=",".join(map(str, LAYERS)))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    layers = tuple(int(x) for x in args.layers.split(","))
+    if args.set != "all":
+        collect(args.set, args.limit, layers, args.out)
+        return
+    model = None
+    for name, limit in PLAN:
+        model = collect(name, limit, layers, None, model)
 
 
 if __name__ == "__main__":
