@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,7 +213,7 @@ class LlamaCppGenerator:
         return self._token_ids[text]
 
 
-def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+def _shared(a: Iterable[int], b: Iterable[int]) -> int:
     """How many tokens ``a`` and ``b`` start with in common."""
     n = 0
     for x, y in zip(a, b):
