@@ -26,6 +26,7 @@ _EXPORTS = {
     "Document": "rag.core.types",
     "Chunk": "rag.core.types",
     "Hit": "rag.core.types",
+    "Scope": "rag.core.types",
     "Skipped": "rag.core.types",
     "Assistant": "rag.answer.assistant",
     "Answer": "rag.answer.assistant",
@@ -36,7 +37,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from rag.answer.assistant import Answer, Assistant
-    from rag.core.types import Chunk, Citation, Document, Hit, Skipped
+    from rag.core.types import Chunk, Citation, Document, Hit, Scope, Skipped
     from rag.generate.base import Generator
     from rag.generate.registry import load_generator
     from rag.ingest.chunking import ChunkConfig
@@ -67,6 +68,7 @@ __all__ = [  # the same names as _EXPORTS, spelled out for tools that read __all
     "Index",
     "IndexOpenError",
     "IndexReport",
+    "Scope",
     "Skipped",
     "load_generator",
     "__version__",

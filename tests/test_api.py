@@ -16,6 +16,7 @@ pytest.importorskip("gradio")
 openai = pytest.importorskip("openai")
 
 from rag.answer.assistant import REFUSAL_TEXT, Assistant  # noqa: E402
+from rag.core.types import Scope  # noqa: E402
 from rag.serve.api import ApiError, model_ids, parse_request  # noqa: E402
 from rag.serve.app import launch  # noqa: E402
 from rag.serve.service import ChatService  # noqa: E402
@@ -83,6 +84,18 @@ def test_streamed_answer_arrives_in_pieces_and_ends_with_the_citations(url: str)
     assert last.model_extra["rag"]["citations"][0]["doc_id"] == "bakery"
 
 
+def test_the_rag_field_limits_the_question_to_documents_and_dates(url: str) -> None:
+    c = client(url)
+    ask = [{"role": "user", "content": BAKERY}]
+    reply = c.chat.completions.create(model="rag", messages=ask, extra_body={"rag": {"docs": ["bakery", "chess"]}})
+    assert [cite["doc_id"] for cite in reply.model_extra["rag"]["citations"]] == ["bakery"]
+    reply = c.chat.completions.create(model="rag", messages=ask, extra_body={"rag": {"docs": ["chess"]}})
+    assert "bakery" not in {cite["doc_id"] for cite in reply.model_extra["rag"]["citations"]}
+    reply = c.chat.completions.create(model="rag", messages=ask, extra_body={"rag": {"since": "2030-01-01"}})
+    extra = reply.model_extra["rag"]
+    assert extra["refused"] and extra["refusal_reason"] == "no relevant passage"  # no article is dated so late
+
+
 def test_earlier_messages_resolve_a_follow_up(url: str) -> None:
     messages = [
         {"role": "user", "content": "Where did the lava flow after Mount Etna erupted?"},
@@ -137,6 +150,18 @@ def test_a_wrong_or_missing_key_is_refused(url: str) -> None:
     ({"model": "rag", "messages": [{"role": "user", "content": "x" * 1001}]}, "limit is 1000"),
     ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "stream": "yes"}, "'stream' must be true or false"),
     ([1, 2], "the request body must be a JSON object"),
+    ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "rag": ["bakery"]}, "'rag' must be an object"),
+    ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "rag": {"doc": ["bakery"]}},
+     "unknown field 'rag.doc'; 'rag' takes docs, since, until"),
+    ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "rag": {"docs": "bakery"}},
+     "'rag.docs' must be a list of document ids"),
+    ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "rag": {"docs": ["bakery", "nope"]}},
+     "no document 'nope'"),
+    ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "rag": {"since": "last week"}},
+     "since must be a date as YYYY-MM-DD, got 'last week'"),
+    ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "rag": {"until": 2024}}, "'rag.until' must be a date"),
+    ({"model": "rag", "messages": [{"role": "user", "content": BAKERY}], "rag": {"since": "2024-02-01", "until": "2024-01-01"}},
+     "since (2024-02-01) is after until (2024-01-01)"),
 ])
 def test_bad_requests_get_the_openai_error_object(url: str, body: Any, message: str) -> None:
     status, reply = post(url, body)
@@ -164,3 +189,13 @@ def test_parse_request_accepts_content_parts_and_names_the_generator(service: Ch
     with pytest.raises(ApiError) as error:
         parse_request({"model": "rag", "messages": [{"role": "user", "content": None}]}, service)
     assert error.value.status == 400 and error.value.body()["error"]["param"] == "messages"
+
+
+def test_parse_request_reads_the_scope(service: ChatService) -> None:
+    body = {"model": "rag", "messages": [{"role": "user", "content": BAKERY}],
+            "rag": {"docs": ["bakery"], "since": "2024-01-01", "until": None}}
+    assert parse_request(body, service).scope == Scope(("bakery",), "2024-01-01")
+    assert parse_request({**body, "rag": None}, service).scope is None
+    with pytest.raises(ApiError) as error:
+        parse_request({**body, "rag": {"docs": [""]}}, service)
+    assert error.value.status == 400 and error.value.param == "rag.docs"

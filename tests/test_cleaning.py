@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from rag.core.types import Document
-from rag.ingest.cleaning import clean, find_date, guess_title, is_boilerplate, normalize
+from rag.ingest.cleaning import clean, find_date, guess_title, is_boilerplate, iso_date, normalize
 from rag.ingest.loading import load
 
 from .conftest import SEEDS
@@ -93,3 +95,20 @@ def test_guess_title_prefers_a_heading_near_the_top() -> None:
 )
 def test_find_date(text: str, expected: str | None) -> None:
     assert find_date(text) == expected
+
+
+def test_a_date_at_the_top_comes_before_one_deeper_in_the_text() -> None:
+    body = "\n".join(f"Paragraph {n} about the harbour." for n in range(8))
+    # a dateline beats a labelled date further down (an update note, a footer)
+    assert find_date(f"Harbour Reopens\nValletta, 5 March 2024 - The harbour reopened.\n{body}\nUpdated: 1 June 2024") == "2024-03-05"
+    # nothing at the top: a labelled date, then the file's own date, then any date mentioned
+    assert find_date(f"Harbour Reopens\n{body}\nThe treaty of 2019-01-02.\nPublished: 1 June 2020") == "2020-06-01"
+    assert find_date(f"Harbour Reopens\n{body}\nThe treaty of 2019-01-02.", metadata="2021-07-08") == "2021-07-08"
+    assert find_date(f"Harbour Reopens\n{body}\nThe treaty of 2019-01-02.") == "2019-01-02"
+    assert find_date(f"Valletta, 5 March 2024\n{body}", metadata="2021-07-08") == "2024-03-05"
+
+
+def test_iso_date_reads_metadata_dates_and_makes_up_no_day() -> None:
+    assert iso_date(datetime(2024, 3, 5, 23, 59, tzinfo=timezone.utc)) == "2024-03-05"
+    assert iso_date("2021-06-15T10:00:00Z") == "2021-06-15"
+    assert [iso_date(v) for v in ("2021", "2021-06", "2021-02-30", "", None, 20210615)] == [None] * 6

@@ -11,7 +11,8 @@ import importlib
 
 import pytest
 
-MODULES = ["rag.search.retrieval", "rag.stores.sparse", "rag.stores.dense", "rag.core.registry", "rag.stores.factory"]
+MODULES = ["rag.search.retrieval", "rag.stores.sparse", "rag.stores.dense", "rag.core.registry", "rag.stores.factory",
+           "rag.core.types", "rag.ingest.cleaning"]
 
 
 @pytest.mark.parametrize("name", MODULES)

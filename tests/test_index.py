@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.core.types import Document, Scope
 from rag.ingest.chunking import ChunkConfig
 from rag.search.index import FORMAT_VERSION, Index
 from rag.stores.base import IndexOpenError
+from rag.stores.dense import DenseIndex, nearest_rows
 from rag.stores.sparse import BM25Index
 
 from .conftest import FakeEmbedder
@@ -338,3 +340,37 @@ def test_reciprocal_rank_fusion_ranks_by_both_lists(index_dir: Path, tiny_corpus
         assert hit.score == pytest.approx(expected)
     with pytest.raises(ValueError, match="unknown fusion"):
         index.search(query, fusion="mean")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_faiss_skips_rows_outside_the_scope_in_its_search(kind: str) -> None:
+    """The bitmap FAISS reads (one bit per row, little-endian) selects exactly the allowed rows;
+    an approximate index may find fewer, never others."""
+    vectors = np.random.default_rng(7).normal(size=(2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    allowed = np.zeros(len(vectors), dtype=bool)
+    allowed[[3, 8, 9, 700, 1999]] = True
+    found = DenseIndex.build(vectors, kind).search(vectors[8], 10, allowed)
+    exact = nearest_rows(vectors, np.flatnonzero(allowed), vectors[8], 10)
+    assert found[0][0] == 8 and {row for row, _ in found} <= {3, 8, 9, 700, 1999}
+    if kind == "flat":
+        assert [row for row, _ in found] == [row for row, _ in exact] and len(found) == 5
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_wide_scope_is_searched_by_faiss_and_still_gets_k(
+    index_dir: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above EXACT_ROWS allowed rows the FAISS index searches with a selector; when an approximate
+    index comes back short, the allowed rows are scored exactly."""
+    import rag.stores.faiss_store
+
+    monkeypatch.setattr(rag.stores.faiss_store, "EXACT_ROWS", 0)
+    index = open_index(index_dir, dense_index=kind, chunking=ChunkConfig(size=8, overlap=0))
+    topics = ["harbour ferry", "volcano lava", "chess olympiad", "bakery bread"]
+    index.add_documents([Document(f"d{n}", f"Doc {n}", " ".join(f"Note {i} on the {topics[n % 4]} story." for i in range(6)))
+                         for n in range(40)])
+    scope = Scope(tuple(f"d{n}" for n in range(0, 40, 4)))  # the harbour ferry documents
+    allowed = {c.chunk_id for d in scope.doc_ids for c in index.chunks(d)}
+    hits = index.search("volcano lava eruption", k=12, mode="dense", scope=scope)
+    assert len(hits) == 12 and {h.chunk_id for h in hits} <= allowed

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import io
 import json
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -68,8 +70,9 @@ def test_word_paragraphs_headings_and_tables_in_order(tmp_path: Path) -> None:
     assert text.index("signed a cybersecurity") < text.index("Country | Minister") < text.index("public key")
 
 
-def _epub(path: Path, chapters: dict[str, str], spine: list[str], title: str = "The Cyber Book") -> None:
-    """A minimal EPUB: container, package file (manifest in ``chapters`` order), XHTML chapters."""
+def _epub(path: Path, chapters: dict[str, str], spine: list[str], title: str = "The Cyber Book", metadata: str = "") -> None:
+    """A minimal EPUB: container, package file (manifest in ``chapters`` order, ``metadata`` after
+    the title), XHTML chapters."""
     items = "".join(f'<item id="{c}" href="text/{c}.xhtml" media-type="application/xhtml+xml"/>' for c in chapters)
     refs = "".join(f'<itemref idref="{c}"/>' for c in spine)
     with zipfile.ZipFile(path, "w") as book:
@@ -79,8 +82,8 @@ def _epub(path: Path, chapters: dict[str, str], spine: list[str], title: str = "
                       '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
                       "</rootfiles></container>")
         book.writestr("OEBPS/content.opf", '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" '
-                      'xmlns:dc="http://purl.org/dc/elements/1.1/" version="3.0">'
-                      f"<metadata><dc:title>{title}</dc:title></metadata><manifest>{items}</manifest>"
+                      'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:opf="http://www.idpf.org/2007/opf" version="3.0">'
+                      f"<metadata><dc:title>{title}</dc:title>{metadata}</metadata><manifest>{items}</manifest>"
                       f"<spine>{refs}</spine></package>")
         for name, body in chapters.items():
             book.writestr(f"OEBPS/text/{name}.xhtml", f"<html><head><title>{name}</title></head><body>{body}</body></html>")
@@ -96,6 +99,39 @@ def test_epub_chapters_in_spine_order_with_their_titles(tmp_path: Path) -> None:
     text = doc.text
     assert text.index("Chapter One: Qatar") < text.index("National Cyber Security Agency") < text.index("Chapter Two")
     assert "Strategy 2.0" in text
+
+
+def test_the_date_of_each_format(tmp_path: Path) -> None:
+    """A PDF's, a Word file's and an EPUB's own date when the text states none at its top; a date
+    line at the top of a text file before a labelled one further down."""
+    import docx
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf(["Annual Cyber Report", "Page two."]))))
+    writer.add_metadata({"/CreationDate": "D:20240305101500+01'00'", "/ModDate": "D:20250101000000Z"})
+    writer.write(tmp_path / "report.pdf")
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf(["Valletta, 7 May 2023", "Page two."]))))
+    writer.add_metadata({"/CreationDate": "D:20240305101500+01'00'"})
+    writer.write(tmp_path / "datelined.pdf")
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf(["Annual Cyber Report"]))))
+    writer.add_metadata({"/CreationDate": "not a date"})
+    writer.write(tmp_path / "odd.pdf")
+    document = docx.Document()
+    document.add_paragraph("Qatar and Rwanda signed a cybersecurity partnership.")
+    document.core_properties.created = datetime(2022, 7, 1, 9, 30)
+    document.save(str(tmp_path / "pact.docx"))
+    _epub(tmp_path / "book.epub", {"one": "<p>Qatar founded its agency.</p>"}, ["one"],
+          metadata='<dc:date opf:event="modification">2023-01-01</dc:date>'
+                   '<dc:date opf:event="publication">2021-06-15</dc:date>')
+    _epub(tmp_path / "year.epub", {"one": "<p>Qatar founded its agency.</p>"}, ["one"], metadata="<dc:date>2021</dc:date>")
+    body = "\n".join(f"Paragraph {n} about the harbour." for n in range(8))
+    (tmp_path / "note.md").write_text(f"# Harbour Reopens\n\n*Valletta, 5 March 2024*\n\n{body}\n\nUpdated: 1 June 2024\n")
+    docs, skipped = split(list(load([tmp_path])))
+    assert skipped == []
+    assert {i: d.date for i, d in docs.items()} == {
+        "report": "2024-03-05", "datelined": "2023-05-07", "odd": None, "pact": "2022-07-01",
+        "book": "2021-06-15", "year": None, "note": "2024-03-05",
+    }
 
 
 def test_jsonl_beir_corpus(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ def test_the_tools_and_the_documents_are_listed(index: Index) -> None:
         async with Client(server_for(index, "unused")) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert set(tools) == {"search", "ask"}
-            assert set(tools["search"].input_schema["properties"]) == {"query", "k", "mode", "collection"}
+            assert set(tools["search"].input_schema["properties"]) == {"query", "k", "mode", "collection", "docs", "since", "until"}
+            assert set(tools["ask"].input_schema["properties"]) == {"question", "collection", "docs", "since", "until"}
             resources = (await client.list_resources()).resources
             assert sorted(r.name for r in resources) == sorted(d.id for d in index.documents())
             bakery = next(r for r in resources if r.name == "bakery")
@@ -78,8 +79,29 @@ def test_ask_returns_the_checked_answer_or_the_refusal(index: Index) -> None:
     run(check)
 
 
+def test_search_and_ask_limited_to_documents_and_dates(index: Index) -> None:
+    from mcp import Client
+
+    async def check() -> None:
+        async with Client(server_for(index, "The Miller bakery in Ashford won the national sourdough prize [1].")) as client:
+            result = await client.call_tool("search", {"query": "Which bakery won the sourdough prize?", "k": 3,
+                                                       "docs": ["chess", "volcano"]})
+            passages = result.structured_content["passages"]  # type: ignore[index]
+            assert not result.is_error and {p["doc_id"] for p in passages} == {"chess", "volcano"}
+            dated = await client.call_tool("search", {"query": "bread", "since": "2024-01-01"})
+            assert dated.structured_content["passages"] == []  # type: ignore[index]  # no article of the corpus has a date
+            answer = (await client.call_tool("ask", {"question": "Which bakery won the sourdough prize?",
+                                                     "docs": ["chess"]})).structured_content
+            assert answer is not None and "bakery" not in {c["doc_id"] for c in answer["citations"]}
+
+    run(check)
+
+
 @pytest.mark.parametrize(("tool", "arguments", "message"), [
     ("search", {"query": "bread", "mode": "psychic"}, "mode must be one of"),
+    ("search", {"query": "bread", "docs": ["nope"]}, "no document 'nope'"),
+    ("search", {"query": "bread", "until": "May 2024"}, "until must be a date as YYYY-MM-DD"),
+    ("ask", {"question": "Which bakery?", "since": "2024-05-01", "until": "2024-01-01"}, "is after until"),
     ("search", {"query": "   "}, "query must be a non-empty string"),
     ("search", {"query": "bread", "k": 0}, "k"),
     ("ask", {"question": ""}, "the question is empty"),

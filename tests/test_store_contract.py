@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.core.types import Document
+from rag.core.errors import NotFound
+from rag.core.types import Document, Scope
+from rag.ingest.chunking import ChunkConfig
 from rag.search.index import Index
 from rag.stores.base import IndexOpenError
 
@@ -94,6 +96,8 @@ def test_ids_with_quotes_and_backslashes(tmp_path: Path, store: str) -> None:
     assert {h.doc_id for h in hits} == set(odd) and all(h.title.startswith("Title") for h in hits)
     index.add_documents([Document("Scott's Run", "Title 0", "A changed article about the harbour.")])
     assert [c.text for c in index.chunks("Scott's Run")] == ["A changed article about the harbour."]
+    scoped = index.search("harbour article", k=10, scope=Scope(('say "hi"', "back\\slash")))
+    assert {h.doc_id for h in scoped} == {'say "hi"', "back\\slash"}
     index.remove('say "hi"')
     assert {d.id for d in index.documents()} == set(odd) - {'say "hi"'}
     assert len(index) == 4
@@ -132,6 +136,48 @@ def test_search_modes(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
     assert index.search("zzzz qqqq", k=3, mode="bm25") == []  # no shared term: no keyword hit
     with pytest.raises(ValueError, match="unknown retrieval mode"):
         index.search("chess", mode="fuzzy")  # type: ignore[arg-type]
+
+
+def test_a_question_scoped_to_one_document_gets_k_of_its_passages(tmp_path: Path, store: str) -> None:
+    """The scope is applied inside the store's search: better matches elsewhere do not use up k."""
+    index = open_index(tmp_path, store, chunking=ChunkConfig(size=20, overlap=0))
+    history = " ".join(f"In year {n} the harbour of Valletta grew again." for n in range(12))
+    ferries = [Document(f"ferry-{n}", f"Ferry {n}", f"The harbour ferry timetable changed, timetable {n}.") for n in range(3)]
+    index.add_documents([*ferries, Document("port", "Port history", history)])
+    port = {c.chunk_id for c in index.chunks("port")}
+    assert len(port) >= 4
+    query = "harbour ferry timetable"
+    assert {h.doc_id for h in index.search(query, k=3)} == {"ferry-0", "ferry-1", "ferry-2"}
+    for mode in ("hybrid", "dense", "bm25"):
+        hits = index.search(query, k=len(port), mode=mode, scope=Scope(("port",)))
+        assert {h.chunk_id for h in hits} == port and len(hits) == len(port), mode
+        assert [h.rank for h in hits] == list(range(1, len(port) + 1))
+    two = index.search(query, k=len(port) + 1, scope=Scope(("port", "ferry-1")))
+    assert {h.doc_id for h in two} == {"port", "ferry-1"} and len(two) == len(port) + 1
+    with pytest.raises(NotFound, match="no document 'nope'"):
+        index.search(query, scope=Scope(("port", "nope")))
+
+
+def test_a_date_range_keeps_the_documents_dated_inside_it(tmp_path: Path, store: str) -> None:
+    index = open_index(tmp_path, store)
+    index.add_documents([
+        Document("jan", "January", "The harbour opened in January.", date="2024-01-10"),
+        Document("mar", "March", "The harbour closed in March.", date="2024-03-05"),
+        Document("end", "End of March", "The harbour reopened at the end of March.", date="2024-03-31"),
+        Document("undated", "Undated", "The harbour is very old."),
+    ])
+
+    def found(scope: Scope, mode: str = "hybrid") -> set[str]:
+        return {h.doc_id for h in index.search("harbour", k=10, mode=mode, scope=scope)}
+
+    assert found(Scope()) == {"jan", "mar", "end", "undated"}
+    for mode in ("hybrid", "dense", "bm25"):
+        assert found(Scope(since="2024-03-01", until="2024-03-31"), mode) == {"mar", "end"}, mode  # both days inclusive
+    assert found(Scope(until="2024-03-30")) == {"jan", "mar"}  # no date: outside every range
+    assert found(Scope(since="2024-03-31")) == {"end"}
+    assert found(Scope(since="2024-04-01")) == set()
+    assert found(Scope(("jan", "undated", "end"), since="2024-01-01", until="2024-02-01")) == {"jan"}
+    assert {h.date for h in index.search("harbour", k=10, scope=Scope(since="2024-03-01"))} == {"2024-03-05", "2024-03-31"}
 
 
 def test_rebuild_replaces_everything(tmp_path: Path, store: str, tiny_corpus: Path) -> None:

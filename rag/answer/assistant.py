@@ -53,7 +53,7 @@ from rag.answer.verifier import (
 )
 from rag.core import defaults
 from rag.core.errors import InvalidInput
-from rag.core.types import AnswerSentence, Citation, GenerationStats, Hit, Prompt, Source
+from rag.core.types import AnswerSentence, Citation, GenerationStats, Hit, Prompt, Scope, Source
 from rag.generate.base import GenerationSettings, Generator, Scorer
 from rag.generate.registry import check_model, is_remote, load_generator
 from rag.ingest.web import is_url
@@ -295,32 +295,38 @@ class Assistant:
         timings["search"] = time.perf_counter() - started
         return timings
 
-    def retrieve(self, question: str, k: int | None = None, mode: Mode | None = None) -> list[Hit]:
-        return self.index.search(question, k=k or self.k, mode=mode or self.mode)
+    def retrieve(self, question: str, k: int | None = None, mode: Mode | None = None, scope: Scope | None = None) -> list[Hit]:
+        """The passages for ``question``, from the documents and dates of ``scope`` when given."""
+        return self.index.search(question, k=k or self.k, mode=mode or self.mode, scope=scope)
 
     def prompt(self, question: str, hits: list[Hit]) -> Prompt:
         """The exact prompt the model would get for ``question`` and ``hits``."""
         sources = select_sources(question, hits, self.index.embedder, self.context_words)
         return build_prompt(question, sources, self.source_labels)
 
-    def ask(self, question: str, k: int | None = None, mode: Mode | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, mode: Mode | None = None, scope: Scope | None = None) -> Answer:
         """Answer ``question``; see :meth:`respond` for the steps."""
-        return self.respond(question, k=k, mode=mode).answer()
+        return self.respond(question, k=k, mode=mode, scope=scope).answer()
 
-    def stream(self, question: str, k: int | None = None, mode: Mode | None = None) -> Iterator[str | Answer]:
+    def stream(
+        self, question: str, k: int | None = None, mode: Mode | None = None, scope: Scope | None = None
+    ) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as the model writes them, then the final :class:`Answer`."""
-        response = self.respond(question, k=k, mode=mode)
+        response = self.respond(question, k=k, mode=mode, scope=scope)
         yield from response
         yield response.answer()
 
-    def respond(self, question: str, k: int | None = None, mode: Mode | None = None) -> Response:
-        """Search for ``question`` and build its prompt now; the returned :class:`Response`
+    def respond(
+        self, question: str, k: int | None = None, mode: Mode | None = None, scope: Scope | None = None
+    ) -> Response:
+        """Search for ``question`` (in the documents and dates of ``scope``, when given:
+        :class:`~rag.core.types.Scope`) and build its prompt now; the returned :class:`Response`
         generates when iterated (or when :meth:`Response.answer` is called)."""
         question = check_question(question)
         if k is not None:
             check_k(k)
         started = time.perf_counter()
-        hits = self.retrieve(question, k=k, mode=mode)
+        hits = self.retrieve(question, k=k, mode=mode, scope=scope)
         best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
         # Refuse without generating when the best passage is far from the question, on the
         # embedder's own cosine scale (rag.search.embedding.relevance_floor). BM25-only hits carry no

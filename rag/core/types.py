@@ -1,7 +1,7 @@
 """The data that flows through the pipeline, in one place: documents and what loading skipped
-(ingest), the changes and passages a store takes and gives (stores), search hits (search), the
-numbered sources of a prompt and the checked citations of an answer (answer), and what one reply
-of a generator cost (generate).
+(ingest), the changes and passages a store takes and gives and the scope a search is limited to
+(stores), search hits (search), the numbered sources of a prompt and the checked citations of an
+answer (answer), and what one reply of a generator cost (generate).
 
 Each type is a small frozen dataclass so that results can be passed around, compared
 and serialised without anyone mutating them on the way.
@@ -9,11 +9,15 @@ and serialised without anyone mutating them on the way.
 
 from __future__ import annotations
 
+import datetime
+import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from rag.core.errors import InvalidInput
 
 Message = dict[str, str]  # one chat message: {"role": ..., "content": ...}
 
@@ -66,6 +70,79 @@ class Document:
             date=d.get("date"),
             page_starts=tuple(d.get("page_starts", ())),
         )
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _day(value: object, name: str) -> str | None:
+    """``value`` as an ISO date ``YYYY-MM-DD``; None (or blank) for no bound."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        if not _DAY.fullmatch(text):
+            raise ValueError(text)
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date as YYYY-MM-DD, got '{printable(str(value))}'") from None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a question may draw on: only the documents ``doc_ids`` (none: all of them) and only
+    documents dated from ``since`` to ``until`` (ISO ``YYYY-MM-DD``, both inclusive; a document
+    without a date is outside every date range). Stores apply it inside their search, so a scoped
+    question still gets its k passages.
+
+    >>> Scope(("report",), since="2024-01-01").admits("report", "2024-03-05")
+    True
+    >>> Scope(until="2023-12-31").admits("report", None)
+    False
+    """
+
+    doc_ids: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+    def __post_init__(self) -> None:
+        ids = self.doc_ids
+        if not isinstance(ids, (tuple, list)) or not all(isinstance(i, str) and i for i in ids):
+            raise InvalidInput("doc_ids must be a list of document ids")
+        # frozen: the checked values replace what was given (a list of ids, a date with spaces)
+        object.__setattr__(self, "doc_ids", tuple(dict.fromkeys(ids)))
+        object.__setattr__(self, "since", _day(self.since, "since"))
+        object.__setattr__(self, "until", _day(self.until, "until"))
+        if self.since and self.until and self.since > self.until:
+            raise InvalidInput(f"since ({self.since}) is after until ({self.until})")
+
+    @property
+    def everything(self) -> bool:
+        """Whether nothing is left out (no documents named, no dates)."""
+        return not (self.doc_ids or self.since or self.until)
+
+    @property
+    def dated(self) -> bool:
+        return bool(self.since or self.until)
+
+    @property
+    def before(self) -> str | None:
+        """The day after ``until``: a stored date is in range when ``since <= date < before`` as
+        strings, which also holds for a date with a time ("2024-03-05T10:00" is within 2024-03-05)."""
+        if self.until is None:
+            return None
+        return (datetime.date.fromisoformat(self.until) + datetime.timedelta(days=1)).isoformat()
+
+    def admits(self, doc_id: str, date: str | None) -> bool:
+        """Whether a document with this id and date is inside the scope."""
+        if self.doc_ids and doc_id not in self.doc_ids:
+            return False
+        if not self.dated:
+            return True
+        if not date:
+            return False
+        before = self.before
+        return (self.since is None or date >= self.since) and (before is None or date < before)
 
 
 @dataclass(frozen=True)

@@ -173,12 +173,49 @@ def _dates_in(text: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def find_date(text: str) -> str | None:
-    """The date the text states, as ISO ``YYYY-MM-DD``: a labelled one ("date 2024-02-23",
-    "Published: ...") first, else the first full date in the text."""
+HEAD_LINES = 5  # a dateline or date line stands in the first lines of an article
+HEAD_CHARS = 1000  # ... within its first characters (a file without line breaks is one long line)
+
+
+def _labelled(text: str) -> str | None:
     for label in _LABELLED.finditer(text):
         dates = _dates_in(text[label.end() : label.end() + 40])
         if dates and dates[0][0] == 0:
             return dates[0][1]
+    return None
+
+
+def _first(text: str) -> str | None:
     dates = _dates_in(text)
     return dates[0][1] if dates else None
+
+
+def find_date(text: str, metadata: str | None = None) -> str | None:
+    """The date of the text, as ISO ``YYYY-MM-DD``, from the most to the least telling place: a
+    date at the top (its first ``HEAD_LINES`` lines: a dateline "Doha, 5 March 2024 -", a date
+    line, a labelled one there first), a labelled one anywhere ("date 2024-02-23",
+    "Published: ..."), the date the file's ``metadata`` gives (a PDF's or Word file's creation
+    date, an EPUB's ``dc:date``), else the first full date anywhere in the text, which may be
+    any date the article mentions.
+
+    >>> find_date("Kigali, 12 May 2024\\nThe treaty of 2019-01-02 was renewed.")
+    '2024-05-12'
+    >>> find_date("Treaty Renewed\\n" * 5 + "The treaty of 2019-01-02 was renewed.", metadata="2024-05-12")
+    '2024-05-12'
+    """
+    head = "\n".join([line for line in text[:HEAD_CHARS].split("\n") if line.strip()][:HEAD_LINES])
+    return _labelled(head) or _first(head) or _labelled(text) or metadata or _first(text)
+
+
+def iso_date(value: object) -> str | None:
+    """A metadata date (a ``datetime``, a ``date`` or a string starting ``YYYY-MM-DD``) as
+    ``YYYY-MM-DD``; None for anything else, a year or a month alone included (no day is made up).
+
+    >>> iso_date("2024-03-05T10:00:00Z"), iso_date("2024"), iso_date(_date(2021, 1, 2))
+    ('2024-03-05', None, '2021-01-02')
+    """
+    if isinstance(value, _date):  # a datetime is a date too
+        return _iso(value.year, value.month, value.day)
+    if isinstance(value, str) and (m := re.match(r"\s*(\d{4})-(\d\d)-(\d\d)", value)):
+        return _iso(int(m[1]), int(m[2]), int(m[3]))
+    return None

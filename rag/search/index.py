@@ -28,7 +28,7 @@ import numpy as np
 from rag.core import defaults
 from rag.core.defaults import EMBEDDER as DEFAULT_EMBEDDER
 from rag.core.errors import InvalidInput, NotFound
-from rag.core.types import Change, Chunk, Document, Hit, Skipped
+from rag.core.types import Change, Chunk, Document, Hit, Scope, Skipped, printable
 from rag.ingest.chunking import PASSAGE_FORMATS, ChunkConfig, chunk_document, passage_text
 from rag.ingest.loading import came_from, load, source_file
 from rag.search.embedding import (
@@ -303,7 +303,8 @@ class Index:
         return self.backend.chunks(doc_id)
 
     def search(
-        self, query: str, k: int = defaults.SEARCH_K, mode: Mode = defaults.MODE, fusion: Fusion = "convex", alpha: float | None = None
+        self, query: str, k: int = defaults.SEARCH_K, mode: Mode = defaults.MODE, fusion: Fusion = "convex",
+        alpha: float | None = None, scope: Scope | None = None,
     ) -> list[Hit]:
         """The ``k`` best chunks for ``query``.
 
@@ -311,17 +312,26 @@ class Index:
             mode: ``hybrid`` (dense and BM25 fused), ``dense`` or ``bm25``.
             fusion: how hybrid mode fuses (see :mod:`rag.search.retrieval`): ``convex`` or ``rrf``.
             alpha: the dense weight of convex fusion; None: the index's own (its manifest's).
+            scope: only chunks of these documents and dates (:class:`~rag.core.types.Scope`),
+                filtered inside the store's search, so up to ``k`` of them still come back.
+
+        Raises:
+            NotFound: the scope names a document the index does not hold.
+
+        Example:
+            >>> index.search("Who visited Doha?", k=3, scope=Scope(since="2024-01-01"))  # doctest: +SKIP
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query must be a non-empty string")
         check_k(k)
         check_mode(mode)
         check_fusion(fusion)
+        scope = self.check_scope(scope)
         weights = self.settings.fusion if alpha is None else replace(self.settings.fusion, alpha=alpha)
         if not self.settings.dim:
             return []  # nothing was ever embedded (asking the store would cost a count in Milvus)
         vector = self._embed([query], query=True)[0] if mode != "bm25" else None
-        ranked = rank(self.backend, query, vector, k, mode=mode, fusion=fusion, settings=weights)
+        ranked = rank(self.backend, query, vector, k, mode=mode, fusion=fusion, settings=weights, scope=scope)
         passages = self.backend.passages([r.key for r in ranked])
         return [
             Hit(
@@ -339,6 +349,23 @@ class Index:
             )
             for n, (r, p) in enumerate(zip(ranked, passages), start=1)
         ]
+
+    def check_scope(self, scope: Scope | None) -> Scope | None:
+        """``scope`` if every document it names is in the index (None when it leaves nothing out).
+
+        Raises:
+            NotFound: a named document is not in the index (the message names it).
+        """
+        if scope is None:
+            return None
+        if not isinstance(scope, Scope):
+            raise InvalidInput(f"scope must be a rag.core.types.Scope, got {type(scope).__name__}")
+        missing = [doc_id for doc_id in scope.doc_ids if self.backend.document(doc_id) is None]
+        if missing:
+            names = ", ".join(f"'{printable(doc_id)}'" for doc_id in missing)
+            raise NotFound(f"no document{'s' if len(missing) > 1 else ''} {names} in the index at {self.location}; "
+                           "`rag docs` lists them")
+        return None if scope.everything else scope
 
     # ------------------------------------------------------------------ writing
 

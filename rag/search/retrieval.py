@@ -26,6 +26,7 @@ import numpy as np
 
 from rag.core import defaults
 from rag.core.errors import InvalidInput
+from rag.core.types import Scope
 
 if TYPE_CHECKING:
     from rag.stores.base import Backend
@@ -132,13 +133,14 @@ def rank(
     mode: Mode = defaults.MODE,
     fusion: Fusion = "convex",
     settings: FusionSettings = FusionSettings(),
+    scope: Scope | None = None,
 ) -> list[Ranked]:
     """The ``k`` best chunks of ``backend`` for ``query`` (``vector`` is its embedding, needed
-    unless ``mode`` is ``bm25``). The backend runs the searches; the fusion is done here, the
-    same for every backend."""
+    unless ``mode`` is ``bm25``), among those inside ``scope`` when one is given. The backend runs
+    the searches, each filtered to the scope; the fusion is done here, the same for every backend."""
     depth = max(k, settings.depth) if mode == "hybrid" else k
-    dense = backend.dense_search(vector, depth) if mode != "bm25" and vector is not None else []
-    sparse = backend.bm25_search(query, depth) if mode != "dense" else []
+    dense = backend.dense_search(vector, depth, scope) if mode != "bm25" and vector is not None else []
+    sparse = backend.bm25_search(query, depth, scope) if mode != "dense" else []
     if mode == "dense":
         ranked = dense
     elif mode == "bm25":

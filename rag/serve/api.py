@@ -6,7 +6,10 @@ A reply's message content is the checked answer with its ``[n]`` markers; what t
 shows beside it travels in the extra top-level field ``rag`` (and in the last stream chunk):
 the citations (doc id, title, quote, offsets, supported, page), ``refused`` and its reason, and
 the standalone question that was searched. Earlier messages of the conversation resolve a
-follow-up the way the chat window does (:func:`rag.answer.conversation.resolve_followup`).
+follow-up the way the chat window does (:func:`rag.answer.conversation.resolve_followup`). A request
+may carry a ``rag`` field too, to limit the question to some documents and dates:
+``"rag": {"docs": ["report-2024"], "since": "2024-01-01", "until": "2024-06-30"}`` (all optional;
+:class:`rag.core.types.Scope`).
 
 Streaming sends the model's words as it writes them; the checks run after the last word, so
 when they withhold the answer a final piece says so (``refused`` is then true in ``rag``).
@@ -38,7 +41,8 @@ from fastapi import FastAPI, Request
 
 from rag.answer.assistant import REFUSAL_TEXT, Answer
 from rag.answer.conversation import Turn, resolve_followup
-from rag.core.errors import GeneratorError
+from rag.core.errors import GeneratorError, InvalidInput, NotFound
+from rag.core.types import Scope
 
 if TYPE_CHECKING:
     from rag.serve.service import ChatService
@@ -75,6 +79,7 @@ class ChatRequest:
     searched: str  # the standalone question a follow-up was rewritten to
     stream: bool
     collection: str | None = None  # None: the service's first
+    scope: Scope | None = None  # the request's "rag" field: only these documents and dates
 
 
 def model_ids(service: ChatService, collections: list[str] | None = None) -> dict[str, tuple[str, str]]:
@@ -137,7 +142,33 @@ def parse_request(body: Any, service: ChatService, collections: list[str] | None
     if not isinstance(stream, bool):
         raise ApiError("'stream' must be true or false", param="stream")
     collection, model = offered[model_id]
-    return ChatRequest(model_id, model, question, resolve_followup(question, _turns(texts[:-1])), stream, collection)
+    return ChatRequest(model_id, model, question, resolve_followup(question, _turns(texts[:-1])), stream, collection,
+                       _scope(body.get(MODEL)))
+
+
+SCOPE_FIELDS = ("docs", "since", "until")
+
+
+def _scope(field: Any) -> Scope | None:
+    """The request's ``rag`` field as a :class:`Scope` (None when absent); 400 when malformed."""
+    if field is None:
+        return None
+    example = '{"docs": ["DOC_ID"], "since": "2024-01-01", "until": "2024-12-31"}'
+    if not isinstance(field, dict):
+        raise ApiError(f"'{MODEL}' must be an object such as {example}", param=MODEL)
+    if unknown := sorted(set(field) - set(SCOPE_FIELDS)):
+        raise ApiError(f"unknown field '{MODEL}.{unknown[0]}'; '{MODEL}' takes {', '.join(SCOPE_FIELDS)}",
+                       param=f"{MODEL}.{unknown[0]}")
+    docs = field.get("docs") or []
+    if not isinstance(docs, list) or not all(isinstance(d, str) and d for d in docs):
+        raise ApiError(f"'{MODEL}.docs' must be a list of document ids", param=f"{MODEL}.docs")
+    for name in ("since", "until"):
+        if not isinstance(field.get(name), (str, type(None))):
+            raise ApiError(f"'{MODEL}.{name}' must be a date as YYYY-MM-DD", param=f"{MODEL}.{name}")
+    try:
+        return Scope(tuple(docs), field.get("since"), field.get("until"))
+    except InvalidInput as e:
+        raise ApiError(f"'{MODEL}': {e}", param=MODEL) from None
 
 
 def _turns(texts: list[tuple[str, str]]) -> list[Turn]:
@@ -245,15 +276,16 @@ def mount(app: FastAPI, service: ChatService) -> None:
                 raise ApiError("the request body is not valid JSON") from None
             parsed = parse_request(body, service, collections)
             # a bad question raises here
-            response = service.respond(parsed.searched, model=parsed.model, collection=parsed.collection)
+            response = service.respond(parsed.searched, model=parsed.model, collection=parsed.collection,
+                                       scope=parsed.scope)
             # The answer's work blocks (search, the model), so it runs off the event loop. The
             # first piece is awaited here so a model that fails to load is a 500, not a broken stream.
             pieces = iter(response)
             first = await run_in_threadpool(next, pieces, None)
         except ApiError as e:
             return refuse(e)
-        except ValueError as e:  # the question itself (empty after cleaning, too long)
-            return refuse(ApiError(str(e)))
+        except (ValueError, NotFound) as e:  # the question itself (empty after cleaning, too long), a document not held
+            return refuse(ApiError(str(e), param=f"{MODEL}.docs" if isinstance(e, NotFound) else None))
         except GeneratorError as e:  # the model cannot answer now (its process stopped and restarts)
             return refuse(unavailable(e))
         except Exception as e:  # noqa: BLE001 - the model failed to load or answer: still an OpenAI error object

@@ -3,10 +3,12 @@
 Desktop assistants and editors (Claude Desktop, Cursor, VS Code, Zed) and agents built on the
 ``mcp`` SDK reach local knowledge through MCP. Two tools and the documents:
 
-- ``search`` (query, k, mode, collection): the passages, each with its document id, title, date
-  and the offsets of its text in the document;
-- ``ask`` (question, collection): the checked answer, refused or not, with its citations (quotes
-  and their offsets), trust score and conflicts, as ``rag ask --json`` gives it;
+- ``search`` (query, k, mode, collection, docs, since, until): the passages, each with its document
+  id, title, date and the offsets of its text in the document;
+- ``ask`` (question, collection, docs, since, until): the checked answer, refused or not, with its
+  citations (quotes and their offsets), trust score and conflicts, as ``rag ask --json`` gives it;
+- both can be limited to some documents (``docs``, their ids) and dates (``since``, ``until``:
+  YYYY-MM-DD, inclusive; a document without a date is then left out);
 - every indexed document as a resource, its cleaned text: ``rag://documents/<id>`` in the first
   collection, ``rag://collections/<name>/documents/<id>`` in the others (listed as they are now,
   not as they were at start).
@@ -28,6 +30,7 @@ from urllib.parse import quote, unquote
 
 from rag.core import defaults
 from rag.core.errors import RagError
+from rag.core.types import Scope
 from rag.search.retrieval import MODES
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ INSTRUCTIONS = (
     "citations whose quotes were checked against the articles, or refuses when they do not say; "
     "show its citations to the user. `search` returns the passages themselves."
 )
+SCOPED = (" Optionally only from the documents `docs` (their ids, as the resources name them) and "
+          "dated from `since` to `until` (YYYY-MM-DD, inclusive; undated documents are then left out).")
 
 
 def document_uri(service: ChatService, collection: str, doc_id: str) -> str:
@@ -76,13 +81,15 @@ def build(service: ChatService, collections: Sequence[str] | None = None) -> MCP
 
     server = Server("rag", instructions=INSTRUCTIONS + where)
 
-    @server.tool(description="The passages of the indexed articles that best match the query." + where)
-    def search(query: str, k: int = defaults.SEARCH_K, mode: str = defaults.MODE, collection: str = first) -> dict[str, Any]:
+    @server.tool(description="The passages of the indexed articles that best match the query." + where + SCOPED)
+    def search(query: str, k: int = defaults.SEARCH_K, mode: str = defaults.MODE, collection: str = first,
+               docs: list[str] | None = None, since: str | None = None, until: str | None = None) -> dict[str, Any]:
         if mode not in MODES:
             raise ToolError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
         name = check(collection)
         try:
-            hits = service.search(query, k=k, mode=mode, collection=name)  # type: ignore[arg-type]
+            scope = Scope(tuple(docs or ()), since, until)
+            hits = service.search(query, k=k, mode=mode, collection=name, scope=scope)  # type: ignore[arg-type]
         except (RagError, ValueError) as e:
             raise ToolError(str(e)) from None
         return {"query": query, "collection": name, "passages": [
@@ -92,11 +99,12 @@ def build(service: ChatService, collections: Sequence[str] | None = None) -> MCP
         ]}
 
     @server.tool(description="Answer a question from the indexed articles, with checked citations, or refuse "
-                             "when they do not contain the answer." + where)
-    def ask(question: str, collection: str = first) -> dict[str, Any]:
+                             "when they do not contain the answer." + where + SCOPED)
+    def ask(question: str, collection: str = first, docs: list[str] | None = None, since: str | None = None,
+            until: str | None = None) -> dict[str, Any]:
         name = check(collection)
         try:
-            answer = service.ask(question, collection=name)
+            answer = service.ask(question, collection=name, scope=Scope(tuple(docs or ()), since, until))
         except (RagError, ValueError) as e:
             raise ToolError(str(e)) from None
         shown = answer.to_dict()

@@ -15,7 +15,8 @@ and searches. Two exist, chosen with ``--store URI`` or ``$RAG_STORE``
 A search result is identified by a backend's own key (a row number for FAISS, a hash of the
 chunk id for Milvus); the index only passes keys back to the backend that produced them.
 The payloads a backend takes and gives (:class:`~rag.core.types.Change`,
-:class:`~rag.core.types.Passage`) are in :mod:`rag.core.types`.
+:class:`~rag.core.types.Passage`, and the :class:`~rag.core.types.Scope` a search is limited to)
+are in :mod:`rag.core.types`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.core.errors import RagError
-from rag.core.types import Change, Chunk, Document, Passage
+from rag.core.types import Change, Chunk, Document, Passage, Scope
 
 Key = Hashable  # a search result's id in the backend that produced it
 
@@ -95,12 +96,14 @@ class Backend(Protocol):
         """Number of chunks."""
         ...
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[Key, float]]:
-        """The ``depth`` chunks nearest ``vector`` as ``(key, cosine)``, best first."""
+    def dense_search(self, vector: np.ndarray, depth: int, scope: Scope | None = None) -> list[tuple[Key, float]]:
+        """The ``depth`` chunks nearest ``vector`` as ``(key, cosine)``, best first; with a ``scope``,
+        the nearest of the chunks inside it (filtered in the search, so up to ``depth`` of them)."""
         ...
 
-    def bm25_search(self, query: str, depth: int) -> list[tuple[Key, float]]:
-        """The ``depth`` best BM25 matches with a positive score, best first."""
+    def bm25_search(self, query: str, depth: int, scope: Scope | None = None) -> list[tuple[Key, float]]:
+        """The ``depth`` best BM25 matches with a positive score, best first; with a ``scope``, the
+        best of the chunks inside it."""
         ...
 
     def dense_scores(self, vector: np.ndarray, keys: list[Key]) -> np.ndarray:

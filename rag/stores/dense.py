@@ -27,6 +27,11 @@ HNSW_EF_SEARCH = 256
 # kept recall@10 at 0.995 for 100k vectors but 0.75 at 1M (eval/results/bench.md, nprobe sweep).
 IVF_NPROBE = 16
 IVF_PROBE_SHARE = 8  # search at least nlist / 8 lists
+# A scoped search over at most this many rows scores them exactly (a 3 MB slice of 384-d vectors,
+# under a millisecond); a graph or list index filtered to a few rows would visit mostly others
+# and can come back with fewer than k.
+EXACT_ROWS = 2_000
+BLOCK_ROWS = 65_536  # rows scored at once by nearest_rows, so a wide scope copies little at a time
 
 
 def resolve_kind(kind: str, n: int) -> str:
@@ -92,12 +97,20 @@ class DenseIndex:
         if len(vectors):
             self._index.add(vectors)
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """``(row, cosine)`` pairs for one query vector, best first."""
-        k = min(k, self.size)
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """``(row, cosine)`` pairs for one query vector, best first; with ``allowed`` (one boolean
+        per row), only allowed rows, skipped by FAISS during the search rather than dropped after.
+        An approximate index (HNSW, IVF) can return fewer than ``k`` when few rows are allowed."""
+        k = min(k, self.size if allowed is None else int(np.count_nonzero(allowed)))
         if k < 1:
             return []
         import faiss
+
+        params = None
+        if allowed is not None:
+            # One bit per row, read by FAISS in place: ``bits`` must outlive the search below.
+            bits = np.packbits(allowed.astype(bool, copy=False), bitorder="little")
+            params = self._parameters(faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)))
 
         # subtle: one query gains nothing from FAISS's OpenMP threads, and when another process
         # holds a core their barrier stalls: flat search over 10k chunks took 36 ms instead of
@@ -106,10 +119,27 @@ class DenseIndex:
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32, copy=False), k)
+            scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32, copy=False), k, params=params)
         finally:
             faiss.omp_set_num_threads(threads)
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def _parameters(self, selector: Any) -> Any:
+        """Search parameters that keep this index's own search settings and add ``selector``
+        (FAISS reads a kind's settings from its own parameter type, defaults otherwise)."""
+        import faiss
+
+        params: Any
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # in faiss, not in its stubs
+            params.efSearch = self._index.hnsw.efSearch
+        elif self.kind == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self._index.nprobe
+        else:
+            params = faiss.SearchParameters()
+        params.sel = selector
+        return params
 
     def save(self, file: Path) -> None:
         import faiss
@@ -123,3 +153,17 @@ class DenseIndex:
         dense = cls(faiss.read_index(str(file)), kind)
         dense._tune()
         return dense
+
+
+def nearest_rows(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` of ``rows`` whose vectors have the highest inner product with ``query``, exactly,
+    as ``(row, score)`` pairs, best first (ties: the earlier row).
+
+    >>> nearest_rows(np.eye(3, dtype=np.float32), np.array([0, 2]), np.array([0.1, 0.9, 0.5], dtype=np.float32), 1)
+    [(2, 0.5)]
+    """
+    if not len(rows) or k < 1:
+        return []
+    scores = np.concatenate([vectors[rows[i : i + BLOCK_ROWS]] @ query for i in range(0, len(rows), BLOCK_ROWS)])
+    best = np.argsort(-scores, kind="stable")[:k]
+    return [(int(rows[i]), float(scores[i])) for i in best]

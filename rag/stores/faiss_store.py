@@ -16,10 +16,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from rag.core.types import Change, Chunk, Document, Passage
+from rag.core.types import Change, Chunk, Document, Passage, Scope
 from rag.ingest.chunking import passage_text
 from rag.stores.base import IndexOpenError, Key, rebuild_hint
-from rag.stores.dense import DenseIndex, resolve_kind
+from rag.stores.dense import EXACT_ROWS, DenseIndex, nearest_rows, resolve_kind
 from rag.stores.generations import GenerationStore
 from rag.stores.sparse import BM25Index, top_rows
 
@@ -42,6 +42,7 @@ class FaissBackend:
         self._dense: DenseIndex | None = None
         self._bm25 = BM25Index(None, 0)
         self._last_query: tuple[str, np.ndarray] | None = None  # (query, BM25 score of every chunk)
+        self._last_scope: tuple[Scope, list[Chunk], np.ndarray] | None = None  # (scope, chunks, allowed rows)
 
     # ------------------------------------------------------------------ opening
 
@@ -141,10 +142,32 @@ class FaissBackend:
     def __len__(self) -> int:
         return len(self._chunks)
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[Key, float]]:
+    def dense_search(self, vector: np.ndarray, depth: int, scope: Scope | None = None) -> list[tuple[Key, float]]:
         if self._dense is None:
             return []
-        return list(self._dense.search(vector, depth))
+        allowed = self._allowed(scope)
+        if allowed is None:
+            return list(self._dense.search(vector, depth))
+        rows = np.flatnonzero(allowed)
+        if len(rows) <= EXACT_ROWS:
+            return list(nearest_rows(self._vectors, rows, vector, depth))
+        found = self._dense.search(vector, depth, allowed)
+        if len(found) < min(depth, len(rows)):  # HNSW or IVF missed rows of a narrow scope
+            return list(nearest_rows(self._vectors, rows, vector, depth))
+        return list(found)
+
+    def _allowed(self, scope: Scope | None) -> np.ndarray | None:
+        """Whether each row's chunk is inside ``scope`` (None when nothing is left out). Hybrid
+        search asks twice per query (dense, then BM25), so the last scope's rows are kept."""
+        if scope is None or scope.everything:
+            return None
+        chunks, last = self._chunks, self._last_scope  # one read each: a commit may replace them meanwhile
+        if last is None or last[0] != scope or last[1] is not chunks:
+            inside = {doc.id: scope.admits(doc.id, doc.date) for doc in self._docs.values()}
+            allowed = np.fromiter((inside.get(c.doc_id, False) for c in chunks), dtype=bool, count=len(chunks))
+            last = (scope, chunks, allowed)
+            self._last_scope = last
+        return last[2]
 
     def _bm25_all(self, query: str) -> np.ndarray:
         """BM25 scores of every chunk; hybrid search asks twice per query (top rows, then the
@@ -155,8 +178,12 @@ class FaissBackend:
             self._last_query = last
         return last[1]
 
-    def bm25_search(self, query: str, depth: int) -> list[tuple[Key, float]]:
-        return list(top_rows(self._bm25_all(query), depth))
+    def bm25_search(self, query: str, depth: int, scope: Scope | None = None) -> list[tuple[Key, float]]:
+        scores = self._bm25_all(query)
+        allowed = self._allowed(scope)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)  # top_rows keeps positive scores only
+        return list(top_rows(scores, depth))
 
     def dense_scores(self, vector: np.ndarray, keys: list[Key]) -> np.ndarray:
         return np.asarray(self._vectors[_rows(keys)] @ vector)

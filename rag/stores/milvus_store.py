@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rag.core.errors import InvalidInput
-from rag.core.types import Change, Chunk, Document, Passage
+from rag.core.types import Change, Chunk, Document, Passage, Scope
 from rag.stores.base import IndexOpenError, Key, StoreError, rebuild_hint
 from rag.stores.dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, ivf_nprobe
 from rag.stores.generations import IndexBusyError
@@ -259,23 +259,26 @@ class MilvusBackend:
         rows = self._client.query(self.chunk_collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> list[tuple[Key, float]]:
+    def dense_search(self, vector: np.ndarray, depth: int, scope: Scope | None = None) -> list[tuple[Key, float]]:
         params = {**self._search_params}
         if "ef" in params.get("params", {}):
             params["params"] = {"ef": max(params["params"]["ef"], depth)}
         found = self._client.search(
             self.chunk_collection, data=[vector.astype(np.float32).tolist()], anns_field="vector",
-            limit=depth, output_fields=["doc_id"], search_params=params,
+            limit=depth, output_fields=["doc_id"], search_params=params, filter=_scope_filter(scope),
         )
         return [(hit["id"], float(hit["distance"])) for hit in found[0]]
 
-    def bm25_search(self, query: str, depth: int, ids: list[str] | None = None) -> list[tuple[Key, float]]:
+    def bm25_search(
+        self, query: str, depth: int, scope: Scope | None = None, ids: list[str] | None = None
+    ) -> list[tuple[Key, float]]:
         terms = " ".join(tokenize([query])[0])
         if not terms:
             return []
+        filters = [_scope_filter(scope), "" if ids is None else f"id in {_literal(ids)}"]
         found = self._client.search(
             self.chunk_collection, data=[terms], anns_field="sparse", limit=depth, output_fields=["doc_id"],
-            filter="" if ids is None else f"id in {_literal(ids)}",
+            filter=" and ".join(f"({f})" for f in filters if f),
         )
         # BM25 scores are never negative; Milvus Lite 3.2 reports them negated (a distance).
         return [(hit["id"], abs(float(hit["distance"]))) for hit in found[0]]
@@ -427,6 +430,22 @@ class MilvusBackend:
             indexes.add_index(field_name="_", index_type="FLAT", metric_type="L2")
             client.create_collection(self.doc_collection, schema=schema, index_params=indexes,
                                      consistency_level="Strong")
+
+
+def _scope_filter(scope: Scope | None) -> str:
+    """The Milvus filter expression that keeps the chunks inside ``scope`` ("" keeps all): the
+    scope's documents by id, and its dates compared as strings (ISO dates sort as they read; each
+    chunk row carries its document's date, "" for none, since the collection was first made)."""
+    if scope is None:
+        return ""
+    parts = [f"doc_id in {_literal(list(scope.doc_ids))}"] if scope.doc_ids else []
+    if scope.dated:
+        parts.append('date != ""')
+    if scope.since:
+        parts.append(f"date >= {json.dumps(scope.since)}")
+    if scope.before:
+        parts.append(f"date < {json.dumps(scope.before)}")
+    return " and ".join(parts)
 
 
 def _locked(path: str) -> bool:
