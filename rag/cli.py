@@ -24,6 +24,7 @@ from rag.stores.dense import INDEX_KINDS
 from rag.stores.factory import STORE_HELP
 
 if TYPE_CHECKING:
+    from rag.core.types import Scope
     from rag.generate.base import GenerationSettings
     from rag.search.index import Index
 
@@ -51,6 +52,23 @@ def _add_index_dir(p: argparse.ArgumentParser, collections: bool = False) -> Non
         help="index directory (default: $RAG_INDEX_DIR or .rag/index); with a Milvus store, its name names the collections",
     )
     p.add_argument("--store", default=None, metavar="URI", help=f"where the index is kept: {STORE_HELP} (default $RAG_STORE or {defaults.STORE})")
+
+
+def _add_scope(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--doc", action="append", default=[], metavar="ID", dest="docs",
+                   help="only passages of this document (repeatable; `rag docs` lists the ids)")
+    p.add_argument("--since", default=None, metavar="YYYY-MM-DD",
+                   help="only documents dated on or after this day (documents without a date are left out)")
+    p.add_argument("--until", default=None, metavar="YYYY-MM-DD",
+                   help="only documents dated on or before this day (documents without a date are left out)")
+
+
+def _scope(args: argparse.Namespace) -> Scope | None:
+    """The documents and dates ``--doc``, ``--since`` and ``--until`` limit a question to."""
+    from rag.core.types import Scope
+
+    scope = Scope(tuple(args.docs), args.since, args.until)
+    return None if scope.everything else scope
 
 
 # The names each option accepts, read from the tables that validate and load them (rag/core/registry.py).
@@ -92,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion", choices=FUSIONS, default="convex",
                    help="how hybrid mode fuses: convex (default: weighted, normalised scores) or rrf (reciprocal ranks)")
     p.add_argument("--json", action="store_true", help="print one JSON object with a 'hits' list")
+    _add_scope(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a question from the indexed articles, with citations")
@@ -107,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check citations by shared words only, without asking the model whether each source states them")
     p.add_argument("--show-prompt", action="store_true", help="print the exact prompt before the answer")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    _add_scope(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("docs", help="list indexed documents")
@@ -155,6 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collections", help="list the collections (named indexes) and what each holds")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_collections)
+
+    p = sub.add_parser("history", help="list, show and export the chat window's saved conversations")
+    key = argparse.ArgumentParser(add_help=False)
+    key.add_argument("--api-key", default=None,
+                     help="see the conversations made with this key (default $RAG_API_KEY; none: those made without a key)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = actions.add_parser("list", parents=[key], help="the saved conversations, the latest changed first")
+    # not dest=collection: that names an index to open (main), and a conversation may outlive its collection
+    q.add_argument("--collection", dest="of_collection", default=None, metavar="NAME", help="only this collection's")
+    q.add_argument("--json", action="store_true", help="print a JSON list")
+    q = actions.add_parser("show", parents=[key], help="print one conversation as Markdown")
+    q.add_argument("id", metavar="ID")
+    q = actions.add_parser("export", parents=[key], help="write one conversation as Markdown or JSON")
+    q.add_argument("id", metavar="ID")
+    q.add_argument("--format", choices=("md", "json"), default="md", help="md (default) or json")
+    q.add_argument("--out", type=Path, default=None, metavar="FILE", help="write to FILE (default: stdout)")
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("selftest", help="check that the model runs on this machine: load it in its own process and decode a few tokens")
     p.add_argument("--model", default=None, help=f"a bundled model or PATH.gguf (default {defaults.MODEL})")
@@ -223,7 +260,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _open(args).search(args.query, k=args.k, mode=args.mode, fusion=args.fusion)
+    hits = _open(args).search(args.query, k=args.k, mode=args.mode, fusion=args.fusion, scope=_scope(args))
     if args.json:
         print(json.dumps({"query": args.query, "mode": args.mode, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return 0
@@ -231,7 +268,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("no matching passages")
     for h in hits:
         snippet = " ".join(h.text.split())
-        print(f"{h.rank}. [{h.score:.4f}] {h.doc_id}  {h.title}")
+        print(f"{h.rank}. [{h.score:.4f}] {h.doc_id}  {h.title}" + (f"  ({h.date})" if h.date else ""))
         print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}")
     return 0
 
@@ -261,10 +298,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assistant = Assistant.open(args.index_dir, model=args.model or defaults.MODEL, mode=args.mode, settings=settings,
                                store=args.store)
     assistant.judge = not args.no_judge
+    scope = assistant.index.check_scope(_scope(args))  # an unknown --doc fails before the model loads
     assistant.load_in_background()  # while the question is searched
     if args.k is not None:
         assistant.k = args.k
-    response = assistant.respond(question)
+    response = assistant.respond(question, scope=scope)
     if args.show_prompt:
         shown = response.prompt.text if response.prompt else "(no prompt: the assistant refuses before asking the model)"
         print(shown, end="\n\n", file=sys.stderr)
@@ -443,6 +481,31 @@ def cmd_collections(args: argparse.Namespace) -> int:
         print(f"{row['name']}\t{row['documents']} documents\t{row['chunks']} chunks\t{row['location']}")
     if not rows:
         print("no collections yet: `rag index PATH --collection NAME` creates one", file=sys.stderr)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from rag.search.collections import check_name
+    from rag.serve.conversations import ConversationStore
+
+    store = ConversationStore()
+    key = args.api_key if args.api_key is not None else os.environ.get("RAG_API_KEY") or None
+    if args.action == "list":
+        found = store.list(check_name(args.of_collection) if args.of_collection else None, key)
+        if args.json:
+            print(json.dumps([c.to_dict() for c in found], ensure_ascii=False))
+            return 0
+        for c in found:
+            print(f"{c.id}\t{c.updated[:16].replace('T', ' ')} UTC\t{c.collection}\t{c.turn_count} questions\t{c.title}")
+        if not found:
+            print("no saved conversations" + (" with this key" if key else " made without a key"), file=sys.stderr)
+        return 0
+    text = store.export(args.id, "md" if args.action == "show" else args.format, key)
+    if args.action == "export" and args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+        return 0
+    sys.stdout.write(text)
     return 0
 
 

@@ -149,3 +149,49 @@ def test_the_collection_picker_switches_answers_and_documents(browser: object, s
         sync_api.expect(page.locator("#rag-chat")).to_contain_text("The articles do not contain the answer")
         sync_api.expect(page.locator("#rag-chat")).not_to_contain_text("Miller")
         page.close()
+
+
+def test_past_conversations_are_listed_resumed_and_exported(page: object) -> None:
+    quote = "The Miller bakery in Ashford won the national sourdough prize on Friday."
+    ask(page, "Which bakery won the sourdough prize?")
+    page.get_by_role("button", name="New conversation").click()  # type: ignore[attr-defined]
+    ask(page, "How did the harbour festival open?")
+    page.get_by_text("Past conversations").click()  # type: ignore[attr-defined]  # the accordion
+    saved = page.locator("#rag-saved input")  # type: ignore[attr-defined]
+    sync_api.expect(saved).to_have_value(re.compile(r"^How did the harbour festival open\? · 1 question · "))
+    saved.click()
+    options = page.get_by_role("option")  # type: ignore[attr-defined]
+    sync_api.expect(options).to_have_count(2)
+    sync_api.expect(options.nth(0)).to_contain_text("How did the harbour")  # the newest first
+    sync_api.expect(options.nth(1)).to_contain_text("Which bakery won the sourdough prize? · 1 question")
+    options.filter(has_text="Which bakery").click()
+    page.locator("#rag-resume").click()  # type: ignore[attr-defined]
+    chat = page.locator("#rag-chat")  # type: ignore[attr-defined]
+    sync_api.expect(chat).to_contain_text("The Miller bakery in Ashford won the national sourdough prize")
+    sync_api.expect(chat).not_to_contain_text("harbour festival")
+    sync_api.expect(page.locator("#rag-sources mark.rag-quote").first).to_have_text(quote)  # type: ignore[attr-defined]
+    page.locator("#rag-export-md").click()  # type: ignore[attr-defined]
+    link = page.locator('#rag-export a[download$=".md"]')  # type: ignore[attr-defined]
+    with page.expect_download() as download:  # type: ignore[attr-defined]
+        link.click()
+    markdown = Path(download.value.path()).read_text(encoding="utf-8")
+    assert markdown.startswith("# Which bakery won the sourdough prize?\n") and f"  > {quote}\n" in markdown
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "conversations.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_the_document_picker_limits_the_question(page: object) -> None:
+    """The picker beside the question lists the collection's documents (filled from the documents
+    table); a question asked with one picked is answered from its passages only."""
+    picker = page.locator("#rag-scope-docs input")  # type: ignore[attr-defined]
+    picker.click()
+    options = page.locator("#rag-scope-docs [role=option]")  # type: ignore[attr-defined]
+    sync_api.expect(options).to_have_count(4, timeout=TIMEOUT_MS)  # bakery, chess, harbour, volcano
+    options.filter(has_text="chess").click()
+    page.locator("#rag-title").click()  # type: ignore[attr-defined]  # close the list
+    box = page.locator("#rag-question textarea")  # type: ignore[attr-defined]
+    box.fill("Which bakery won the sourdough prize?")
+    box.press("Enter")
+    sources = page.locator("#rag-sources")  # type: ignore[attr-defined]
+    sync_api.expect(sources).to_contain_text("Chess Olympiad Ends in Budapest")
+    sync_api.expect(sources).not_to_contain_text("Village Bakery Wins Bread Prize")

@@ -145,3 +145,43 @@ def test_a_file_that_is_not_a_model_is_one_line(capsys: pytest.CaptureFixture[st
     broken.write_text("not a model")
     code, _, err = run_cli(capsys, "ask", "Where did the lava flow?", "--model", str(broken), "--index-dir", d)
     assert code == 1 and "cannot load the model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_search_and_ask_limited_to_documents_and_dates(
+    capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.answer.assistant
+
+    from .conftest import ScriptedGenerator
+
+    (tiny_corpus / "harbour.txt").write_text("Harbour Reopens\nValletta, 5 March 2024\nThe harbour reopened after the storm.")
+    d = str(tmp_path / "ix")
+    assert run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
+    code, out, _ = run_cli(capsys, "search", "Etna lava eruption", "--index-dir", d, "--doc", "chess", "--doc", "bakery", "--json")
+    assert code == 0 and {h["doc_id"] for h in json.loads(out)["hits"]} == {"chess", "bakery"}
+    code, out, _ = run_cli(capsys, "search", "Etna lava eruption", "--index-dir", d, "--since", "2024-03-01", "--until", "2024-03-05")
+    assert code == 0 and out.startswith("1. [") and "harbour  Harbour Reopens  (2024-03-05)" in out and "volcano" not in out
+    code, out, _ = run_cli(capsys, "search", "harbour", "--index-dir", d, "--until", "2024-03-04")
+    assert code == 0 and out == "no matching passages\n"  # the other articles have no date
+
+    monkeypatch.setattr(rag.answer.assistant, "load_generator",
+                        lambda *a, **k: ScriptedGenerator("The Miller bakery in Ashford won the national sourdough prize [1]."))
+    code, out, _ = run_cli(capsys, "ask", "Which bakery won the sourdough prize?", "--index-dir", d, "--doc", "chess",
+                           "--no-judge", "--json")
+    assert code == 0 and {h["doc_id"] for h in json.loads(out)["retrieved"]} == {"chess"}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["search", "lava", "--doc", "nope"], "no document 'nope' in the index at"),
+    (["ask", "Where did the lava flow?", "--doc", "volcano", "--doc", "nope"], "no document 'nope' in the index at"),
+    (["search", "lava", "--since", "5 March 2024"], "since must be a date as YYYY-MM-DD, got '5 March 2024'"),
+    (["ask", "Where did the lava flow?", "--until", "2024-02-30"], "until must be a date as YYYY-MM-DD"),
+    (["search", "lava", "--since", "2024-03-01", "--until", "2024-01-01"], "since (2024-03-01) is after until (2024-01-01)"),
+])
+def test_a_bad_scope_is_one_line(
+    capsys: pytest.CaptureFixture[str], tiny_corpus: Path, tmp_path: Path, argv: list[str], message: str
+) -> None:
+    d = str(tmp_path / "ix")
+    assert run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
+    code, out, err = run_cli(capsys, *argv, "--index-dir", d)
+    assert code == 1 and out == "" and err.startswith("rag: error: ") and message in err and err.count("\n") == 1

@@ -113,6 +113,21 @@ def test_documents_can_be_listed_added_and_removed(url: str, tmp_path: Path) -> 
         client.predict(BAKERY, "/etc/passwd.gguf", api_name="/answer")
 
 
+def test_a_question_limited_to_documents_and_dates(url: str) -> None:
+    client = Client(url, verbose=False)
+    data = client.predict(BAKERY, "", 3, "", "", ["chess", "volcano"], "", "", api_name="/answer")
+    assert {h["doc_id"] for h in data["retrieved"]} == {"chess", "volcano"}
+    data = client.predict(BAKERY, "", 3, "", "", [], "2024-01-01", "", api_name="/answer")
+    assert data["retrieved"] == [] and data["refused"]  # no article of the corpus has a date
+    with pytest.raises(Exception, match="since must be a date as YYYY-MM-DD"):
+        client.predict(BAKERY, "", 3, "", "", [], "01/01/2024", "", api_name="/answer")
+    with pytest.raises(Exception, match="no document 'nope'"):
+        client.predict(BAKERY, "", 3, "", "", ["nope"], "", "", api_name="/answer")
+    # the chat box: the document picker and the two dates beside the question
+    _, sources, _, _ = client.submit(BAKERY, docs=["chess"], api_name="/chat").result()
+    assert "Chess Olympiad Ends in Budapest" in sources and "Village Bakery Wins Bread Prize" not in sources
+
+
 class SlowLoading(Assistant):
     """An assistant whose model takes a while to load, like a real one."""
 

@@ -105,6 +105,15 @@ class Keys:
             return []
         return [user] if user in self.collections and user in served else ([] if user in self.collections else served)
 
+    def for_login(self, user: str | None) -> str | None:
+        """The key a logged-in session acts with (what its saved conversations belong to): its
+        collection's key if it logged in with a collection's name, else the server key; None on
+        an open server. The login's name decides, as it decides what the session opens
+        (:meth:`for_user`): the server key's holder logged in as a collection acts for it."""
+        if not self.closed or user is None:
+            return None
+        return self.collections[user] if user in self.collections else self.server
+
 
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())

@@ -10,21 +10,35 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import tempfile
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.answer.assistant import MAX_QUESTION_CHARS, Answer
 from rag.answer.conversation import Turn
 from rag.core import defaults
+from rag.core.cpu import limit_malloc_arenas
+from rag.core.errors import NotFound, RagError
+from rag.core.types import Scope
 from rag.generate.registry import is_remote
 from rag.ingest.loading import SUPPORTED_SUFFIXES
 from rag.search.collections import Keys
 from rag.search.retrieval import MODES, check_mode
+from rag.serve.conversations import MAX_TITLE_CHARS, Conversation, ConversationStore, SavedTurn
 from rag.serve.feedback import MAX_COMMENT_CHARS, record_feedback
-from rag.serve.render import EMPTY_SOURCES, escape_text, render_answer, render_sources
+from rag.serve.render import (
+    EMPTY_SOURCES,
+    escape_text,
+    render_answer,
+    render_citations,
+    render_saved,
+    render_sources,
+)
 from rag.serve.service import MAX_UPLOAD_MB, UPLOAD_LIMITS, ChatService
 
 if TYPE_CHECKING:
@@ -62,11 +76,14 @@ def import_gradio() -> Any:
 
 
 def build_app(service: ChatService) -> gradio.Blocks:
-    """The Gradio app. Its API endpoints: ``/answer`` (question, model, k, mode, collection ->
-    the answer as ``rag ask --json`` data), ``/chat`` (what the chat box calls), ``/feedback``,
-    ``/documents`` (collection), ``/add_documents`` and ``/remove_document``. A session reaches
-    only the collections its login opens (:meth:`rag.search.collections.Keys.for_user`); every handler
-    checks the collection it is given."""
+    """The Gradio app. Its API endpoints: ``/answer`` (question, model, k, mode, collection, and
+    the scope: docs, since, until -> the answer as ``rag ask --json`` data), ``/chat`` (what the chat box calls), ``/feedback``,
+    ``/documents`` (collection), ``/add_documents`` and ``/remove_document``; the saved
+    conversations (:mod:`rag.serve.conversations`): ``/conversations`` (collection),
+    ``/resume_conversation``, ``/rename_conversation``, ``/delete_conversation``,
+    ``/export_markdown`` and ``/export_json``. A session reaches only the collections its login
+    opens (:meth:`rag.search.collections.Keys.for_user`) and the conversations of the key it acts
+    with (:meth:`rag.search.collections.Keys.for_login`); every handler checks the collection it is given."""
     gr = import_gradio()
 
     def takes_request(fn: Any) -> Any:
@@ -89,51 +106,70 @@ def build_app(service: ChatService) -> gradio.Blocks:
             raise gr.Error(f"No collection '{name}' here.")
         return name
 
+    def scope_of(docs: list[str] | None, since: str | None, until: str | None) -> Scope:
+        """The documents and dates chosen beside the question (none chosen: everything)."""
+        try:
+            return Scope(tuple(docs or ()), since, until)
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+
+    def scope_choices(rows: Any, chosen: list[str] | None) -> Any:
+        """The document picker's choices after the documents table changed (another collection, a
+        document added or removed): the table's ids, keeping those chosen that are still there."""
+        ids = [str(i) for i in rows.iloc[:, 0] if str(i)] if rows is not None and len(rows) else []
+        return gr.update(choices=ids, value=[d for d in chosen or [] if d in ids])
+
     @takes_request
     def chat(
         question: str, shown: list[dict[str, str]], turns: list[Turn], model: str, k: float, mode: str,
-        collection: str, request: Any = None,
+        collection: str, conversation: str | None = None, docs: list[str] | None = None, since: str = "",
+        until: str = "", request: Any = None,
     ) -> Iterator[tuple[Any, ...]]:  # the Gradio updates of the chat's outputs, in order
         asked = (question or "").strip()
         if not asked:
             raise gr.Error("Type a question first.")
         name = allowed(collection, request)
+        scope = scope_of(docs, since, until)
         shown = [*shown, {"role": "user", "content": escape_text(asked)}, {"role": "assistant", "content": "…"}]
         try:
             if not service.ready(model):
                 # say so: loading a model takes seconds to a minute, longer on a busy machine
                 loading = f"Loading the model {model}… the answer starts when it is ready."
                 yield shown, shown, f'<div class="rag-sources"><p class="rag-note">{escape_text(loading)}</p></div>', \
-                    turns, None, "", ""
+                    turns, None, "", "", conversation
                 service.load(model)
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
         searching = '<div class="rag-sources"><p class="rag-note">Searching…</p></div>'
-        yield shown, shown, searching, turns, None, "", ""
+        yield shown, shown, searching, turns, None, "", "", conversation
         text = ""
         try:
-            response = service.respond(asked, model, int(k), check_mode(mode), history=turns, collection=name)
+            response = service.respond(asked, model, int(k), check_mode(mode), history=turns, collection=name,
+                                       scope=scope)
             searched = response.question
             for piece in response:
                 text += piece
                 shown[-1] = {"role": "assistant", "content": escape_text(text)}
-                yield shown, shown, gr.skip(), turns, None, "", ""
+                yield shown, shown, gr.skip(), turns, None, "", "", conversation
             answer = response.answer()
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
         shown[-1] = {"role": "assistant", "content": render_answer(answer, searched if searched != asked else None)}
         turns = [*turns, Turn(searched, answer.text, answer.refused)]
-        yield shown, shown, render_sources(answer), turns, (asked, answer), "", ""
+        conversation = save_turn(conversation, name, asked, answer, request)
+        yield shown, shown, render_sources(answer), turns, (asked, answer), "", "", conversation
 
     @takes_request
     def answer(question: str, model: str = "", k: int = 0, mode: str = "", collection: str = "",
-               request: Any = None) -> dict[str, Any]:
+               docs: list[str] | None = None, since: str = "", until: str = "", request: Any = None) -> dict[str, Any]:
         """Answer one question (no conversation) from ``collection`` (default: the first this
-        session opens); returns the ``rag ask --json`` data."""
+        session opens), from the documents ``docs`` and the dates ``since`` to ``until`` (YYYY-MM-DD)
+        when given; returns the ``rag ask --json`` data."""
         name = allowed(collection, request)
+        scope = scope_of(docs, since, until)
         try:
             return service.ask(question, model or None, int(k) or None, check_mode(mode) if mode else None,
-                               collection=name).to_dict()
+                               collection=name, scope=scope).to_dict()
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
 
@@ -202,6 +238,116 @@ def build_app(service: ChatService) -> gradio.Blocks:
             raise gr.Error(str(e)) from None
         yield f"{escape_text(model)} is loaded ({sum(timings.values()):.1f} s)."
 
+    conversations = ConversationStore()  # conversations.sqlite3 in the data directory, made on first use
+    exports = Path(tempfile.mkdtemp(prefix="rag-exports-"))  # the files the export buttons hand to the browser
+
+    def session_key(request: Any) -> str | None:
+        """The key this session acts with: its saved conversations are that key's."""
+        return service.keys.for_login(getattr(request, "username", None))
+
+    def save_turn(current: str | None, name: str, asked: str, answer: Answer, request: Any) -> str | None:
+        """Keep the answered turn in the session's conversation, started by its first turn; its id."""
+        key, turn = session_key(request), SavedTurn.of(asked, answer)
+        try:
+            if current is not None:
+                with contextlib.suppress(NotFound):  # deleted meanwhile (in another tab): start a new one
+                    conversations.append(current, turn, key)
+                    return current
+            current = conversations.create(name, asked, key).id
+            conversations.append(current, turn, key)
+        except (RagError, OSError) as e:
+            gr.Warning(f"This answer could not be saved: {e}")  # it is shown all the same
+        return current
+
+    def listing(name: str, chosen: str | None, request: Any) -> Any:
+        """The conversation list's update: ``name``'s conversations, newest first, ``chosen`` chosen."""
+        try:
+            found = conversations.list(name, session_key(request))
+        except (RagError, OSError) as e:
+            raise gr.Error(str(e)) from None
+        return gr.update(choices=[(c.label(), c.id) for c in found],
+                         value=chosen if chosen in {c.id for c in found} else None)
+
+    def kept(conversation_id: str | None, name: str, request: Any) -> Conversation:
+        if not conversation_id:
+            raise gr.Error("Choose a conversation first.")
+        try:
+            return conversations.get(conversation_id, session_key(request), collection=name)
+        except (RagError, OSError) as e:
+            raise gr.Error(str(e)) from None
+
+    @takes_request
+    def saved_list(collection: str, current: str | None, request: Any = None) -> Any:
+        return listing(allowed(collection, request), current, request)
+
+    @takes_request
+    def other_collection(collection: str, request: Any = None) -> tuple[Any, None]:
+        """Another collection (or the first, when the page opens): its list, and a new conversation."""
+        return listing(allowed(collection, request), None, request), None
+
+    @takes_request
+    def saved_conversations(collection: str = "", request: Any = None) -> list[dict[str, Any]]:
+        """The session's saved conversations in ``collection`` (default: the first it opens), newest first."""
+        name = allowed(collection, request)
+        try:
+            return [c.to_dict() for c in conversations.list(name, session_key(request))]
+        except (RagError, OSError) as e:
+            raise gr.Error(str(e)) from None
+
+    @takes_request
+    def resume(conversation_id: str | None, collection: str, request: Any = None) -> tuple[Any, ...]:
+        """Show a saved conversation again and go on with it: follow-ups lean on its turns."""
+        found = kept(conversation_id, allowed(collection, request), request)
+        shown = [message for t in found.turns for message in (
+            {"role": "user", "content": escape_text(t.asked)}, {"role": "assistant", "content": render_saved(t)})]
+        sources = render_citations(found.turns[-1].citations) if found.turns else EMPTY_SOURCES
+        return shown, shown, found.history(), found.id, None, sources, f"Resumed “{escape_text(found.title)}”."
+
+    @takes_request
+    def rename(conversation_id: str | None, title: str, collection: str, request: Any = None) -> tuple[Any, str, str]:
+        name = allowed(collection, request)
+        if not conversation_id:
+            raise gr.Error("Choose a conversation first.")
+        try:
+            info = conversations.rename(conversation_id, title, session_key(request), collection=name)
+        except (RagError, OSError) as e:
+            raise gr.Error(str(e)) from None
+        return listing(name, info.id, request), "", f"Renamed to “{escape_text(info.title)}”."
+
+    @takes_request
+    def delete(conversation_id: str | None, collection: str, current: str | None,
+               request: Any = None) -> tuple[Any, ...]:
+        """Delete a saved conversation; deleting the one in the chat starts a new one."""
+        name = allowed(collection, request)
+        if not conversation_id:
+            raise gr.Error("Choose a conversation first.")
+        try:
+            info = conversations.delete(conversation_id, session_key(request), collection=name)
+        except (RagError, OSError) as e:
+            raise gr.Error(str(e)) from None
+        message = f"Deleted “{escape_text(info.title)}”."
+        if info.id == current:
+            return listing(name, None, request), message, [], [], [], None, None, EMPTY_SOURCES
+        return listing(name, current, request), message, *[gr.skip()] * 6
+
+    def exporter(fmt: str) -> Any:
+        @takes_request
+        def export(conversation_id: str | None, collection: str, request: Any = None) -> str:
+            """A saved conversation as a file to download (Markdown or JSON)."""
+            name = allowed(collection, request)
+            if not conversation_id:
+                raise gr.Error("Choose a conversation first.")
+            try:
+                text = conversations.export(conversation_id, fmt, session_key(request), collection=name)
+            except (RagError, OSError) as e:
+                raise gr.Error(str(e)) from None
+            # a folder per export: two sessions exporting at once never write one file
+            path = Path(tempfile.mkdtemp(dir=exports)) / f"conversation-{conversation_id}.{fmt}"
+            path.write_text(text, encoding="utf-8")
+            return str(path)
+
+        return export
+
     with gr.Blocks(title="rag: answers from your articles", analytics_enabled=False) as app:
         shown = gr.State([])
         turns = gr.State([])
@@ -225,6 +371,19 @@ def build_app(service: ChatService) -> gradio.Blocks:
                         )
                         ask = gr.Button("Ask", variant="primary", scale=1, elem_id="rag-ask")
                     with gr.Row():
+                        # The question's scope. The picker is filled from the documents table
+                        # whenever that changes (table.change below); none chosen: all documents. Ids
+                        # it does not list are let through to the service, which names an unknown one
+                        # (a client of /chat has no table, so its picker lists nothing).
+                        scope_docs = gr.Dropdown([], value=[], multiselect=True, label="Only these documents",
+                                                 scale=3, elem_id="rag-scope-docs", allow_custom_value=True)
+                        # value "": a client of /chat may leave the dates out (Gradio's API makes an
+                        # input without an initial value required)
+                        since = gr.Textbox("", label="Since", placeholder="YYYY-MM-DD", max_length=10, scale=1,
+                                           elem_id="rag-since")
+                        until = gr.Textbox("", label="Until", placeholder="YYYY-MM-DD", max_length=10, scale=1,
+                                           elem_id="rag-until")
+                    with gr.Row():
                         # ✓ and ✗ are in DejaVu, which every Chromium install has; 👍/👎 need a
                         # colour-emoji font and showed as empty boxes without one.
                         up = gr.Button("✓ Good answer", size="sm", elem_id="rag-up")
@@ -234,6 +393,21 @@ def build_app(service: ChatService) -> gradio.Blocks:
                         label="Comment on the last answer (optional)", max_length=MAX_COMMENT_CHARS, lines=1,
                     )
                     status = gr.Markdown(elem_id="rag-status")
+                    conversation = gr.State(None)  # the id of the saved conversation in the chat
+                    with gr.Accordion("Past conversations", open=False, elem_id="rag-history"):
+                        # Filled when the page loads and after each answer, with this collection's, newest first.
+                        saved = gr.Dropdown([], value=None, label="Saved conversations (newest first)",
+                                            elem_id="rag-saved", allow_custom_value=True)
+                        with gr.Row():
+                            resume_button = gr.Button("Resume", size="sm", elem_id="rag-resume")
+                            export_md = gr.Button("Export Markdown", size="sm", elem_id="rag-export-md")
+                            export_json = gr.Button("Export JSON", size="sm", elem_id="rag-export-json")
+                            delete_button = gr.Button("Delete", size="sm", variant="stop", elem_id="rag-delete")
+                        with gr.Row():
+                            new_name = gr.Textbox(placeholder="A new name for the chosen conversation", show_label=False,
+                                                  max_length=MAX_TITLE_CHARS, scale=4, elem_id="rag-new-name")
+                            rename_button = gr.Button("Rename", size="sm", scale=1, elem_id="rag-rename")
+                        exported = gr.File(label="Exported conversation", interactive=False, elem_id="rag-export")
                 with gr.Column(scale=2):
                     sources = gr.HTML(EMPTY_SOURCES, elem_id="rag-sources", js_on_load=None)
             with gr.Accordion("Settings", open=False):
@@ -263,19 +437,22 @@ def build_app(service: ChatService) -> gradio.Blocks:
 
         # Gradio runs this many answers at once; the service's own locks still hold a local model to one
         model_queue = {"concurrency_limit": service.concurrency if is_remote(service.model) else 1, "concurrency_id": "model"}
-        gr.on(
-            [question.submit, ask.click], chat, inputs=[question, shown, turns, model, k, mode, collection],
-            outputs=[chatbot, shown, sources, turns, last, question, status], api_name="chat", **model_queue,
+        chat_event = gr.on(
+            [question.submit, ask.click], chat,
+            inputs=[question, shown, turns, model, k, mode, collection, conversation, scope_docs, since, until],
+            outputs=[chatbot, shown, sources, turns, last, question, status, conversation], api_name="chat", **model_queue,
         )
+        chat_event.then(saved_list, [collection, conversation], saved, api_visibility="private")
         gr.api(answer, api_name="answer", **model_queue)
         up.click(lambda comment_text, answered: feedback("up", comment_text, answered), [comment, last], [status, comment], api_name="feedback_up")
         down.click(lambda comment_text, answered: feedback("down", comment_text, answered), [comment, last], [status, comment], api_name="feedback_down")
         new.click(
-            lambda: ([], [], [], None, EMPTY_SOURCES, ""), outputs=[chatbot, shown, turns, last, sources, status],
-            api_visibility="private",
+            lambda: ([], [], [], None, EMPTY_SOURCES, "", None),
+            outputs=[chatbot, shown, turns, last, sources, status, conversation], api_visibility="private",
         )
         chatbot.clear(
-            lambda: ([], [], None, EMPTY_SOURCES), outputs=[shown, turns, last, sources], api_visibility="private"
+            lambda: ([], [], None, EMPTY_SOURCES, None), outputs=[shown, turns, last, sources, conversation],
+            api_visibility="private",
         )
         # Its own queue: a question asked meanwhile runs and says that the model is loading
         # (ChatService's lock makes it wait for the load).
@@ -287,6 +464,17 @@ def build_app(service: ChatService) -> gradio.Blocks:
         add_button.click(add, [files, collection], [doc_status, table, doc_id, files], api_name="add_documents", **model_queue)
         remove_button.click(remove, [doc_id, collection], [doc_status, table, doc_id], api_name="remove_document", **model_queue)
         rescan_button.click(rescan, collection, [doc_status, table, doc_id], api_name="rescan_uploads", **model_queue)
+        table.change(scope_choices, [table, scope_docs], scope_docs, api_visibility="private")
+        # The saved conversations: the list follows the collection (set when the page loads, or switched).
+        collection.change(other_collection, collection, [saved, conversation], api_visibility="private")
+        gr.api(saved_conversations, api_name="conversations")
+        resume_button.click(resume, [saved, collection], [chatbot, shown, turns, conversation, last, sources, status],
+                            api_name="resume_conversation")
+        rename_button.click(rename, [saved, new_name, collection], [saved, new_name, status], api_name="rename_conversation")
+        delete_button.click(delete, [saved, collection, conversation],
+                            [saved, status, chatbot, shown, turns, conversation, last, sources], api_name="delete_conversation")
+        export_md.click(exporter("md"), [saved, collection], exported, api_name="export_markdown")
+        export_json.click(exporter("json"), [saved, collection], exported, api_name="export_json")
     return app
 
 
@@ -328,6 +516,7 @@ def launch(
 
     if api_key:
         service.keys = Keys(api_key, service.keys.collections)
+    limit_malloc_arenas()  # a long-running server: memory freed in one answer's thread is reused by the next
     gr = import_gradio()
     app = build_app(service)
     app.queue(max_size=64)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rag.answer.assistant import Answer, Withheld
 from rag.core.types import Citation, Hit
 from rag.ingest.web import is_url
+
+if TYPE_CHECKING:
+    from rag.serve.conversations import SavedTurn
 
 EMPTY_SOURCES = '<div class="rag-sources"><p class="rag-note">The sources of each answer appear here.</p></div>'
 
@@ -74,6 +79,40 @@ def render_withheld(withheld: Withheld) -> str:
                      f"<small>{escape_text(c.title)}</small></blockquote>" for c in withheld.citations if c.quote)
     return (f'<details class="rag-withheld"><summary>Not verified: {escape_text(withheld.text)}</summary>'
             f'<p class="rag-note"><small>Withheld: {escape_text(withheld.reason)}.</small></p>{quotes}</details>')
+
+
+def render_saved(turn: SavedTurn) -> str:
+    """A saved answer as chat HTML, as :func:`render_answer` showed it (what was searched, the
+    refusal and its withheld answer), its ``[n]`` markers as citation marks; a saved turn keeps
+    the answer's text, not its sentences, so unsupported sentences are not marked again."""
+    parts = []
+    if turn.searched != turn.asked:
+        parts.append(f'<p class="rag-searched"><em>Searched for: {escape_text(turn.searched)}</em></p>')
+    if turn.refused:
+        parts.append(f'<p class="rag-refusal"><strong>{escape_text(turn.answer)}</strong></p>')
+        if turn.withheld is not None:
+            parts.append(render_withheld(turn.withheld))
+        return "\n".join(parts)
+    # odd pieces of the split are the numbers of the [n] markers
+    pieces = re.split(r"\[(\d+)\]", turn.answer)
+    parts.append("<p>" + "".join(_cite_marks([int(p)]) if i % 2 else escape_text(p) for i, p in enumerate(pieces)) + "</p>")
+    return "\n".join(parts)
+
+
+def render_citations(citations: Sequence[Citation]) -> str:
+    """The sources panel of a saved answer: each cited source with its quote highlighted (the
+    retrieved passages around them are not kept)."""
+    if not citations:
+        return EMPTY_SOURCES
+    out = ['<div class="rag-sources">', "<h3>Sources</h3>"]
+    for c in citations:
+        meta = " · ".join([c.doc_id, *([f"p. {c.page}"] if c.page is not None else [])])
+        note = "" if c.supported else '<p class="rag-note">this quote does not support the answer</p>'
+        out.append(f'<section class="rag-source"><div class="rag-head"><span class="rag-n">{escape_text(f"[{c.n}]")}</span> '
+                   f"<strong>{escape_text(c.title or c.doc_id)}</strong> <small>{escape_text(meta)}</small></div>"
+                   f'<blockquote><mark class="rag-quote">{escape_text(c.quote)}</mark></blockquote>{note}</section>')
+    out.append("</div>")
+    return "\n".join(out)
 
 
 def _marked(text: str, spans: list[tuple[int, int]]) -> str:

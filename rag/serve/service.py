@@ -23,7 +23,7 @@ from rag.answer.conversation import Turn, resolve_followup
 from rag.core import defaults
 from rag.core.bundled import BUNDLED, data_dir
 from rag.core.errors import InvalidInput
-from rag.core.types import Hit
+from rag.core.types import Hit, Scope
 from rag.generate.base import GenerationSettings
 from rag.generate.registry import is_remote
 from rag.ingest.loading import SUPPORTED_SUFFIXES
@@ -270,12 +270,14 @@ class ChatService:
 
     def respond(
         self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None,
-        history: Sequence[Turn] = (), collection: str | None = None,
+        history: Sequence[Turn] = (), collection: str | None = None, scope: Scope | None = None,
     ) -> QueuedResponse:
         """Like :meth:`Assistant.respond`, as many at once as the model allows (see the class):
         iterate the result for the text, then call its ``answer()``. With the conversation's
         earlier ``history``, a follow-up ("and when?") is answered as the standalone question it
         stands for (:func:`rag.answer.conversation.resolve_followup`), kept in the result's ``question``.
+        With a ``scope``, only passages of its documents and dates are searched; a document it
+        names that the collection does not hold is an error now (NotFound), before any work.
 
         The work runs in its own thread, so its locks are released even if the caller stops
         reading (a browser tab closed mid-answer).
@@ -284,13 +286,14 @@ class ChatService:
         self.check_settings(model, k, mode)
         collection = self.check_collection(collection)
         question = resolve_followup(check_question(question), history)
+        scope = self.indexes[collection].check_scope(scope)
         items: queue.Queue[object] = queue.Queue()
 
         def work() -> None:
             try:
                 # the model slot first: a question waiting for it does not hold up index changes
                 with self._model_slot(model), self._index_locks[collection].reading():
-                    response = self._assistant(model, collection).respond(question, k=k, mode=mode)
+                    response = self._assistant(model, collection).respond(question, k=k, mode=mode, scope=scope)
                     for piece in response:
                         items.put(piece)
                     items.put(response.answer())
@@ -304,25 +307,28 @@ class ChatService:
 
     def stream(
         self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None,
-        collection: str | None = None,
+        collection: str | None = None, scope: Scope | None = None,
     ) -> Iterator[str | Answer]:
         """The text pieces of :meth:`respond`, then its :class:`Answer`."""
-        response = self.respond(question, model, k, mode, collection=collection)
+        response = self.respond(question, model, k, mode, collection=collection, scope=scope)
         yield from response
         yield response.answer()
 
     def ask(
         self, question: str, model: str | None = None, k: int | None = None, mode: Mode | None = None,
-        collection: str | None = None,
+        collection: str | None = None, scope: Scope | None = None,
     ) -> Answer:
         """The final :class:`Answer` of :meth:`respond`."""
-        return self.respond(question, model, k, mode, collection=collection).answer()
+        return self.respond(question, model, k, mode, collection=collection, scope=scope).answer()
 
-    def search(self, query: str, k: int, mode: Mode, collection: str | None = None) -> list[Hit]:
-        """The passages of ``collection`` that best match ``query`` (no model involved)."""
+    def search(
+        self, query: str, k: int, mode: Mode, collection: str | None = None, scope: Scope | None = None
+    ) -> list[Hit]:
+        """The passages of ``collection`` that best match ``query`` (no model involved), from the
+        documents and dates of ``scope`` when given."""
         collection = self.check_collection(collection)
         with self._index_locks[collection].reading():
-            return self.indexes[collection].search(query, k=k, mode=mode)
+            return self.indexes[collection].search(query, k=k, mode=mode, scope=scope)
 
     def document_rows(self, collection: str | None = None) -> list[list[Any]]:
         """``[id, title, date, chunks]`` for each document of ``collection``."""
