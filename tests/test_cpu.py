@@ -74,3 +74,13 @@ def test_a_stale_reading_is_replaced_by_a_fresh_sample(clock: Clock, tmp_path: P
 def test_without_proc_stat_nothing_is_measured(clock: Clock) -> None:
     meter = cpu.CpuMeter()  # tmp_path/stat does not exist
     assert meter.others() is None
+
+
+def test_a_server_keeps_glibc_to_two_malloc_arenas() -> None:
+    import platform
+
+    from rag.core.cpu import limit_malloc_arenas
+
+    # glibc (Linux, which the project runs on) takes the setting; elsewhere the call says it could not
+    expected = platform.libc_ver()[0] == "glibc"
+    assert limit_malloc_arenas() is expected

@@ -75,3 +75,28 @@ def free_threads(threads: int, others: float | None, cores: int | None = None) -
         return threads
     cores = cores or os.cpu_count() or threads
     return max(1, min(threads, round(cores - others)))
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Keep glibc to ``arenas`` malloc arenas in this process (a long-running server); False where
+    this is not glibc.
+
+    glibc gives each new thread its own arena, up to 8 per core, and memory freed in one arena
+    is not reused by a thread allocating in another. A server that answers each question in a
+    thread of its own grew by about 15 MB per 100 answers that way (resident memory, no Python
+    object left behind), and stayed flat over 1,000 answers with 2 arenas
+    (eval/README.md, "Soak and fault test"). Arenas made before the call stay; call it at start-up.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = getattr(libc, "mallopt", None)
+    except OSError:
+        return False
+    return bool(mallopt is not None and mallopt(M_ARENA_MAX, arenas) == 1)
