@@ -152,6 +152,15 @@ def borrowed(limits: Limits) -> Iterator[Sandbox]:
             _reaper.start()
 
 
+def close_idle() -> None:
+    """Stop every child kept for a next batch (a program about to measure or end)."""
+    with _idle_lock:
+        kept = list(_idle)
+        _idle.clear()
+    for sandbox, _ in kept:
+        sandbox.close()
+
+
 def _reap() -> None:
     while True:
         time.sleep(IDLE_S / 3)
