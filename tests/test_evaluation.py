@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from rag.evaluate.metrics import (
+    LOSSES,
     Record,
     Setting,
     answer_metrics,
@@ -19,7 +20,6 @@ from rag.evaluate.metrics import (
     corpus_index_dir,
     exact_match,
     is_correct,
-    LOSSES,
     latency_metrics,
     load_gold,
     loss_metrics,
