@@ -184,8 +184,8 @@ def in_prompt(gold: dict[str, Any], prompt: str) -> bool:
 PLAN: tuple[tuple[str, int | None], ...] = (
     ("seeds", None), ("seeds-withheld", None), ("squad2", 150), ("hotpotqa", None), ("withheld", None),
     ("twowiki-dev", None), ("twowiki-dev-half", None),
-    ("twowiki", None), ("twowiki-half", None), ("twowiki-swap", None), ("twowiki-withheld", 200),
-    ("pool", 1000), ("pool-withheld", 400), ("pool-swap", 400), ("pool", 2000), ("pool", None),
+    ("twowiki", None), ("twowiki-half", 300), ("twowiki-swap", None),
+    ("pool", 1000), ("pool-withheld", 300), ("pool-swap", 300), ("twowiki-withheld", 200), ("pool", 2000), ("pool", None),
 )
 
 
