@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rag.answer.prompting import CONTEXT_WORDS, build_prompt, lexical_overlap, select_sources
+import pytest
+
+from rag.answer.prompting import (
+    CONTEXT_WORDS,
+    SEVERAL_HINT,
+    asks_for_several,
+    build_prompt,
+    lexical_overlap,
+    select_sources,
+)
 from rag.core.types import Hit
 from rag.stores.sparse import tokenize
 
@@ -76,3 +85,25 @@ def test_a_title_is_left_out_where_it_is_not_new() -> None:
     assert f"[{n['Scott Derrickson (born 1966) is a director.']}] Scott Derrickson (born 1966) is a director." in lines
     assert f"[{n['Beta fact two.']}] Beta news: Beta fact two." in lines
     assert f"[{n['He made Sinister.']}] He made Sinister." in lines  # named by an earlier source
+
+
+@pytest.mark.parametrize(("question", "several"), [
+    ("Which countries has Qatar signed cybersecurity agreements with?", True),  # a plural asked for
+    ("Which two European countries sent government officials to Doha?", True),  # a number of them
+    ("Who did Belgium's interior minister meet in Doha, and when?", True),  # two parts
+    ("The official was reported to have met two named figures. Who were they?", True),
+    ("When did Bernard Quintin visit Doha?", False),
+    ("What does the strategy cover?", False),  # "does" is no plural
+    ("Are both films from the same country?", False),  # yes or no
+    ("Apart from Interpol, which US government department did he meet?", False),
+])  # fmt: skip
+def test_questions_that_ask_for_several_things_are_told_apart(question: str, several: bool) -> None:
+    assert asks_for_several(question) is several
+
+
+def test_only_a_question_that_asks_for_several_things_gets_the_hint() -> None:
+    sources = select_sources("q", [hit(1, "a", "Qatar signed agreements with Rwanda and Belgium.")], FakeEmbedder())
+    listed = build_prompt("Which countries signed agreements?", sources).messages[-1]["content"]
+    single = build_prompt("When was it signed?", sources).messages[-1]["content"]
+    assert listed.endswith(f"Question: Which countries signed agreements?\n{SEVERAL_HINT}")
+    assert single.endswith("Question: When was it signed?") and SEVERAL_HINT not in single

@@ -13,6 +13,7 @@ their cached prefix.
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 import numpy as np
@@ -152,6 +153,31 @@ def select_sources(
     return tuple(sources)
 
 
+# A question that asks for several things gets a line after it: the instruction's "one short
+# sentence" and the worked example's one-item answers make the model give the first item it finds
+# and stop ("Which countries has Qatar signed agreements with?" -> "Rwanda [1]."). Every other
+# question's prompt is unchanged (eval/README.md, "Lists and two-part questions").
+SEVERAL_HINT = "(Give every one the sources name, each with its source like [1] [3].)"
+_YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE)
+_COUNTED = re.compile(r"\b(?:which|what|name|list)\s+(?:\w+\s+)?(?:two|three|four|five|six|seven|eight|nine|ten|several)\b"
+                      r"|\bwho (?:were|are) they\b", re.IGNORECASE)
+_TWO_PARTS = re.compile(r"\band\s+(?:on |in |for |from |to |at |by )?(?:which|what|who|whom|when|where|how)\b", re.IGNORECASE)
+_PLURAL_ASKED = re.compile(r"^\s*(?i:which|what)\s+(?:[A-Z][\w-]*\s+|\w+(?:al|ic|an|ese|ish)\s+)?([a-z]+(?:ies|[^s]s))\b")
+_NOT_PLURAL = frozenset("is was does has this its his us as gas news means series".split())
+
+
+def asks_for_several(question: str) -> bool:
+    """Whether ``question`` asks for several things: a number of them ("which two countries"), a
+    plural ("which countries", "what measures"), or two parts ("who ..., and when?"); not a yes/no
+    question ("Are both ... from the same country?")."""
+    if _YES_NO.match(question):
+        return False
+    if _COUNTED.search(question) or _TWO_PARTS.search(question):
+        return True
+    plural = _PLURAL_ASKED.match(question)
+    return plural is not None and plural.group(1).lower() not in _NOT_PLURAL
+
+
 Labels = Literal["title", "title-once", "title-if-new"]
 LABELS: tuple[Labels, ...] = ("title", "title-once", "title-if-new")
 DEFAULT_LABELS: Labels = "title"  # the other two were measured and not kept (eval/README.md, "Prompt tokens")
@@ -192,5 +218,7 @@ def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Label
         named.add(s.hit.title)
         articles.add(s.hit.doc_id)
     lines += ["", f"Question: {question}"]
+    if asks_for_several(question):
+        lines.append(SEVERAL_HINT)
     messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})
     return Prompt(question=question, sources=sources, messages=messages)
