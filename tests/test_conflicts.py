@@ -143,3 +143,48 @@ def test_a_withheld_answer_without_a_disagreement_stays_withheld(disagreeing: In
     unsure = JudgingGenerator("Both ministers signed a letter of intent [1].", yes=0.95, refusing=0.9, logprob=-3.0)
     answer = Assistant(disagreeing, generator=unsure).ask("What did both ministers sign?")  # type: ignore[arg-type]
     assert answer.refused and answer.conflicts == ()
+
+
+REWORDED = ("Belgian Minister In Gulf Talks\n"
+            "According to officials, it was on 3 March 2022 that Quintin travelled to Doha, where the visit "
+            "focused on cybersecurity.")
+AGREEING = ("Belgian Minister In Gulf Talks\n"
+            "According to officials, it was on 6 December 2023 that Quintin travelled to Doha, where the visit "
+            "focused on cybersecurity.")
+
+
+@pytest.fixture
+def reworded(tmp_path: Path, request: pytest.FixtureRequest) -> Index:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for name, text in {"visit.txt": TRUE, "later.txt": request.param, "forum.txt": OTHER}.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    index = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    index.add([folder])
+    return index
+
+
+@pytest.mark.parametrize("reworded", [REWORDED], indirect=True)
+def test_a_disagreement_worded_differently_is_found_from_the_values_each_passage_gives(reworded: Index) -> None:
+    answer, prompt = answer_citing(reworded, "visit", "December 6, 2023")
+    assert difference(TRUE.split("\n")[1].split(". ")[0], REWORDED.split("\n")[1]) is None  # not one short place apart
+    [conflict] = answer.conflicts
+    assert [v.value for v in conflict.values] == ["December 6, 2023", "3 March 2022"]
+    n = {s.hit.doc_id: s.n for s in prompt.sources}
+    assert [v.citation.n for v in conflict.values] == [n["visit"], n["later"]]
+    theirs = conflict.values[1].citation
+    assert reworded.document("later").text[theirs.start : theirs.end] == theirs.quote  # a verbatim quote
+    assert "The sources disagree" in answer.text and "3 March 2022" in answer.text
+
+
+@pytest.mark.parametrize("reworded", [AGREEING], indirect=True)
+def test_a_passage_worded_differently_that_gives_the_same_value_agrees(reworded: Index) -> None:
+    answer, _ = answer_citing(reworded, "visit", "December 6, 2023")
+    assert answer.conflicts == () and "disagree" not in answer.text
+
+
+def test_values_are_read_by_kind() -> None:
+    from rag.answer.conflicts import values
+
+    found = values("Quintin visited Doha on December 6, 2023 and again in 2024; 1,200 people, 5.5 million euros, 12% more.")
+    assert found == {"date": ["2023-12-06"], "year": ["2024"], "number": ["1200", "5.5 million", "12 percent"]}

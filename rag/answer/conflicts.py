@@ -18,8 +18,12 @@ agreeing sources quiet:
   (template sentences of two articles, "Its county seat is Newport" and "Its county seat is
   Ossipee", are about two counties).
 
-A contradiction worded differently ("the visit, first reported for December, took place in
-March") is not caught: eval/README.md, "Conflicting sources", measures what is.
+A second check reads the value the answer gives from each passage, for answers whose value is a
+date, a year or a number (:func:`find_values`): a sentence of another passage that names what the
+question names and shares most of its words, and gives a value of the same kind but not the
+answer's, disagrees even when the two sentences are worded differently ("Quintin's visit to Doha
+took place on 3 March 2022" against "Quintin met ... in Doha on December 6, 2023"). A sentence
+that also gives the answer's value agrees. eval/README.md, "Conflicting sources", measures both.
 
 The assistant does not pick a winner: :func:`state` appends both values with their citations
 to the answer ("The sources disagree: source [1] gives ...; source [3] gives ..."), and says
@@ -37,6 +41,7 @@ from typing import Any
 from rag.answer.prompting import sentence_spans
 from rag.answer.verifier import Asked
 from rag.core.types import AnswerSentence, Citation, Source, Span
+from rag.ingest.cleaning import date_spans
 from rag.stores.sparse import tokenize
 
 SIMILAR = 0.6  # the share of words two sentences must share, in order (SequenceMatcher.ratio)
@@ -118,6 +123,22 @@ def _stems(text: str) -> set[str]:
 
 def find(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
          sources: tuple[Source, ...]) -> list[Conflict]:
+    """The sources that disagree about the answer's value: sentences that differ from it in one
+    short place (:func:`find_sentences`), then values read from other passages worded differently
+    (:func:`find_values`), each pair of values once."""
+    found = find_sentences(question, answer, sentences, citations, sources)
+    seen = {frozenset(v.value.lower() for v in c.values) for c in found}
+    for conflict in find_values(question, answer, sentences, citations, sources):
+        their = conflict.values[1]
+        if frozenset(v.value.lower() for v in conflict.values) in seen or any(
+                their.citation.n == v.citation.n and their.citation.start == v.citation.start for c in found for v in c.values):
+            continue
+        found.append(conflict)
+    return found
+
+
+def find_sentences(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
+                   sources: tuple[Source, ...]) -> list[Conflict]:
     """The conflicts about the answer's values: each sentence of a source the answer cites (its
     whole passage), against each sentence of the prompt's other sources, where the two say the
     same except in one short place (:func:`difference`) that holds the answer's words on one
@@ -165,6 +186,84 @@ def find(question: str, answer: str, sentences: list[AnswerSentence], citations:
                         Value(value, quoted.get((where_from.n, at.start)) or _citation(where_from, at), where_from.hit.date)
                         for value, where_from, at in (mine, yours)))
     return list(found.values())
+
+
+# A value an answer can give, by kind: a full date (read as ISO), a year, a number (with its unit).
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(\s*(?:%|percent|per cent|million|billion|thousand))?(?![\w])",
+                     re.IGNORECASE)
+SHARED_WORDS = 0.5  # of the question's own words (not its names), the share a sentence must hold to speak of the same
+
+
+def values(text: str) -> dict[str, list[str]]:
+    """The values ``text`` gives, by kind: ``date`` (ISO), ``year``, ``number`` (digits without
+    separators, with a unit word when one follows); a year inside a date is not a year of its own."""
+    dates = date_spans(text)
+
+    def free(at: int) -> bool:
+        return not any(a <= at < b for a, b, _ in dates)
+
+    years = [m.group(1) for m in _YEAR.finditer(text) if free(m.start())]
+    numbers = [(m.group(1).replace(",", "") + " " + _unit(m.group(2))).strip()
+               for m in _NUMBER.finditer(text) if free(m.start()) and m.group(1) not in years]
+    return {"date": [iso for *_, iso in dates], "year": years, "number": numbers}
+
+
+def _unit(word: str | None) -> str:
+    unit = (word or "").strip().lower()
+    return "percent" if unit in ("%", "per cent") else unit
+
+
+def _kind_and_value(text: str) -> tuple[str, str] | None:
+    """The answer's value: its first date, else year, else number (None: a name or a phrase)."""
+    found = values(text)
+    for kind in ("date", "year", "number"):
+        if found[kind]:
+            return kind, found[kind][0]
+    return None
+
+
+def find_values(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
+                sources: tuple[Source, ...]) -> list[Conflict]:
+    """Disagreements worded differently (see the module docstring): for an answer whose value is a
+    date, a year or a number, each sentence of a passage of another document that names what the
+    question names, holds at least ``SHARED_WORDS`` of its other words, and gives values of that
+    kind none of which is the answer's."""
+    given = _kind_and_value(re.sub(r"\[\d+\]", "", answer))
+    if given is None:
+        return []
+    kind, value = given
+    asked = Asked(question)
+    by_n = {s.n: s for s in sources}
+    cited = [c for c in citations if c.supported and c.n in by_n and value in values(c.quote)[kind]]
+    if not cited:
+        return []  # the answer's own value is not in the sentence it cites: nothing to set against
+    ours = cited[0]
+    own_words = asked.words - {w for n in asked.names for w in tokenize([n])[0]}
+    found: dict[str, Conflict] = {}
+    for other in sources:
+        if other.hit.doc_id == by_n[ours.n].hit.doc_id:
+            continue
+        if asked.names and asked.found(f"{other.hit.title} {other.hit.text}")[1] < 1.0:
+            continue  # the passage does not name everything the question names
+        for span in sentence_spans(other.hit):
+            theirs = values(span.text)[kind]
+            if not theirs or value in theirs:
+                continue
+            if own_words and len(own_words & set(tokenize([span.text])[0])) / len(own_words) < SHARED_WORDS:
+                continue  # not about what was asked
+            if theirs[0] in found:
+                continue
+            found[theirs[0]] = Conflict((Value(_shown(ours.quote, kind, value), ours, by_n[ours.n].hit.date),
+                                         Value(_shown(span.text, kind, theirs[0]), _citation(other, span), other.hit.date)))
+    return list(found.values())
+
+
+def _shown(text: str, kind: str, value: str) -> str:
+    """A value as ``text`` writes it ("3 March 2022" for 2022-03-03), for the statement."""
+    if kind == "date":
+        return next((text[a:b] for a, b, iso in date_spans(text) if iso == value), value)
+    return value
 
 
 def _citation(source: Source, span: Span) -> Citation:

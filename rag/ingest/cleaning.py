@@ -159,18 +159,24 @@ def _iso(year: int, month: int, day: int) -> str | None:
         return None
 
 
-def _dates_in(text: str) -> list[tuple[int, str]]:
-    found: list[tuple[int, str]] = []
+def date_spans(text: str) -> list[tuple[int, int, str]]:
+    """Every full date in ``text`` (ISO, "March 5, 2024", "5 March 2024") as ``(start, end, YYYY-MM-DD)``, in order."""
+    found: list[tuple[int, int, str]] = []
     for m in _ISO.finditer(text):
         if iso := _iso(int(m[1]), int(m[2]), int(m[3])):
-            found.append((m.start(), iso))
+            found.append((m.start(), m.end(), iso))
     for m in _MDY.finditer(text):
         if iso := _iso(int(m[3]), _MONTHS[m[1].lower()], int(m[2])):
-            found.append((m.start(), iso))
+            found.append((m.start(), m.end(), iso))
     for m in _DMY.finditer(text):
         if iso := _iso(int(m[3]), _MONTHS[m[2].lower()], int(m[1])):
-            found.append((m.start(), iso))
+            found.append((m.start(), m.end(), iso))
     return sorted(found)
+
+
+def dates_in(text: str) -> list[tuple[int, str]]:
+    """Every full date in ``text`` as ``(offset, YYYY-MM-DD)``, in order (:func:`date_spans`)."""
+    return [(start, iso) for start, _, iso in date_spans(text)]
 
 
 HEAD_LINES = 5  # a dateline or date line stands in the first lines of an article
@@ -179,14 +185,14 @@ HEAD_CHARS = 1000  # ... within its first characters (a file without line breaks
 
 def _labelled(text: str) -> str | None:
     for label in _LABELLED.finditer(text):
-        dates = _dates_in(text[label.end() : label.end() + 40])
+        dates = dates_in(text[label.end() : label.end() + 40])
         if dates and dates[0][0] == 0:
             return dates[0][1]
     return None
 
 
 def _first(text: str) -> str | None:
-    dates = _dates_in(text)
+    dates = dates_in(text)
     return dates[0][1] if dates else None
 
 
