@@ -156,7 +156,7 @@ def select_sources(
 # A question that asks for several things gets a line after it: the instruction's "one short
 # sentence" and the worked example's one-item answers make the model give the first item it finds
 # and stop ("Which countries has Qatar signed agreements with?" -> "Rwanda [1]."). Every other
-# question's prompt is unchanged (eval/README.md, "Lists and two-part questions").
+# question's prompt is unchanged.
 SEVERAL_HINT = "(Give every one the sources name, each with its source like [1] [3].)"
 _YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE)
 _COUNTED = re.compile(r"\b(?:which|what|name|list)\s+(?:\w+\s+)?(?:two|three|four|five|six|seven|eight|nine|ten|several)\b"
