@@ -9,6 +9,7 @@ import pytest
 
 from rag.cli import EMBEDDER_HELP, MODEL_HELP
 from rag.core.errors import InvalidInput
+from rag.core.registry import Entry, Registry
 from rag.generate.registry import GENERATORS, check_model
 from rag.search.embedding import EMBEDDERS, EMBEDDING_MODELS, check_embedder
 from rag.stores.factory import STORE_HELP, STORES, open_backend
@@ -65,3 +66,13 @@ def test_the_cli_help_reads_the_same_tables() -> None:
     assert MODEL_HELP.split(" | ") == GENERATORS.names()
     assert EMBEDDER_HELP.startswith(" | ".join(EMBEDDING_MODELS.names()))
     assert [part.split(" (")[0] for part in STORE_HELP.split(" | ")] == STORES.names()
+
+
+def test_an_entry_added_later_can_go_ahead_of_a_catch_all_and_come_out_again() -> None:
+    colours = Registry[str]("colour")
+    colours.add(Entry("red", "warm", load=str.upper))
+    colours.add(Entry("ANY", "every other name", load=str.lower, matches=lambda spec: True))
+    blue = colours.add(Entry("blue", "cold", load=str.title), before="ANY")
+    assert colours.names() == ["red", "blue", "ANY"] and colours.load("blue") == "Blue"
+    colours.remove(blue)
+    assert colours.names() == ["red", "ANY"] and colours.load("blue") == "blue"

@@ -1,36 +1,44 @@
 """The store contract: every storage backend behaves the same under the Index API.
 
-Each test runs on the FAISS files (the default) and on Milvus Lite (a ``.db`` folder);
-one test also goes through Milvus Lite's network server, started and stopped here.
+Each test that takes ``store`` runs once per entry of the ``--store`` table
+(rag/stores/factory.py's ``STORES``), on a new store that the entry's ``sample`` makes: the FAISS
+files (the default), Milvus Lite (a ``.db`` folder) and a Milvus Lite server started for the test
+and stopped after it. A store added to the table is tested here with no edit.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-import socket
+import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rag.core.errors import NotFound
+from rag.core.registry import Entry
 from rag.core.types import Document, Scope
 from rag.ingest.chunking import ChunkConfig
 from rag.search.index import Index
 from rag.stores.base import IndexOpenError
+from rag.stores.factory import STORES, open_backend
+from rag.stores.faiss_store import FaissBackend
 
 from .conftest import SEEDS, FakeEmbedder
+from .contract import entries, sample
 
-STORES = ["faiss", "milvus"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "faiss" if request.param == "faiss" else f"milvus:{tmp_path / 'store.db'}"
+@pytest.fixture(params=entries(STORES))
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URI of a new, empty store of each registered kind."""
+    with sample(STORES, request.param, tmp_path / "store") as uri:
+        yield uri
 
 
 def open_index(tmp_path: Path, store: str, embedder: FakeEmbedder | None = None, **kw) -> Index:
@@ -199,10 +207,12 @@ def test_mismatched_embedder_is_a_clear_error(tmp_path: Path, store: str, tiny_c
 
 
 def test_reopen_from_a_new_process(tmp_path: Path, store: str, tiny_corpus: Path) -> None:
-    """A process writes and exits; another one reads what it wrote (Milvus Lite: one process at a time)."""
+    """A process writes and exits; another one reads what it wrote (Milvus Lite: one process at a time).
+    Each process imports the module that registered the store, as a plugin's user would."""
     script = textwrap.dedent(f"""
         import json, sys
-        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        sys.path.insert(0, {str(ROOT)!r})
+        import {STORES.find(store).load.__module__}
         from tests.conftest import FakeEmbedder
         from rag.search.index import Index
         index = Index.open({str(tmp_path / "index")!r}, store={store!r}, embedder=FakeEmbedder())
@@ -233,42 +243,42 @@ def test_seeds_rank_the_same_first_article_on_both_backends(tmp_path: Path) -> N
         assert all(a == b for a, b in first), (mode, [q for q, (a, b) in zip(questions, first) if a != b])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def milvus_server(tmp_path: Path) -> Iterator[str]:
-    """``milvus-lite server`` on 127.0.0.1, stopped when the test ends. milvus-lite is a pinned
-    dependency, so a server that does not start is a failure, not a reason to skip."""
-    port = _free_port()
-    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(tmp_path / "server"),
-               "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_a_new_store_entry_is_picked_up_with_no_test_edit(tmp_path: Path) -> None:
+    """A store registered from outside (a plugin: here the FAISS backend under another name) is
+    one more case of every contract test above, and they pass on it; nothing here names it."""
+    entry = STORES.add(Entry("plugin-store", "a store from a plugin",
+                             load=lambda uri, index_dir, default_dir: FaissBackend(Path(index_dir))))
     try:
-        deadline = time.monotonic() + 60
-        while server.poll() is None and time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            output = server.stdout.read() if server.poll() is not None and server.stdout else ""
-            pytest.fail(f"milvus-lite server did not listen on 127.0.0.1:{port} within 60 s: {output}")
-        yield f"milvus:http://127.0.0.1:{port}"
+        assert [p.id for p in entries(STORES)][-1] == "plugin-store"  # what the `store` fixture is made from
+        with sample(STORES, entry, tmp_path / "store") as uri:
+            assert isinstance(open_backend(uri, tmp_path / "index", tmp_path), FaissBackend)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        STORES.remove(entry)
+    assert "plugin-store" not in STORES.names()
+
+    # The same entry from a plugin module that pytest loads before it collects this file.
+    (tmp_path / "plugin_store.py").write_text(textwrap.dedent("""
+        from pathlib import Path
+
+        from rag.core.registry import Entry
+        from rag.stores.factory import STORES
+        from rag.stores.faiss_store import FaissBackend
 
 
-def test_the_network_path_of_milvus(tmp_path: Path, milvus_server: str, tiny_corpus: Path) -> None:
-    index = open_index(tmp_path, milvus_server)
-    index.add([tiny_corpus])
-    assert index.search("Etna lava eruption", k=1)[0].doc_id == "volcano"
-    index.remove("chess")
-    reopened = open_index(tmp_path, milvus_server)  # a second client of the same server
-    assert [d.id for d in reopened.documents()] == ["bakery", "volcano"]
-    assert reopened.location.startswith("milvus:http://127.0.0.1:")
+        class PluginBackend(FaissBackend):
+            \"\"\"The FAISS files, as a store no test knows.\"\"\"
+
+
+        STORES.add(Entry("plugin-store", "a store from a plugin",
+                         load=lambda uri, index_dir, default_dir: PluginBackend(Path(index_dir))))
+    """))
+    contract = [name for name, test in globals().items()
+                if name.startswith("test_") and "store" in inspect.signature(test).parameters]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "plugin_store", "-p", "no:cacheprovider", "-m", "not integration",
+         "-k", "plugin-store", str(Path(__file__))],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert f"{len(contract)} passed" in run.stdout, run.stdout[-2000:]

@@ -9,7 +9,9 @@ owns it, so patterns go after exact names.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from rag.core.errors import InvalidInput
@@ -28,6 +30,10 @@ class Entry(Generic[T]):
     ``load(spec, *args, **kwargs)`` builds the thing; ``check(spec)`` raises
     :class:`InvalidInput` when the spec is malformed or names nothing there, and loads nothing;
     ``matches(spec)`` claims a spec for a pattern entry (without it, only ``name`` itself).
+    ``sample(folder)`` is how the family's contract tests (``tests/contract.py``) make a
+    throwaway instance: given an empty scratch folder, a context manager that yields a spec this
+    entry claims (starting whatever server it needs, stopping it on exit); without it, the
+    entry's own ``name`` is that spec, as for a bundled model.
     """
 
     name: str  # as help shows it: "qwen-1.5b", "PATH.gguf", "openai:URL#MODEL"
@@ -35,6 +41,7 @@ class Entry(Generic[T]):
     load: Callable[..., T]
     check: Callable[[str], None] = _accept
     matches: Callable[[str], bool] | None = None
+    sample: Callable[[Path], AbstractContextManager[str]] | None = None
 
     def claims(self, spec: str) -> bool:
         return self.matches(spec) if self.matches is not None else spec == self.name
@@ -57,9 +64,18 @@ class Registry(Generic[T]):
         self.family = family
         self._entries: list[Entry[T]] = []
 
-    def add(self, entry: Entry[T]) -> Entry[T]:
-        self._entries.append(entry)
+    def add(self, entry: Entry[T], before: str | None = None) -> Entry[T]:
+        """Append ``entry``, or put it just ahead of the entry named ``before``: a catch-all
+        pattern (the embedders' ``DIR``) claims every name, so an entry added later goes before it."""
+        if before is None:
+            self._entries.append(entry)
+        else:
+            self._entries.insert(self.names().index(before), entry)
         return entry
+
+    def remove(self, entry: Entry[T]) -> None:
+        """Take ``entry`` out again (a plugin unloaded, a test's throwaway entry)."""
+        self._entries.remove(entry)
 
     def __iter__(self) -> Iterator[Entry[T]]:
         return iter(self._entries)

@@ -42,6 +42,10 @@ class StoreError(RagError, RuntimeError):
     """The store failed to read or write (a Milvus server went away, say); the message is one line."""
 
 
+class IndexBusyError(RagError, RuntimeError):
+    """Another process is writing the same index (or, for Milvus Lite, has its file open)."""
+
+
 class Backend(Protocol):
     """What :class:`rag.search.index.Index` needs from a store."""
 
@@ -69,7 +73,7 @@ class Backend(Protocol):
         ...
 
     def write_lock(self) -> AbstractContextManager[None]:
-        """Hold the store's writer lock (raise :class:`rag.stores.generations.IndexBusyError` if taken)."""
+        """Hold the store's writer lock (raise :class:`IndexBusyError` if taken)."""
         ...
 
     def collect(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from rag.core import defaults
@@ -47,13 +48,24 @@ def _check_milvus(uri: str) -> None:
         raise InvalidInput(f"write a Milvus store as milvus:PATH.db or milvus:http(s)://HOST:PORT, got '{uri}'")
 
 
+def _lite_sample(folder: Path) -> AbstractContextManager[str]:
+    return nullcontext(f"milvus:{folder / 'store.db'}")
+
+
+def _server_sample(folder: Path) -> AbstractContextManager[str]:
+    from rag.stores.milvus_store import lite_server
+
+    return lite_server(folder)
+
+
+# Each entry's ``sample`` is the store its contract tests (tests/test_store_contract.py) run on.
 STORES.add(Entry("faiss", "default: the index directory", load=_faiss))
 STORES.add(Entry(
-    "milvus:PATH.db", "Milvus Lite", check=_check_milvus, load=_milvus,
+    "milvus:PATH.db", "Milvus Lite", check=_check_milvus, load=_milvus, sample=_lite_sample,
     matches=lambda uri: uri.startswith("milvus:") and not uri.startswith(("milvus:http://", "milvus:https://")),
 ))
 STORES.add(Entry(
-    "milvus:http(s)://HOST:PORT", "a Milvus server", load=_milvus,
+    "milvus:http(s)://HOST:PORT", "a Milvus server", load=_milvus, sample=_server_sample,
     matches=lambda uri: uri.startswith(("milvus:http://", "milvus:https://")),
 ))
 STORE_HELP = " | ".join(f"{e.name} ({e.description})" for e in STORES)

@@ -25,14 +25,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rag.core.errors import RagError
+from rag.stores.base import IndexBusyError
 
 CURRENT = "CURRENT"
 _GENERATION = re.compile(r"gen-(\d{6,})")
-
-
-class IndexBusyError(RagError, RuntimeError):
-    """Another process is writing the same index."""
 
 
 def _fsync_dir(path: Path) -> None:

@@ -31,15 +31,15 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rag.core.errors import InvalidInput
 from rag.core.types import Change, Chunk, Document, Passage, Scope
-from rag.stores.base import IndexOpenError, Key, StoreError, rebuild_hint
+from rag.stores.base import IndexBusyError, IndexOpenError, Key, StoreError, rebuild_hint
 from rag.stores.dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, ivf_nprobe
-from rag.stores.generations import IndexBusyError
 from rag.stores.sparse import tokenize
 
 IVF_NLIST = 1024
@@ -475,3 +475,44 @@ def _reason(error: Exception) -> str:
     """pymilvus's message for an error, on one line."""
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     return " ".join(str(message).split())
+
+
+@contextmanager
+def lite_server(data_dir: Path, wait_s: float = 60.0) -> Iterator[str]:
+    """A Milvus Lite server on 127.0.0.1 keeping its data in ``data_dir``, given as the store URI
+    ``milvus:http://127.0.0.1:PORT``; stopped on exit. This is how the contract tests open the
+    server entry of ``--store`` (:mod:`rag.stores.factory`); by hand it is
+    ``python -m milvus_lite server --data-dir DIR --port PORT``.
+
+    Raises:
+        StoreError: the server did not listen within ``wait_s`` (its output is in the message).
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = data_dir / "server.log"  # a file, not a pipe nobody reads: a full pipe would stall the server
+    command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data_dir),
+               "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "w") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + wait_s
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            said = " ".join(log.read_text(errors="replace").split())[-500:]
+            raise StoreError(f"milvus-lite server did not listen on 127.0.0.1:{port} within {wait_s:.0f} s: {said}")
+        yield f"milvus:http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
