@@ -149,6 +149,7 @@ def test_the_committed_verifier_trusts_quotes_that_name_what_was_asked_more() ->
 def test_withholding_leaves_out_each_questions_own_paragraphs(index) -> None:  # type: ignore[no-untyped-def]
     """eval/verifier_collect.py's pool-withheld: the asked question loses its own paragraphs,
     other questions search the whole index."""
+    from eval import fitting_data
     from eval import verifier_collect as collect
 
     question = "What does the bakery's rye loaf use?"
@@ -158,8 +159,9 @@ def test_withholding_leaves_out_each_questions_own_paragraphs(index) -> None:  #
     assert own not in {h.doc_id for h in withholding.search(question, k=3)}
     assert [h.doc_id for h in withholding.search("Something else?", k=3)] == [h.doc_id for h in index.search("Something else?", k=3)]
     assert len(withholding) == len(index) and withholding.settings == index.settings
-    row = collect.withheld({"id": "a", "question": question, "answers": ["a starter"], "sources": [own], "answerable": True})
+    row = fitting_data.withheld({"id": "a", "question": question, "answers": ["a starter"], "sources": [own], "answerable": True})
     assert row["answerable"] is False and row["answers"] == [] and row["withheld_answers"] == ["a starter"]
+    assert row["id"] == "a:withheld" and row["withheld_sources"] == [own]
 
 
 # ---------------------------------------------------------------------- the early check
