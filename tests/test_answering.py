@@ -216,31 +216,3 @@ def test_a_response_knows_its_prompt_before_generating(index: Index) -> None:
     assert off_topic.prompt is None  # refused before any prompt is sent
     assert off_topic.answer().refused and off_topic.answer().prompt == ""
 
-
-def test_an_early_check_that_is_sure_refuses_before_the_model_is_asked(
-    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Issue 33: the early check reads the question and the prompt's sources only; when its
-    probability is under its threshold the model is never called."""
-    import rag.answer.assistant
-    from rag.answer.verifier import EARLY, Verifier
-
-    def check(threshold: float) -> Path:
-        path = tmp_path / f"early-{threshold}.json"
-        # The probability rises with the share of the question's names found in one source.
-        Verifier(inputs=EARLY, mean=(0.0,) * 5, scale=(1.0,) * 5, weights=(0.0, 0.0, 0.0, 0.0, 4.0), bias=-2.0,
-                 threshold=threshold, generator="", generator_sha256="", embedder=index.settings.embedder).save(path)
-        return path
-
-    monkeypatch.setattr(rag.answer.assistant, "EARLY_FILE", check(0.5))
-    a = assistant(index, "The Miller bakery in Ashford won the national sourdough prize [1].")
-    response = a.respond("Which bakery in Zanzibar won the Zurich prize?")  # names no source carries
-    answer = response.answer()
-    assert response.prompt is None and answer.refused and answer.text == REFUSAL_TEXT
-    assert answer.refusal_reason is not None and answer.refusal_reason.startswith("the passages found do not hold the answer")
-    assert a.generator.conversations == []  # type: ignore[union-attr]
-    assert answer.sources  # what was found stays on the answer for the curious
-
-    monkeypatch.setattr(rag.answer.assistant, "EARLY_FILE", check(0.01))  # never sure enough: the model answers
-    a.ask("Which bakery in Zanzibar won the Zurich prize?")
-    assert len(a.generator.conversations) == 1  # type: ignore[union-attr]

@@ -54,8 +54,7 @@ def test_files_named_in_the_docs_exist() -> None:
             *ROOT.glob("rag/**/*.py"), *ROOT.glob("eval/**/*.py")]
     named = {(doc.relative_to(ROOT), path) for doc in docs for path in PATH.findall(doc.read_text())}
     assert len(named) >= 50
-    optional = {"rag/answer/verifier-early.json"}  # written only by `eval.early_fit --write` (README "Trust")
-    assert sorted((str(doc), path) for doc, path in named if not (ROOT / path).exists() and path not in optional) == []
+    assert sorted((str(doc), path) for doc, path in named if not (ROOT / path).exists()) == []
 
 
 def test_modules_named_in_docstrings_exist() -> None:

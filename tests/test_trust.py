@@ -6,8 +6,21 @@ import math
 
 import pytest
 
-from rag.answer.trust import RULE_REASONS, THRESHOLD, Signals, assess, score
+from dataclasses import replace
+
+from rag.answer.trust import RULE_REASONS, Signals, assess, inputs
+from rag.answer.verifier import FALLBACK
 from rag.core.types import AnswerSentence, Citation, GenerationStats
+
+
+def score(signals: Signals) -> float | None:
+    """The model's own signals' score (rag.answer.verifier.FALLBACK), as an answer of any model gets it."""
+    return FALLBACK.probability(inputs(signals))
+
+
+def at(threshold: float):  # type: ignore[no-untyped-def]
+    """FALLBACK with another threshold."""
+    return replace(FALLBACK, threshold=threshold)
 
 STRONG = Signals(relevance=0.7, answer_probability=0.999, confidence=-0.05, support=0.97)
 WEAK = Signals(relevance=0.3, answer_probability=0.6, confidence=-1.5, support=0.2)
@@ -44,22 +57,22 @@ def test_score_is_a_probability_and_none_without_token_probabilities() -> None:
 def test_the_threshold_decides() -> None:
     value = score(STRONG)
     assert value is not None
-    shown = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, STRONG, threshold=value - 1e-6)
+    shown = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, STRONG, at(value - 1e-6))
     assert shown.shown and shown.reason is None and shown.score == value
-    withheld = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, STRONG, threshold=value + 1e-6)
+    withheld = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, STRONG, at(value + 1e-6))
     assert not withheld.shown and "not trusted enough" in (withheld.reason or "")
     assert withheld.to_dict()["signals"]["support"] == 0.97
 
 
 def test_an_answer_without_a_supported_sentence_is_never_shown() -> None:
     trust = assess("Who opened the bridge?", "PWNED [1].", [AnswerSentence("PWNED", (1,), False, 0.01)], [],
-                   STRONG, threshold=0.0)
+                   STRONG, at(0.0))
     assert not trust.shown and "no sentence" in (trust.reason or "")
 
 
 def test_without_token_probabilities_a_lexically_supported_answer_is_shown() -> None:
-    trust = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, Signals(0.6), THRESHOLD)
-    assert trust.shown and trust.score is None
+    trust = assess("Who opened the bridge?", "The mayor [1].", SUPPORTED, CITED, Signals(0.6), None)
+    assert trust.shown and trust.score is None and trust.scorer == "none"
 
 
 def _quoted(quote: str, title: str = "City news") -> list[Citation]:
@@ -90,7 +103,7 @@ def _quoted(quote: str, title: str = "City news") -> list[Citation]:
 )
 def test_the_kept_rules_withhold(question: str, answer: str, quote: str, fired: set[str]) -> None:
     citations = _quoted(quote, title="Tunnel news" if "tunnel" in question else "City news")
-    trust = assess(question, answer, SUPPORTED, citations, STRONG, threshold=0.0)
+    trust = assess(question, answer, SUPPORTED, citations, STRONG, at(0.0))
     assert set(trust.flags) == fired
     assert trust.shown == (not fired)
     if fired:
@@ -98,9 +111,16 @@ def test_the_kept_rules_withhold(question: str, answer: str, quote: str, fired: 
 
 
 def test_score_matches_the_logistic_formula() -> None:
-    from rag.answer.trust import BIAS, WEIGHTS, features
+    from rag.answer.trust import features
 
     x = features(STRONG)
     assert x is not None
-    z = BIAS + sum(w * v for w, v in zip(WEIGHTS, x))
+    z = FALLBACK.bias + sum(w * v for w, v in zip(FALLBACK.weights, x))
     assert score(STRONG) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert FALLBACK.kind == "signals" and FALLBACK.mismatch("any-model", "any-embedder") is None
+
+
+def test_an_input_missing_is_left_out_not_the_others() -> None:
+    values = inputs(Signals(0.5, answer_probability=0.9, confidence=-0.2))  # no judge: no support
+    assert set(values) == {"log answer probability", "confidence"}
+    assert FALLBACK.probability(values) is None  # the model's own signals read support too

@@ -164,26 +164,6 @@ def test_withholding_leaves_out_each_questions_own_paragraphs(index) -> None:  #
     assert row["id"] == "a:withheld" and row["withheld_sources"] == [own]
 
 
-# ---------------------------------------------------------------------- the early check
-
-def test_the_early_checks_inputs_look_for_the_question_in_the_sources() -> None:
-    from rag.answer.verifier import EARLY, early
-
-    apart = dict(zip(EARLY, early(QUESTION, ["Belgium's minister spoke in Brussels.", "Italy's minister met them in Doha in 2023."], 0.5), strict=True))
-    together = dict(zip(EARLY, early(QUESTION, ["Belgium's interior minister met them in Doha in 2023."], 0.5), strict=True))
-    assert apart["question names in sources"] == together["question names in sources"] == 1.0  # Belg, Doha somewhere
-    assert apart["question names in best source"] == 0.5 and together["question names in best source"] == 1.0
-    assert apart["question numbers in sources"] == 1.0 and apart["best cosine"] == 0.5
-    assert early(QUESTION, [], 0.0) == [0.0, 0.0, 0.0, 0.0, 0.0]
-
-
-def test_the_early_check_applies_to_any_generator_over_its_embedder(tmp_path: Path) -> None:
-    check = fixed_verifier(generator="", generator_sha256="")
-    assert check.mismatch("qwen-0.5b", "all-MiniLM-L6-v2") is None
-    assert check.mismatch("openai:http://x/v1#m", "all-MiniLM-L6-v2") is None
-    assert "embedder" in (check.mismatch("qwen-1.5b", "multilingual-e5-small") or "")
-
-
 # ---------------------------------------------------------------------- the probes (hidden states)
 
 def probe_verifier(**changes: object) -> Verifier:
@@ -225,6 +205,7 @@ def test_an_answer_carrying_hidden_states_is_decided_by_the_probes(index, tmp_pa
     """The assistant scores with rag/answer/verifier-probe.json when the generator kept the states its
     probes read, and falls back to the verifier without probes when it did not."""
     from rag.answer import assistant as answering
+    from rag.answer import verifier as verifiers
     from rag.answer.assistant import Assistant
 
     from .conftest import JudgingGenerator
@@ -233,7 +214,7 @@ def test_an_answer_carrying_hidden_states_is_decided_by_the_probes(index, tmp_pa
     probe = Probe("answer", 2, (1.0, 0.0), 0.0)
     fixed_verifier(inputs=(probe.name,), mean=(0.0,), scale=(1.0,), weights=(1.0,), bias=0.0, threshold=0.5,
                    embedder=index.settings.embedder, probes=(probe,)).save(path)
-    monkeypatch.setattr(answering, "PROBE_FILE", path)
+    monkeypatch.setattr(verifiers, "PROBE_FILE", path)
 
     def ask(hidden: dict[str, tuple[float, ...]]) -> answering.Answer:
         generator = JudgingGenerator("Lava flowed down the eastern slope [1].", hidden=hidden)

@@ -20,7 +20,7 @@ out of training to give a pair-level check on articles the model has not seen.
 
 Evaluation needs no generator: for each question of a dev set, the prompt's sources are what
 the assistant would put before the model (search and sentence selection, as
-``eval/early_fit.py`` computes them); each source sentence is scored and the question's score is
+``eval/experiments/early_check.py`` computes them); each source sentence is scored and the question's score is
 the highest. The AUROC is against "the prompt holds a gold answer" (the early check's label) and
 against "answerable and held", beside the early check's logistic model and the best cosine. After
 each epoch the dev AUROCs are written, so the output is the learning curve over epochs; ``--pairs``
@@ -128,7 +128,7 @@ def dev_prompts(name: str) -> list[dict[str, Any]]:
 
 
 def early_scores(name: str) -> np.ndarray | None:
-    """The early check's logistic model on a set (``eval/early_fit.py``'s cache), for comparison."""
+    """The early check's logistic model on a set (``eval/experiments/early_check.py``'s cache), for comparison."""
     from rag.answer.verifier import Verifier
 
     cache, fitted = ROOT / ".rag" / "early" / f"{name}.jsonl", OUT / "early.json"
@@ -256,7 +256,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "| input | held-out pairs | " + " | ".join(DEV) + " | ms a pair |",
         "|---|---|" + "---|" * len(DEV) + "---|",
         "| best cosine | - | " + " | ".join(f(report["baselines"][n]["cosine"]) for n in DEV) + " | - |",
-        "| early check (eval/early_fit.py) | - | " + " | ".join(f(report["baselines"][n]["early_check"]) for n in DEV) + " | - |",
+        "| early check (eval/experiments/early_check.py) | - | " + " | ".join(f(report["baselines"][n]["early_check"]) for n in DEV) + " | - |",
     ]
     for e in report["epochs"]:
         lines.append(f"| cross-encoder, epoch {e['epoch']} ({e['train_minutes']} min) | {f(e['held_out_pairs'])} | "

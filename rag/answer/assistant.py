@@ -1,11 +1,13 @@
 """Answer questions from the index with a local model, and check every citation.
 
-The pipeline for one question: retrieve -> refuse early if nothing is relevant -> select
-sentences and build the prompt -> refuse early if a fitted early check is installed and sure these
-sources do not hold the answer (:data:`rag.answer.verifier.EARLY`; none ships, eval/README.md) -> generate (streamed) -> recognise the model's own refusal ->
-check each sentence against its sources (:func:`rag.answer.citations.verify`, with the model as the
-judge, :mod:`rag.answer.judging`) -> one decision to show the answer or refuse (:func:`rag.answer.trust.assess`)
--> where another source gives a different value for the asked fact, say so (:mod:`rag.answer.conflicts`).
+The pipeline for one question (:meth:`Assistant.respond`): retrieve -> refuse early if nothing is
+relevant -> follow the second hop (the pages of what the question and the passages name,
+:mod:`rag.search.hops`) -> select sentences and build the prompt -> write (streamed,
+:meth:`Assistant._write`) -> recognise the model's own refusal -> check (:meth:`Assistant._check`):
+each sentence against its sources (:func:`rag.answer.citations.verify`, with the model as the
+judge, :mod:`rag.answer.judging`), then one decision to show the answer or refuse
+(:func:`rag.answer.trust.assess`, by the scorer :func:`rag.answer.verifier.choose` picks) -> where
+another source gives a different value for the asked fact, say so (:mod:`rag.answer.conflicts`).
 :class:`Assistant` is the one object to use.
 
 Example:
@@ -32,6 +34,7 @@ from rag.answer.judging import Judge
 from rag.answer.prompting import (
     CONTEXT_WORDS,
     DEFAULT_LABELS,
+    HOP_WORDS,
     SOURCES_HEADER,
     Labels,
     build_prompt,
@@ -40,23 +43,15 @@ from rag.answer.prompting import (
     fixed_prefix,
     select_sources,
 )
-from rag.answer.trust import Signals, Trust, assess
-from rag.answer.verifier import (
-    EARLY,
-    EARLY_FILE,
-    PROBE_FILE,
-    early,
-    for_models,
-    lexical,
-    probe_layers,
-    quotes,
-)
+from rag.answer.trust import Signals, Trust, assess, inputs
+from rag.answer.verifier import choose, lexical, planned, quotes
 from rag.core import defaults
 from rag.core.errors import InvalidInput
 from rag.core.types import AnswerSentence, Citation, GenerationStats, Hit, Prompt, Scope, Source
-from rag.generate.base import GenerationSettings, Generator, Scorer
+from rag.generate.base import GenerationSettings, Generator, KeepsStats, Primes, Scorer, Serves
 from rag.generate.registry import check_model, is_remote, load_generator
 from rag.ingest.web import is_url
+from rag.search import hops
 from rag.search.embedding import relevance_floor
 from rag.search.index import Index
 from rag.search.retrieval import Mode, check_k, check_mode
@@ -65,7 +60,6 @@ MAX_QUESTION_CHARS = 1000
 REFUSAL_TEXT = "The articles do not contain the answer to this question."
 NO_RELEVANT_PASSAGE = "no relevant passage"
 NO_ANSWER = "the model found no answer"  # the reason when the model itself said it does not know
-EARLY_REFUSAL = "the passages found do not hold the answer"  # the early check's reason, before its figure
 WARM_UP_QUESTION = "What happened?"  # searched once at start-up, so the first real question finds everything loaded
 
 
@@ -93,6 +87,25 @@ class Tokens:
         if stats is None:
             return None
         return cls(stats.prompt_tokens - stats.cached_tokens, stats.cached_tokens, len(stats.token_logprobs))
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the model wrote for one prompt, and what it cost (statistics where the backend keeps them)."""
+
+    raw: str
+    stats: GenerationStats | None
+    first_token_s: float | None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A written answer after the checks: its text and sentences with their citations, and the trust decision."""
+
+    text: str
+    sentences: list[AnswerSentence]
+    citations: list[Citation]
+    trust: Trust
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,7 @@ class Assistant:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     generator: Generator | None = None
     judge: bool = True  # the model judges each sentence's support (when its backend can)
+    hops: bool = True  # follow a question's second hop (rag.search.hops): pages of what it and its passages name
     context_words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.answer.prompting)
     source_labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (build_prompt)
     _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
@@ -267,14 +281,13 @@ class Assistant:
         if self.generator is None:
             # A llama.cpp model keeps the hidden states the fitted probes read (rag/answer/verifier.py);
             # other backends ignore the setting, and their answers are scored without probes.
-            layers = () if is_remote(self.model) else probe_layers(self.model, self.index.settings.embedder)
+            layers = () if is_remote(self.model) else planned(self.model, self.index.settings.embedder).layers
             self.generator = load_generator(self.model, replace(self.settings, hidden_layers=layers))
             # Evaluate the fixed prefix (and the start of the question's message) once, so the
             # first question reuses the cache; llama.cpp restores it from an earlier process's.
             warm = [*fixed_prefix(), {"role": "user", "content": SOURCES_HEADER}]
-            prime = getattr(self.generator, "prime", None)
-            if callable(prime):
-                prime(warm)
+            if isinstance(self.generator, Primes):
+                self.generator.prime(warm)
             else:
                 for _ in self.generator.stream(warm, max_tokens=1):
                     pass
@@ -299,9 +312,11 @@ class Assistant:
         """The passages for ``question``, from the documents and dates of ``scope`` when given."""
         return self.index.search(question, k=k or self.k, mode=mode or self.mode, scope=scope)
 
-    def prompt(self, question: str, hits: list[Hit]) -> Prompt:
-        """The exact prompt the model would get for ``question`` and ``hits``."""
-        sources = select_sources(question, hits, self.index.embedder, self.context_words)
+    def prompt(self, question: str, hits: list[Hit], hops_from: int | None = None) -> Prompt:
+        """The exact prompt the model would get for ``question`` and ``hits``; ``hits[hops_from:]``
+        are the passages of a second hop (each keeps its best sentence, within a larger budget)."""
+        words = self.context_words + (HOP_WORDS if hops_from is not None and hops_from < len(hits) else 0)
+        sources = select_sources(question, hits, self.index.embedder, words, hops_from=hops_from)
         return build_prompt(question, sources, self.source_labels)
 
     def ask(self, question: str, k: int | None = None, mode: Mode | None = None, scope: Scope | None = None) -> Answer:
@@ -333,26 +348,14 @@ class Assistant:
         # cosine, so the gate applies when dense scores exist.
         dense = (mode or self.mode) != "bm25"
         relevant = bool(hits) and (not dense or best >= relevance_floor(self.index.settings.embedder))
-        prompt = self.prompt(question, hits) if relevant else None
+        prompt = None
+        if relevant:
+            second = hops.follow(self.index, question, hits, scope=scope) if self.hops else []
+            prompt = self.prompt(question, [*hits, *second], hops_from=len(hits) if second else None)
+            hits = [*hits, *second]
         refusal = None if relevant else NO_RELEVANT_PASSAGE
-        if prompt is not None and dense:
-            refusal = self._early_refusal(question, prompt, best)
         run = self._generate(question, hits, prompt, refusal, best, started, time.perf_counter() - started)
         return Response(question, tuple(hits), None if refusal else prompt, run)
-
-    def _early_refusal(self, question: str, prompt: Prompt, best: float) -> str | None:
-        """Why to refuse before generating, when the early check (``rag/answer/verifier-early.json``,
-        written by ``eval/early_fit.py --write``) is sure the prompt's sources do not hold the
-        answer; else None. It reads cosines, so it applies when the search has dense scores."""
-        if not EARLY_FILE.exists():  # not shipped: no threshold of its curve was sure enough (eval/README.md)
-            return None
-        check = for_models(self.model, self.index.settings.embedder, EARLY_FILE)
-        if check is None:
-            return None
-        p = check.probability(dict(zip(EARLY, early(question, [s.text for s in prompt.sources], best), strict=True)))
-        if p is None or p >= check.threshold:
-            return None
-        return f"{EARLY_REFUSAL} (early check {p:.2f} < {check.threshold:g})"
 
     def _generate(
         self, question: str, hits: list[Hit], prompt: Prompt | None, refusal: str | None, best: float, started: float,
@@ -366,39 +369,18 @@ class Assistant:
             sources = prompt.sources if prompt is not None else ()
             return self._refusal(question, hits, sources, timings, "", refusal or NO_RELEVANT_PASSAGE)
         generator = self.load()
-        pieces: list[str] = []
-        first_token_s = None
-        for piece in generator.stream(list(prompt.messages), max_tokens=self.settings.max_tokens):
-            if first_token_s is None:
-                first_token_s = time.perf_counter() - started
-            pieces.append(piece)
-            yield piece
-        raw = "".join(pieces).strip()
-        stats: GenerationStats | None = getattr(generator, "stats", None)  # backends that keep statistics
+        written = yield from self._write(generator, prompt, started)
+        raw, stats = written.raw, written.stats
         streamed = time.perf_counter()
         if not raw or is_refusal(raw):
-            timings = Timings(retrieve_s, first_token_s, streamed - started)
+            timings = Timings(retrieve_s, written.first_token_s, streamed - started)
             signals = Signals.measure(best, stats, (), judged=False)
             trust = Trust(signals, None, 0.0, (), NO_ANSWER)
             return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
-        judge = None
-        if self.judge and isinstance(generator, Scorer):
-            judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
-        text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
-        first = {"score": hits[0].score, **hits[0].scores} if hits else {}
-        words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
-        # A remote server serving a bundled model under its name is scored as that model; an
-        # answer that carries the generator's hidden states is scored with the probes.
-        served = getattr(generator, "serves", None) or generator.name
-        hidden = stats.hidden if stats is not None else {}
-        verifier = for_models(served, self.index.settings.embedder, PROBE_FILE) if hidden else None
-        probes = verifier.read(hidden) if verifier is not None else None
-        if probes is None:
-            verifier = for_models(served, self.index.settings.embedder)
-        signals = Signals.measure(best, stats, sentences, judge is not None, words, probes)
-        trust = assess(question, text, sentences, citations, signals, verifier=verifier)
+        checked = self._check(generator, question, prompt, hits, raw, stats, best)
+        text, sentences, citations, trust = checked.text, checked.sentences, checked.citations, checked.trust
         done = time.perf_counter()
-        timings = Timings(retrieve_s, first_token_s, done - started, checks_s=done - streamed)
+        timings = Timings(retrieve_s, written.first_token_s, done - started, checks_s=done - streamed)
         # Sources that disagree about the answer's value: both are stated, none is picked.
         disagree = conflicts.find(question, text, sentences, citations, prompt.sources)
         if not trust.shown:
@@ -420,6 +402,38 @@ class Assistant:
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
             trust=trust, tokens=Tokens.of(stats), conflicts=tuple(disagree),
         )
+
+    def _write(self, generator: Generator, prompt: Prompt, started: float) -> collections.abc.Generator[str, None, Written]:
+        """The model's answer to ``prompt``, piece by piece as it writes it; returns it whole, with
+        what it cost (:class:`Written`)."""
+        pieces: list[str] = []
+        first_token_s = None
+        for piece in generator.stream(list(prompt.messages), max_tokens=self.settings.max_tokens):
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - started
+            pieces.append(piece)
+            yield piece
+        stats = generator.stats if isinstance(generator, KeepsStats) else None
+        return Written("".join(pieces).strip(), stats, first_token_s)
+
+    def _check(self, generator: Generator, question: str, prompt: Prompt, hits: list[Hit], raw: str,
+               stats: GenerationStats | None, best: float) -> Checked:
+        """Check ``raw``, the model's answer to ``prompt``: each sentence against its sources, with the
+        model as the judge where it can judge; then the trust decision, by the scorer
+        :func:`rag.answer.verifier.choose` picks for this answer."""
+        # A server serving a bundled model under its name is scored as that model.
+        served = (generator.serves if isinstance(generator, Serves) else None) or generator.name
+        judge = None
+        if self.judge and isinstance(generator, Scorer):
+            judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": raw}], question)
+        text, sentences, citations = verify(raw, prompt.sources, question, judge=judge)
+        first = {"score": hits[0].score, **hits[0].scores} if hits else {}
+        words = lexical(question, raw, quotes(raw, prompt.sources, question), first, best)
+        signals = Signals.measure(best, stats, sentences, judge is not None, words)
+        verifier, probes = choose(served, self.index.settings.embedder, inputs(signals), stats.hidden if stats is not None else {})
+        if probes:
+            signals = replace(signals, probes=probes)
+        return Checked(text, sentences, citations, assess(question, text, sentences, citations, signals, verifier))
 
     def _located(self, citation: Citation) -> Citation:
         """The citation with the page its quote starts on (a paged document, PDF) and the address

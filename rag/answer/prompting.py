@@ -65,6 +65,11 @@ MAX_SENTENCES = 10
 # Added to the first hit's sentences so they are chosen first: more than any relevance
 # (cosine <= 1, overlap <= 1) can separate.
 FIRST_HIT_BONUS = 2.0
+# Added to the best sentence of each passage a second hop found (rag/search/hops.py): such a passage
+# is there for what the first one names, not for the question's words, so its best sentence would
+# otherwise lose to the question's own passages. Less than the first hit's bonus.
+HOP_BONUS = 1.5
+HOP_WORDS = 100  # more source words when a second hop added passages (a two-hop question may cost 1.5x)
 LEXICAL_WEIGHT = 1.0  # sentence relevance = dense cosine + this * IDF-weighted query-term overlap
 
 
@@ -105,8 +110,12 @@ def select_sources(
     embedder: EmbeddingModel,
     budget_words: int = CONTEXT_WORDS,
     max_sentences: int = MAX_SENTENCES,
+    hops_from: int | None = None,
 ) -> tuple[Source, ...]:
     """Pick the sentences of ``hits`` most relevant to ``question`` within the word budget.
+
+    ``hits[hops_from:]``, when given, are the passages a second hop added: each keeps its best
+    sentence (:data:`HOP_BONUS`).
 
     The first hit is kept whole (within the budget): retrieval ranks passages better than
     the sentence scorer ranks single sentences, and an answer often sits next to the
@@ -132,6 +141,11 @@ def select_sources(
     if others:
         query = embedder.embed_query([question])[0]
         relevance[others] += embedder.embed([candidates[j][1].text for j in others]) @ query
+    if hops_from is not None:
+        for i in range(hops_from, len(hits)):
+            mine = [j for j, (h, _) in enumerate(candidates) if h == i]
+            if mine:
+                relevance[max(mine, key=lambda j: relevance[j])] += HOP_BONUS
 
     chosen: list[int] = []
     words = 0

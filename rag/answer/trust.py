@@ -10,15 +10,12 @@ the best cosine between the question and a retrieved passage):
 - ``support``: the judge's probability (:mod:`rag.answer.judging`) that a cited passage states the
   answer, the best over its sentences.
 
-Where the fitted verifier applies (:mod:`rag.answer.verifier`: ``rag/answer/verifier.json``, fitted on the
-SQuAD 2.0 fitting pool for this generator and embedder), the score is its probability over these
-signals and the lexical ones (``Signals.lexical``: what the question names, found in the quotes
-the answer cites), and its own threshold decides. Otherwise (another model, no file) the score is
-a logistic function of the three signals, ``WEIGHTS`` and ``BIAS`` fitted by ``eval/calibrate.py``
-on the dev sets (ours and three external ones, each weighted equally), and the answer is shown
-when the score reaches ``THRESHOLD``, chosen there from the measured risk-coverage curves
-(eval/README.md, "Trust"). An answer with no supported sentence is never shown: every answer
-carries a checked citation.
+The score is the probability a verifier (:mod:`rag.answer.verifier`, which also chooses one per
+answer) gives over these signals (:func:`inputs`), the lexical ones (``Signals.lexical``: what the
+question names, found in the quotes the answer cites) and, where the generator kept them, the
+probes' readings of its hidden states; the answer is shown when the score reaches that verifier's
+threshold. An answer with no supported sentence is never shown: every answer carries a checked
+citation.
 
 Two lexical checks remain beside the score (``RULES``: an answer that only repeats the question,
 quotes that share no word with it), kept because they paid on the dev sets; each answer records
@@ -37,18 +34,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rag.answer.citations import MARKER, roots
-from rag.answer.verifier import LEXICAL, Verifier
+from rag.answer.verifier import FEATURES, LEXICAL, Verifier
 from rag.core.types import AnswerSentence, Citation, GenerationStats
 from rag.stores.sparse import tokenize
-
-# Fitted by eval/calibrate.py on the dev runs of commit c262a2a (seeds, HotpotQA, HotpotQA with
-# withheld paragraphs, SQuAD 2.0; eval/README.md, "Trust"): the weights of :func:`features`, in
-# that order. THRESHOLD is low because the score is a calibrated probability pooled over sets
-# where the model is mostly wrong (HotpotQA): 0.14 is where the mean Youden's J over the sets is
-# highest among thresholds that withhold at most 5% of the right answers on every set.
-WEIGHTS = (7.6033, 4.2202, 0.8563)
-BIAS = -1.4274
-THRESHOLD = 0.14
 
 
 @dataclass(frozen=True)
@@ -78,40 +66,33 @@ class Signals:
 
 
 def features(signals: Signals) -> tuple[float, float, float] | None:
-    """The signals the score is made of, on the scale the weights apply to (log P(answer),
-    confidence, log-odds of support), or None when one is missing.
+    """The three signals on the scale a verifier reads them (log P(answer), confidence, log-odds of
+    support), or None when one is missing (eval/calibrate.py fits them together).
 
     ``relevance`` is recorded but not scored: left out of the fit, the held-out AUROC rose on
     two dev sets and fell by at most 0.01 on the others (eval/README.md, "Trust").
     """
-    s = signals
-    if s.answer_probability is None or s.confidence is None or s.support is None:
-        return None
-    support = min(max(s.support, 1e-4), 1 - 1e-4)
-    return (math.log(max(s.answer_probability, 1e-6)), s.confidence, math.log(support / (1 - support)))
-
-
-# The names of features()' values, as a fitted verifier's inputs name them.
-FEATURES = ("log answer probability", "confidence", "support log-odds")
+    values = inputs(signals)
+    return None if any(name not in values for name in FEATURES) else (values[FEATURES[0]], values[FEATURES[1]], values[FEATURES[2]])
 
 
 def inputs(signals: Signals) -> dict[str, float]:
-    """Every value a fitted verifier may take as input, by name: :data:`FEATURES` (when the
-    generator gave them all) and :data:`rag.answer.verifier.LEXICAL` (when measured), and the probes' log-odds (when read)."""
-    values = dict(zip(FEATURES, features(signals) or ()))
-    if signals.lexical is not None:
-        values.update(zip(LEXICAL, signals.lexical))
-    values.update(signals.probes or {})
+    """Every value a verifier may take as input, by name: each of :data:`FEATURES` the generator
+    (and the judge, for support) gave, :data:`rag.answer.verifier.LEXICAL` when measured, and the
+    probes' log-odds when read."""
+    s = signals
+    values: dict[str, float] = {}
+    if s.answer_probability is not None:
+        values[FEATURES[0]] = math.log(max(s.answer_probability, 1e-6))
+    if s.confidence is not None:
+        values[FEATURES[1]] = s.confidence
+    if s.support is not None:
+        support = min(max(s.support, 1e-4), 1 - 1e-4)
+        values[FEATURES[2]] = math.log(support / (1 - support))
+    if s.lexical is not None:
+        values.update(zip(LEXICAL, s.lexical))
+    values.update(s.probes or {})
     return values
-
-
-def score(signals: Signals, weights: tuple[float, ...] = WEIGHTS, bias: float = BIAS) -> float | None:
-    """The estimated probability that the answer is right, or None when a signal is missing."""
-    x = features(signals)
-    if x is None:
-        return None
-    z = bias + sum(w * v for w, v in zip(weights, x))
-    return 1 / (1 + math.exp(-z))
 
 
 @dataclass(frozen=True)
@@ -123,7 +104,7 @@ class Trust:
     threshold: float
     flags: tuple[str, ...]
     reason: str | None
-    scorer: str = "signals"  # "verifier" when the fitted verifier gave the score, "probes" when it read hidden states
+    scorer: str = "signals"  # the verifier's kind (rag.answer.verifier.Verifier.kind); "none" when nothing could score
 
     @property
     def shown(self) -> bool:
@@ -143,15 +124,14 @@ class Trust:
 
 
 def assess(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
-           signals: Signals, threshold: float = THRESHOLD, verifier: Verifier | None = None) -> Trust:
+           signals: Signals, verifier: Verifier | None) -> Trust:
     """Decide whether ``answer`` to ``question`` is shown (see the module docstring): by
-    ``verifier``'s probability and threshold when given, else by :func:`score` and ``threshold``."""
+    ``verifier``'s probability and threshold (:func:`rag.answer.verifier.choose` picks it); with
+    none (nothing to score with), when a sentence is supported and no rule fires."""
     flags = tuple(name for name, fires in RULES.items() if fires(question, answer, sentences, citations))
-    if verifier is not None:
-        value, threshold = verifier.probability(inputs(signals)), verifier.threshold
-        scorer = "probes" if verifier.probes else "verifier"
-    else:
-        value, scorer = score(signals), "signals"
+    value = verifier.probability(inputs(signals)) if verifier is not None else None
+    threshold = verifier.threshold if verifier is not None else 0.0
+    scorer = verifier.kind if verifier is not None else "none"
     reason = None
     if not any(s.supported for s in sentences):
         reason = "no sentence of the answer is supported by the sources"

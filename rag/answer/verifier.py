@@ -1,28 +1,23 @@
-"""A verifier fitted here: does the answer's evidence concern what the question asked?
+"""The trust scorers, and the one place one is chosen for an answer (:func:`choose`).
 
-The trust score's signals come from the model judging itself, which says "yes" to a cited
-near-miss (a minister of another country, a champion of another year). The verifier adds what
-can be fitted on data: cheap lexical checks on what the question names (:func:`lexical`) and a
-logistic model over them and the trust signals (:class:`Verifier`), fitted by
-``eval/verifier_fit.py --write`` on the SQuAD 2.0 fitting pool only and kept in
-``rag/answer/verifier.json`` (a few hundred bytes: input names, standardisation, weights, threshold, and
-the generator and embedder it was fitted for; eval/README.md, "Verifier").
+Every scorer is a :class:`Verifier`: a logistic model over named inputs, with the threshold at
+which an answer is shown. Three exist, tried in this order for each answer, the first whose inputs
+the answer has deciding:
 
-The trust score (:mod:`rag.answer.trust`) uses it when the file is present and was fitted for the
-assistant's generator and embedder; otherwise it falls back to the model's own signals and says
-so once (:func:`for_models`).
+- ``rag/answer/verifier-probe.json`` (:data:`PROBE_FILE`): the model's own signals, what the
+  question names found in the quotes the answer cites (:func:`lexical`), and two :class:`Probe`
+  directions in the generator's hidden states, at the prompt's end and at the answer's last token
+  (:mod:`rag.generate.hidden`); for answers of the bundled model it was fitted for, which carry
+  those states (the assistant asks the generator for them when the file applies: :func:`planned`);
+- ``rag/answer/verifier.json`` (:data:`FILE`): the same without the probes, for answers that carry
+  no states (a server's bundled model);
+- :data:`FALLBACK`: the model's own three signals alone, for any model (fitted by
+  ``eval/calibrate.py`` on the dev runs of commit c262a2a).
 
-Where the generator runs in this process (llama.cpp), a third file, ``rag/answer/verifier-probe.json``
-(:data:`PROBE_FILE`, fitted by ``eval/verifier_fit.py --write-probe``), adds the generator's own
-hidden states: :class:`Probe` directions read at the prompt's end and at the answer's last token
-(:mod:`rag.generate.hidden`), stacked with the same inputs. The assistant asks the generator for those
-states only when that file applies (:func:`probe_layers`), and scores with it only when an answer
-carries them; otherwise ``rag/answer/verifier.json`` decides.
-
-A second model of the same kind, the early check (:data:`EARLY`, ``rag/answer/verifier-early.json``,
-fitted by ``eval/early_fit.py --write``), looks only at the question and the passages put in the
-prompt, before any answer token: when it is sure they do not hold the answer, the assistant
-refuses without generating (:meth:`rag.answer.assistant.Assistant.respond`).
+Both files are fitted by ``eval/verifier_fit.py --write`` (eval/README.md, "Trust"); one
+that is missing or fitted for another generator or embedder is skipped, said once (:func:`for_models`).
+An answer none can score (a backend without token probabilities) gets no score: it is shown when a
+sentence is supported.
 """
 
 from __future__ import annotations
@@ -42,7 +37,6 @@ from rag.core.types import Source
 
 FILE = Path(__file__).with_name("verifier.json")
 PROBE_FILE = Path(__file__).with_name("verifier-probe.json")
-EARLY_FILE = Path(__file__).with_name("verifier-early.json")
 log = logging.getLogger(__name__)
 
 # Numbers and capitalised words not at a sentence start: what a question names.
@@ -50,8 +44,10 @@ NUMBER = re.compile(r"\d[\d,.]*")
 NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")  # "Belgium's" -> "Belgium"
 LEXICAL = ("first passage score", "first passage dense", "first passage BM25", "best cosine",
            "question words quoted", "question names quoted", "question numbers quoted", "answer words")
-EARLY = ("best cosine", "question names in sources", "question numbers in sources",
-         "question words in best source", "question names in best source")
+# The model's own signals (rag.answer.trust.Signals) as the verifiers name them: log P(answer rather
+# than "I don't know"), the answer tokens' mean log-probability, the judge's support as log-odds.
+FEATURES = ("log answer probability", "confidence", "support log-odds")
+SUPPORT = FEATURES[2]  # read only where the judge ran
 
 
 def quotes(answer: str, sources: tuple[Source, ...], question: str) -> list[str]:
@@ -98,17 +94,6 @@ def lexical(question: str, answer: str, quotes: Sequence[str], first: dict[str, 
     words, names, numbers = Asked(question).found(" ".join(quotes))
     return [first.get("score", 0.0), first.get("dense", 0.0), first.get("bm25", 0.0), relevance,
             words, names, numbers, float(len(answer.split()))]
-
-
-def early(question: str, sources: Sequence[str], relevance: float) -> list[float]:
-    """The early check's inputs, in :data:`EARLY` order, from the texts of the prompt's sources:
-    the best cosine, the shares of the question's names and numbers found in any source, and the
-    largest shares of its words and of its names found together in one source (a near-miss
-    names the asked country in one passage and the asked year in another)."""
-    asked = Asked(question)
-    each = [asked.found(text) for text in sources]
-    _, names, numbers = asked.found(" ".join(sources))
-    return [relevance, names, numbers, max((f[0] for f in each), default=0.0), max((f[1] for f in each), default=0.0)]
 
 
 @dataclass(frozen=True)
@@ -158,9 +143,9 @@ class Verifier:
     weights: tuple[float, ...]
     bias: float
     threshold: float
-    generator: str  # the bundled model's name and its file's sha256; empty for the early check (any model)
+    generator: str  # the bundled model's name and its file's sha256; empty: any model (FALLBACK)
     generator_sha256: str
-    embedder: str
+    embedder: str  # empty: any embedder
     fitted_on: str = ""  # what it was fitted on, for people
     probes: tuple[Probe, ...] = ()  # hidden-state directions whose log-odds are among the inputs
 
@@ -175,6 +160,17 @@ class Verifier:
     def layers(self) -> tuple[int, ...]:
         """The generator layers whose hidden states the probes read."""
         return tuple(sorted({p.layer for p in self.probes}))
+
+    @property
+    def kind(self) -> str:
+        """What it reads, as an answer's trust records it: ``probes``, ``verifier`` (no probes) or
+        ``signals`` (:data:`FALLBACK`, the model's own signals for any model)."""
+        return "probes" if self.probes else "verifier" if self.generator else "signals"
+
+    @property
+    def needs_judge(self) -> bool:
+        """Whether it reads the judge's support (:data:`SUPPORT`)."""
+        return SUPPORT in self.inputs
 
     def read(self, hidden: Mapping[str, Sequence[float]]) -> dict[str, float] | None:
         """Each probe's input (its log-odds) from an answer's hidden states; None when a state
@@ -195,13 +191,13 @@ class Verifier:
         retrieval (its inputs are on their scales), or None when it does."""
         from rag.core.bundled import BUNDLED
 
-        if self.generator:  # empty when fitted on retrieval alone (the early check): any generator
+        if self.generator:  # empty: fitted for any model
             if generator != self.generator:
                 return f"it was fitted for the model {self.generator}, not {generator}"
             bundled = BUNDLED.get(generator)
             if bundled is None or bundled.sha256 != self.generator_sha256:
                 return f"it was fitted for another build of {generator}"
-        if embedder != self.embedder:
+        if self.embedder and embedder != self.embedder:
             return f"it was fitted for the embedder {self.embedder}, not {embedder}"
         return None
 
@@ -251,3 +247,36 @@ def probe_layers(generator: str, embedder: str, path: Path = PROBE_FILE) -> tupl
     those the probe verifier reads, when it applies; none otherwise (said once)."""
     verifier = for_models(generator, embedder, path)
     return verifier.layers if verifier is not None else ()
+
+
+# The model's own signals alone, for any model and embedder: fitted by eval/calibrate.py on the dev
+# runs of commit c262a2a (seeds, HotpotQA, HotpotQA withheld, SQuAD 2.0; eval/README.md, "Trust"). The
+# threshold is low because the score is a calibrated probability pooled over sets where the model is
+# mostly wrong (HotpotQA): 0.14 is where the mean Youden's J over the sets is highest among thresholds
+# that withhold at most 5% of the right answers on every set.
+FALLBACK = Verifier(inputs=FEATURES, mean=(0.0, 0.0, 0.0), scale=(1.0, 1.0, 1.0), weights=(7.6033, 4.2202, 0.8563),
+                    bias=-1.4274, threshold=0.14, generator="", generator_sha256="", embedder="",
+                    fitted_on="the dev runs of commit c262a2a (eval/calibrate.py)")
+
+
+def planned(generator: str, embedder: str) -> Verifier:
+    """The scorer an answer of ``generator`` will most likely get, known before it is written: the
+    probe verifier when it applies (the generator should keep the states it reads), else the fitted
+    one, else :data:`FALLBACK`. It says which hidden states to keep and whether the judge is read."""
+    return for_models(generator, embedder, PROBE_FILE) or for_models(generator, embedder, FILE) or FALLBACK
+
+
+def choose(generator: str, embedder: str, values: Mapping[str, float], hidden: Mapping[str, Sequence[float]]
+           ) -> tuple[Verifier | None, dict[str, float]]:
+    """The scorer for one answer of ``generator`` (over ``embedder``'s retrieval), whose inputs are
+    ``values`` and whose hidden states are ``hidden`` (see the module docstring): the first of the
+    probe verifier, the fitted verifier and :data:`FALLBACK` that applies and has every input it
+    reads; with the probes' log-odds when the probe verifier was chosen. None when none can score."""
+    probe = for_models(generator, embedder, PROBE_FILE) if hidden else None
+    read = probe.read(hidden) if probe is not None else None
+    if probe is not None and read is not None and probe.probability({**values, **read}) is not None:
+        return probe, read
+    for verifier in (for_models(generator, embedder, FILE), FALLBACK):
+        if verifier is not None and verifier.probability(values) is not None:
+            return verifier, {}
+    return None, {}

@@ -461,7 +461,7 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- running a setting
 
-COMPARE_AXES = ("model", "mode", "k", "judge", "alpha", "words", "labels")
+COMPARE_AXES = ("model", "mode", "k", "judge", "hops", "alpha", "words", "labels")
 
 
 @dataclass(frozen=True)
@@ -473,6 +473,7 @@ class Setting:
     model: str = defaults.MODEL
     retrieval_only: bool = False
     judge: bool = True  # the semantic support check (rag.answer.judging); off leaves the lexical check
+    hops: bool = True  # follow a question's second hop (rag.search.hops)
     alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
     words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.answer.prompting)
     labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (rag.answer.prompting.build_prompt)
@@ -494,6 +495,7 @@ class Setting:
         parts += [] if self.alpha is None else [f"alpha={self.alpha:g}"]
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"words={self.words}"]
         parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [f"labels={self.labels}"]
+        parts += [] if self.hops or self.retrieval_only else ["no hops"]
         return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
@@ -503,12 +505,14 @@ class Setting:
         parts += [] if self.alpha is None else [f"a{self.alpha:g}"]
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"w{self.words}"]
         parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [self.labels]
+        parts += [] if self.hops or self.retrieval_only else ["nohops"]
         parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model,
-                "judge": None if self.retrieval_only else self.judge, "alpha": self.alpha,
+                "judge": None if self.retrieval_only else self.judge, "hops": None if self.retrieval_only else self.hops,
+                "alpha": self.alpha,
                 "words": None if self.retrieval_only else self.words,
                 "labels": None if self.retrieval_only else self.labels}
 
@@ -537,9 +541,9 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
             if not all(v.isdigit() for v in items):
                 raise InvalidInput(f"--compare {axis}= takes whole numbers, got '{values}'")
             axes[axis] = [int(v) for v in dict.fromkeys(items)]
-        elif axis == "judge":
+        elif axis in ("judge", "hops"):
             if not set(items) <= {"on", "off"}:
-                raise InvalidInput(f"--compare judge= takes on and off, got '{values}'")
+                raise InvalidInput(f"--compare {axis}= takes on and off, got '{values}'")
             axes[axis] = [v == "on" for v in dict.fromkeys(items)]
         elif axis == "alpha":
             try:
@@ -548,7 +552,8 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
                 raise InvalidInput(f"--compare alpha= takes numbers between 0 and 1, got '{values}'") from None
         else:
             axes[axis] = list(dict.fromkeys(items))
-    needs_answers = {"model": "models", "judge": "judges", "words": "prompt budgets", "labels": "source labels"}
+    needs_answers = {"model": "models", "judge": "judges", "hops": "second hops", "words": "prompt budgets",
+                     "labels": "source labels"}
     for axis, what in needs_answers.items():
         if axis in axes and base.retrieval_only:
             raise InvalidInput(f"comparing {what} needs answers; drop --retrieval-only")

@@ -105,13 +105,13 @@ def evaluate(
 
 def _assistant(index: Index, setting: Setting, previous: Assistant | None, generation: GenerationSettings | None) -> Assistant:
     from rag.answer.assistant import Assistant
+    from rag.generate.base import GenerationSettings
 
     # subtle: reuse the loaded model when only the mode, k, judge or prompt changes.
     generator = previous.generator if previous is not None and previous.model == setting.model else None
-    kwargs = {"settings": generation} if generation is not None else {}
     return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator,
-                     judge=setting.judge, context_words=setting.words,
-                     source_labels=setting.labels, **kwargs)
+                     settings=generation or GenerationSettings(), judge=setting.judge, hops=setting.hops,
+                     context_words=setting.words, source_labels=setting.labels)
 
 
 # ---------------------------------------------------------------------- writing

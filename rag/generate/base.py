@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from rag.core import defaults
 from rag.core.errors import GeneratorError, InvalidInput
-from rag.core.types import Message
+from rag.core.types import GenerationStats, Message
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,45 @@ class GenerationSettings:
 
 @runtime_checkable
 class Generator(Protocol):
-    """Anything that streams a completion for chat messages."""
+    """Anything that streams a completion for chat messages: the one thing every backend does.
+
+    What else a backend can do, the assistant asks with ``isinstance`` against the protocols below,
+    never with ``getattr``: :class:`Primes` (a cached start of every prompt), :class:`KeepsStats`
+    (what the last reply cost, its token probabilities and hidden states: the trust score reads
+    them), :class:`Serves` (a server's bundled model, scored as that model) and :class:`Scorer`
+    (next-token probabilities: the judge).
+    """
 
     name: str
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         """Yield the reply to ``messages`` piece by piece."""
         ...
+
+
+@runtime_checkable
+class Primes(Protocol):
+    """A generator that keeps the fixed start of every prompt in its cache (llama.cpp): the assistant primes it once."""
+
+    def prime(self, messages: list[Message]) -> bool:
+        """Put ``messages`` in the cache; whether a state saved by an earlier process was used."""
+        ...
+
+
+@runtime_checkable
+class KeepsStats(Protocol):
+    """A generator that records what its last reply cost: prompt tokens, the probability of each
+    token, and (llama.cpp with ``hidden_layers``) hidden states. Without it an answer gets no trust score."""
+
+    stats: GenerationStats | None
+
+
+@runtime_checkable
+class Serves(Protocol):
+    """A client of a server that serves a bundled model under that model's name (rag.generate.remote):
+    its answers are scored as that model's."""
+
+    serves: str | None
 
 
 def as_messages(prompt: str | list[Message]) -> list[Message]:

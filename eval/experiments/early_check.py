@@ -1,8 +1,9 @@
-"""Fit the early check: before any answer token, do the prompt's sources hold the answer? (issue 33)
+"""Decided: no early refusal ships: at the threshold that refuses 1% of the prompts holding the answer it catches too few of the rest (issue 33); the product's hook for it was removed in issue 48.
 
-The assistant may refuse without generating when it is sure the passages it found do not hold
-the answer (:meth:`rag.answer.assistant.Assistant.respond`). The check is a logistic model over
-:data:`rag.answer.verifier.EARLY` (the best cosine; the shares of the question's names, numbers and
+The early check: before any answer token, do the prompt's sources hold the answer? (issue 33)
+
+The assistant would refuse without generating when sure the passages it found do not hold the
+answer. The check is a logistic model over :data:`EARLY` (the best cosine; the shares of the question's names, numbers and
 words found in the sources), computed from search and sentence selection alone, so it is
 fitted on every question of the SQuAD 2.0 pool and of ``pool-withheld`` (the pool's answerable
 questions without their own paragraphs), no generator needed. Label: a gold answer string is in
@@ -14,14 +15,14 @@ question). The report (``eval/results/verifier/early.{json,md}``) gives the AURO
 the whole curve: per threshold and set, the share of prompts holding the answer that would be
 refused (lost), of those not holding it (caught), and of unanswerable questions refused.
 
-    .venv/bin/python -m eval.early_fit            # the curves, nothing written to rag/
-    .venv/bin/python -m eval.early_fit --write    # also rag/answer/verifier-early.json
+    .venv/bin/python -m eval.experiments.early_check     # the curves (a record: it reads issue 33's collection)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,24 @@ import numpy as np
 from tqdm import tqdm
 
 from eval.common import ROOT, auroc, git, read_jsonl
-from eval.verifier_collect import SETS, in_prompt, load_gold, open_index, parts
+from eval.verifier_collect import SETS, in_prompt, load_gold, open_index, parts  # type: ignore[attr-defined]
 from eval.verifier_fit import fit, out_of_fold, strength
-from rag.answer.verifier import EARLY, EARLY_FILE, Verifier, early
+from rag.answer.verifier import Asked, Verifier
+
+EARLY = ("best cosine", "question names in sources", "question numbers in sources",
+         "question words in best source", "question names in best source")
+EARLY_FILE = ROOT / ".rag" / "early" / "verifier-early.json"  # no longer read by the product
+
+
+def early(question: str, sources: Sequence[str], relevance: float) -> list[float]:
+    """The early check's inputs, in :data:`EARLY` order, from the texts of the prompt's sources:
+    the best cosine, the shares of the question's names and numbers found in any source, and the
+    largest shares of its words and of its names found together in one source (a near-miss
+    names the asked country in one passage and the asked year in another)."""
+    asked = Asked(question)
+    each = [asked.found(text) for text in sources]
+    _, names, numbers = asked.found(" ".join(sources))
+    return [relevance, names, numbers, max((f[0] for f in each), default=0.0), max((f[1] for f in each), default=0.0)]
 
 DATA = ROOT / ".rag" / "early"
 FIT = ("pool", "pool-withheld")
@@ -101,7 +117,7 @@ def main() -> None:
         weights=tuple(map(float, head.coef_[0])), bias=float(head.intercept_[0]), threshold=round(threshold, 4),
         generator="", generator_sha256="", embedder=EMBEDDER,
         fitted_on=f"{len(pool)} questions of ../shared/benchmarks/squad2-fit and its withheld variant "
-                  f"(eval/early_fit.py --write at commit {commit}), C={strength(model):g}, label: a gold answer in the sources",
+                  f"(eval/experiments/early_check.py --write at commit {commit}), C={strength(model):g}, label: a gold answer in the sources",
     )
     if args.write:
         check.save(EARLY_FILE)
@@ -125,7 +141,7 @@ def write_markdown(report: dict[str, Any], sets: list[str], path: Path, lose: fl
     pct = lambda v: "-" if v != v else f"{100 * v:.1f}%"  # noqa: E731  (NaN: the set has none)
     check = report["check"]
     lines = [
-        "# The early check (eval/early_fit.py; not shipped): do the prompt's sources hold the answer?\n",
+        "# The early check (eval/experiments/early_check.py; not shipped): do the prompt's sources hold the answer?\n",
         f"Fitted on {report['questions']['fit']} questions (`fit`: the SQuAD 2.0 pool and pool-withheld; its figures are",
         f"out of fold). Inputs: {', '.join(check['inputs'])}. Threshold {check['threshold']}: refuses at most {100 * lose:g}% of the",
         "pool's prompts that hold the answer. `lost`: prompts holding the answer refused early; `caught`: prompts",
