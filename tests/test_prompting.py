@@ -14,8 +14,8 @@ from rag.answer.prompting import (
     lexical_overlap,
     select_sources,
 )
+from rag.core.text import tokenize
 from rag.core.types import Hit
-from rag.stores.sparse import tokenize
 
 from .conftest import FakeEmbedder
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
-
-from dataclasses import replace
 
 from rag.answer.trust import RULE_REASONS, Signals, assess, inputs
 from rag.answer.verifier import FALLBACK

@@ -104,7 +104,7 @@ def milvus_hybrid(backend: Any, alpha: float) -> Callable[[np.ndarray, str], Any
     equivalent of ``Index.search(mode="hybrid")``, which instead fuses with rag.search.retrieval.rank."""
     from pymilvus import AnnSearchRequest, WeightedRanker
 
-    from rag.stores.sparse import tokenize
+    from rag.core.text import tokenize
 
     client = backend._client._client
 

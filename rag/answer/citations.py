@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from rag.core.text import NUMBER, words
 from rag.core.types import AnswerSentence, Citation, Source, Span
 from rag.ingest.chunking import split_sentences
-from rag.stores.sparse import tokenize
 
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # Without a judge: the share of the sentence's content words found in one source sentence, and
@@ -44,7 +44,6 @@ ATTACH_OVERLAP = 0.5
 # (claim, source number, quote) -> probability that the source states the claim, or None when
 # the judge will not check it (its budget for the answer is spent)
 SupportCheck = Callable[[str, int, str], "float | None"]
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 REFUSAL = re.compile(
     r"(\bi (do not|don't|dont) know\b|\bi'm not sure\b|\bi am not sure\b"
@@ -113,7 +112,7 @@ def roots(terms: Iterable[str]) -> set[str]:
 
 
 def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+    return {n.replace(",", "") for n in NUMBER.findall(text)}
 
 
 def support(sentence: str, evidence: str, question: str = "") -> float:
@@ -122,10 +121,10 @@ def support(sentence: str, evidence: str, question: str = "") -> float:
     as in "Strategy 2.0", are not claims)."""
     if not _numbers(sentence) - _numbers(question) <= _numbers(evidence):
         return 0.0
-    words = set(tokenize([sentence])[0]) - {"yes"}  # "no" is a stopword already
-    if not words:
+    asked = set(words(sentence)) - {"yes"}  # "no" is a stopword already
+    if not asked:
         return 1.0  # nothing to check ("Yes.")
-    return len(words & set(tokenize([evidence])[0])) / len(words)
+    return len(asked & set(words(evidence))) / len(asked)
 
 
 def best_span(sentence: str, source: Source, question: str = "") -> tuple[float, Span]:

@@ -40,9 +40,9 @@ from typing import Any
 
 from rag.answer.prompting import sentence_spans
 from rag.answer.verifier import Asked
+from rag.core.text import words
 from rag.core.types import AnswerSentence, Citation, Source, Span
 from rag.ingest.cleaning import date_spans
-from rag.stores.sparse import tokenize
 
 SIMILAR = 0.6  # the share of words two sentences must share, in order (SequenceMatcher.ratio)
 MAX_VALUE_WORDS = 6  # a changed place longer than this is a different statement, not a value
@@ -118,7 +118,7 @@ def difference(quote: str, other: str) -> tuple[tuple[int, int], tuple[int, int]
 
 
 def _stems(text: str) -> set[str]:
-    return set(tokenize([text])[0]) | {w for w, *_ in _words(text) if any(c.isdigit() for c in w)}
+    return set(words(text)) | {w for w, *_ in _words(text) if any(c.isdigit() for c in w)}
 
 
 def find(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
@@ -239,7 +239,7 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     if not cited:
         return []  # the answer's own value is not in the sentence it cites: nothing to set against
     ours = cited[0]
-    own_words = asked.words - {w for n in asked.names for w in tokenize([n])[0]}
+    own_words = asked.words - {w for n in asked.names for w in words(n)}
     found: dict[str, Conflict] = {}
     for other in sources:
         if other.hit.doc_id == by_n[ours.n].hit.doc_id:
@@ -250,7 +250,7 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
             theirs = values(span.text)[kind]
             if not theirs or value in theirs:
                 continue
-            if own_words and len(own_words & set(tokenize([span.text])[0])) / len(own_words) < SHARED_WORDS:
+            if own_words and len(own_words & set(words(span.text))) / len(own_words) < SHARED_WORDS:
                 continue  # not about what was asked
             if theirs[0] in found:
                 continue

@@ -19,10 +19,10 @@ from typing import Literal
 import numpy as np
 
 from rag.core.errors import InvalidInput
+from rag.core.text import tokenize, words
 from rag.core.types import Hit, Message, Prompt, Source, Span
 from rag.ingest.chunking import split_sentences
 from rag.search.embedding import EmbeddingModel
-from rag.stores.sparse import tokenize
 
 # The fixed start of every conversation: the instruction and one worked example, as chat
 # turns. Without the example the bundled 1.5B model restated the question in a long sentence
@@ -132,7 +132,7 @@ def select_sources(
                 candidates.append((i, span))
     if not candidates:
         return ()
-    relevance = LEXICAL_WEIGHT * lexical_overlap(set(tokenize([question])[0]), [span.text for _, span in candidates])
+    relevance = LEXICAL_WEIGHT * lexical_overlap(set(words(question)), [span.text for _, span in candidates])
     first = [j for j, (i, _) in enumerate(candidates) if i == 0]
     relevance[first] += FIRST_HIT_BONUS
     # The first hit's sentences are chosen first whatever their cosine, so only the others
@@ -148,13 +148,13 @@ def select_sources(
                 relevance[max(mine, key=lambda j: relevance[j])] += HOP_BONUS
 
     chosen: list[int] = []
-    words = 0
+    used = 0  # words of the sentences chosen so far
     for j in np.argsort(-relevance, kind="stable"):
         n = len(candidates[j][1].text.split())
-        if chosen and (words + n > budget_words or len(chosen) >= max_sentences):
+        if chosen and (used + n > budget_words or len(chosen) >= max_sentences):
             continue
         chosen.append(int(j))
-        words += n
+        used += n
 
     by_hit: dict[int, list[Span]] = {}
     for j in chosen:
@@ -208,7 +208,7 @@ def title_is_new(title: str, text: str, named: set[str]) -> bool:
     """Whether a source's label should carry ``title``: not when an earlier source named it, nor
     when the source's own words already contain every word of it (HotpotQA's "Scott Derrickson:
     Scott Derrickson (born 1966) is ..."): there it only costs prompt tokens."""
-    return title not in named and not set(tokenize([title])[0]) <= set(tokenize([text])[0])
+    return title not in named and not set(words(title)) <= set(words(text))
 
 
 def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Labels = DEFAULT_LABELS) -> Prompt:

@@ -35,8 +35,8 @@ from typing import Any
 
 from rag.answer.citations import MARKER, roots
 from rag.answer.verifier import FEATURES, LEXICAL, Verifier
+from rag.core.text import words
 from rag.core.types import AnswerSentence, Citation, GenerationStats
-from rag.stores.sparse import tokenize
 
 
 @dataclass(frozen=True)
@@ -152,16 +152,16 @@ def _echoes(answer: str, question: str) -> bool:
     """Whether the answer's content words are a phrase of the question ("Who was director
     before Miguel De Bruycker?" -> "Miguel De Bruycker."). Words of the question recombined
     ("fight song ... Lawrence, Kansas" -> "Kansas Song") are an answer."""
-    said = tokenize([answer])[0]
+    said = words(answer)
     if not said:
         return True
-    return f" {' '.join(said)} " in f" {' '.join(tokenize([question])[0])} "
+    return f" {' '.join(said)} " in f" {' '.join(words(question))} "
 
 
 def _off_topic(question: str, citations: list[Citation]) -> bool:
-    asked = roots(tokenize([question])[0])
+    asked = roots(words(question))
     quotes = [c for c in citations if c.supported]
-    return bool(asked) and not any(asked & roots(tokenize([f"{c.title} {c.quote}"])[0]) for c in quotes)
+    return bool(asked) and not any(asked & roots(words(f"{c.title} {c.quote}")) for c in quotes)
 
 
 def _echo(question: str, answer: str) -> bool:

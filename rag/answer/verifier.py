@@ -33,15 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from rag.answer.citations import verify
+from rag.core.text import NAME_WORD, NUMBER, words
 from rag.core.types import Source
 
 FILE = Path(__file__).with_name("verifier.json")
 PROBE_FILE = Path(__file__).with_name("verifier-probe.json")
 log = logging.getLogger(__name__)
 
-# Numbers and capitalised words not at a sentence start: what a question names.
-NUMBER = re.compile(r"\d[\d,.]*")
-NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")  # "Belgium's" -> "Belgium"
 LEXICAL = ("first passage score", "first passage dense", "first passage BM25", "best cosine",
            "question words quoted", "question names quoted", "question numbers quoted", "answer words")
 # The model's own signals (rag.answer.trust.Signals) as the verifiers name them: log P(answer rather
@@ -63,21 +61,17 @@ class Asked:
     capitalised names (as prefixes) and its numbers."""
 
     def __init__(self, question: str) -> None:
-        from rag.stores.sparse import tokenize
-
-        self.words = set(tokenize([question])[0])
+        self.words = set(words(question))
         # A name matches a word that starts like it, so a country matches its people ("Belgium",
         # "Belgian"; "Qatar", "Qatari"): all but its last three letters, at least four.
-        self.names = {name[: max(4, len(name) - 3)] for name in NAME.findall(question)}
+        self.names = {name[: max(4, len(name) - 3)] for name in NAME_WORD.findall(question)}
         self.numbers = set(NUMBER.findall(question))
 
     def found(self, text: str) -> tuple[float, float, float]:
         """The shares of the question's words, names and numbers found in ``text`` (1.0 where
         the question has none to look for)."""
-        from rag.stores.sparse import tokenize
-
-        words = set(tokenize([text])[0]) if text else set()
-        return (_share(self.words, words.__contains__),
+        found = set(words(text)) if text else set()
+        return (_share(self.words, found.__contains__),
                 _share(self.names, lambda n: re.search(rf"\b{re.escape(n)}", text)),
                 _share(self.numbers, text.__contains__))
 

@@ -21,38 +21,14 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from rag.core.text import names
 from rag.core.types import Hit, Scope
 
 if TYPE_CHECKING:
     from rag.search.index import Index
 
-# A name: a run of capitalised words, with "of", "the", "and", "de" ... inside it ("Kiss and Tell",
-# "Bank of England"); or a year.
-_NAME = re.compile(r"\b[A-Z][\w'.&-]*(?:\s+(?:of|the|and|de|da|von|van|del|la|le|[A-Z][\w'.&-]*))*")
-_TRAILING = re.compile(r"(?:\s+(?:of|the|and|de|da|von|van|del|la|le))+$")
-_POSSESSIVE = re.compile(r"['’]s$")
-# Capitalised words that start questions and sentences, not names.
-_NOT_NAMES = frozenset("""A An The This That These Those It Its He She They His Her Their In On At Of For From By With
-As And But Or If When Where Which Who Whom Whose What Why How Is Are Was Were Do Does Did Has Have Had Can Could
-Will Would Should May Might Both Either Neither Also After Before During Since Until While""".split())
-
 MAX_BRIDGES = 3  # pages of names the passages mention, at most
 MAX_HOPS = 4  # passages the second hop adds at most
-
-
-def names(text: str) -> list[str]:
-    """The names ``text`` mentions, in order, each once (see :data:`_NAME`)."""
-    found: dict[str, None] = {}
-    for match in _NAME.finditer(text):
-        words = _POSSESSIVE.sub("", _TRAILING.sub("", match.group(0))).rstrip(".'").split()
-        while words and (words[0] in _NOT_NAMES or words[0].islower()):  # "Is the Bank" -> "Bank"
-            if len(words) > 1 and words[0] == "The" and words[1][:1].isupper():
-                break  # "The Prairie King" keeps its article; "Which Shirley" -> "Shirley"
-            words = words[1:]
-        name = " ".join(words)
-        if len(name) > 2:
-            found.setdefault(name, None)
-    return list(found)
 
 
 def _key(text: str) -> str:

@@ -37,16 +37,16 @@ from typing import Any
 import numpy as np
 
 from rag.core.errors import InvalidInput
+from rag.core.text import tokenize
 from rag.core.types import Change, Chunk, Document, Passage, Scope
 from rag.stores.base import IndexBusyError, IndexOpenError, Key, StoreError, rebuild_hint
 from rag.stores.dense import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, ivf_nprobe
-from rag.stores.sparse import tokenize
 
 IVF_NLIST = 1024
 TEXT_PART = 16_000  # characters: at most 64,000 UTF-8 bytes, under Milvus's 65,535-byte strings
 MANIFEST_KEY = "manifest"  # no document part can have it: their keys are hexadecimal
 BATCH = 500  # rows per insert or id lookup
-# BM25 sees the passage as rag.stores.sparse.tokenize's terms (lower case, stemmed, no stop words),
+# BM25 sees the passage as rag.core.text.tokenize's terms (lower case, stemmed, no stop words),
 # joined by spaces, and queries likewise: the same terms as the FAISS store's bm25s and on
 # every Milvus (Milvus Lite 3.2 has no stemmer), with bm25s's k1 and b. The scores still
 # differ a little: Milvus Lite keeps BM25 statistics per segment.

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.core.text import tokenize
+
 if TYPE_CHECKING:
     import bm25s
-
-
-# NLTK's English stopword list. bm25s's own list has 33 words and keeps question words
-# ("which", "who", "did") that match every chunk and drown the terms that matter.
-STOPWORDS = frozenset(
-    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
-    she her hers herself it its itself they them their theirs themselves what which who whom this
-    that these those am is are was were be been being have has had having do does did doing a an
-    the and but if or because as until while of at by for with about against between into through
-    during before after above below to from up down in out on off over under again further then
-    once here there when where why how all any both each few more most other some such no nor not
-    only own same so than too very s t can will just don should now d ll m o re ve y ain aren
-    couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn weren won wouldn""".split()
-)
-
-
-@cache
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def tokenize(texts: list[str]) -> list[list[str]]:
-    """Lower-cased, stemmed tokens without English stopwords (the same for chunks and queries)."""
-    import bm25s
-
-    return bm25s.tokenize(
-        texts, stopwords=list(STOPWORDS), stemmer=_stemmer(), return_ids=False, show_progress=False
-    )
 
 
 def top_rows(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
