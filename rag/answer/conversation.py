@@ -19,6 +19,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.core.text import names
+
 MAX_FOLLOWUP_WORDS = 10
 MAX_TOPICS = 6  # names or words carried over, so the rewritten question stays short
 _OPENERS = re.compile(r"^(and|but|so|also|then|what about|how about|and what about)\b[\s,]*", re.IGNORECASE)
@@ -27,8 +29,6 @@ _PRONOUNS = {
     "this", "that", "these", "those", "there", "then", "one",
 }
 _WORD = re.compile(r"[A-Za-z0-9']+")
-# Runs of capitalised words: "Bernard Quintin", "Centre for Cybersecurity Belgium".
-_NAME = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:(?:of|for|and|the|de|al|van|von)\s+)?[A-Z][\w'’-]*)*")
 _FUNCTION_WORDS = {
     "a", "an", "the", "of", "in", "on", "at", "to", "for", "by", "with", "from", "and", "or", "is", "are",
     "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "what", "which", "who", "whom",
@@ -63,12 +63,11 @@ def topics(turn: Turn) -> list[str]:
     found: list[str] = []
     texts = [turn.question] + ([] if turn.refused else [re.sub(r"\[\d+(?:[,;\s]*\d+)*\]", "", turn.answer)])
     for text in texts:
-        for m in _NAME.finditer(text):
-            name = re.sub(r"^(The|A|An)\s+", "", m.group(0)).removesuffix("'s").removesuffix("’s")
-            sentence_start = not text[: m.start()].strip() or text[: m.start()].rstrip()[-1] in ".?!:"
-            # subtle: a lone capitalised word opening a sentence is usually "When", "According", "He".
-            if sentence_start and " " not in m.group(0):
+        for name in names(text):
+            # subtle: a lone capitalised word opening a sentence is usually "According", "Officials".
+            if " " not in name and re.match(rf"\s*{re.escape(name)}\b", text):
                 continue
+            name = re.sub(r"^(The|A|An)\s+", "", name)
             if name.lower() not in _FUNCTION_WORDS:
                 found.append(name)
         if text is turn.question:

@@ -37,8 +37,8 @@ NAME_WORD = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")
 
 # A run of capitalised words, with "of", "the", "and", "de" ... inside it ("Kiss and Tell", "Bank of
 # England"); cleaned by names().
-_NAME_RUN = re.compile(r"\b[A-Z][\w'.&-]*(?:\s+(?:of|the|and|de|da|von|van|del|la|le|[A-Z][\w'.&-]*))*")
-_TRAILING = re.compile(r"(?:\s+(?:of|the|and|de|da|von|van|del|la|le))+$")
+_NAME_RUN = re.compile(r"\b[A-Z][\w'.&-]*(?:\s+(?:of|for|the|and|de|da|al|von|van|del|la|le|[A-Z][\w'.&-]*))*")
+_TRAILING = re.compile(r"(?:\s+(?:of|for|the|and|de|da|al|von|van|del|la|le))+$")
 _POSSESSIVE = re.compile(r"['’]s$")
 # Capitalised words that start questions and sentences, not names.
 _NOT_NAMES = frozenset("""A An The This That These Those It Its He She They His Her Their In On At Of For From By With
