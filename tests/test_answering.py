@@ -216,3 +216,38 @@ def test_a_response_knows_its_prompt_before_generating(index: Index) -> None:
     assert off_topic.prompt is None  # refused before any prompt is sent
     assert off_topic.answer().refused and off_topic.answer().prompt == ""
 
+
+
+class TwoMinded(JudgingGenerator):
+    """Answers from the whole prompt with the wrong bakery (its judge says no), and from a prompt of
+    one passage with the right one (its judge says yes): what a second try is for."""
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None):  # type: ignore[no-untyped-def]
+        self.reply = "The Oak bakery won it [2]." if "[2]" in messages[-1]["content"] else "The Miller bakery in Ashford [1]."
+        return super().stream(messages, max_tokens)
+
+
+def yes_for_miller(turn: str) -> float:
+    return 0.95 if "Miller" in turn.split("answer")[-1] else 0.05
+
+
+def test_a_withheld_answer_gets_a_second_try_that_is_shown_when_it_is_trusted(index: Index) -> None:
+    from rag.answer.retry import RETRY_WORDS
+
+    generator = TwoMinded("", yes=yes_for_miller)
+    answer = Assistant(index, k=2, generator=generator, retry=("alone",)).ask("Which bakery won the sourdough prize?")  # type: ignore[arg-type]
+    assert not answer.refused and answer.text.startswith("The Miller bakery in Ashford")
+    assert answer.retry == "alone" and answer.first is not None and answer.first.text.startswith("The Oak bakery")
+    assert answer.trust is not None and answer.trust.shown and answer.first.score is not None
+    assert [s.n for s in answer.sources] == [1] and answer.citations[0].doc_id == "bakery"  # the one passage it was asked with
+    assert answer.to_dict()["retry"]["how"] == "alone" and answer.to_dict()["retry"]["first"]["text"].startswith("The Oak")
+    assert answer.after_stream().startswith(f"(withheld: {answer.first.reason}; a second try, {RETRY_WORDS['alone']}:) The Miller")
+
+
+def test_without_a_second_try_the_withheld_answer_is_refused_and_a_shown_answer_never_pays_for_one(index: Index) -> None:
+    generator = TwoMinded("", yes=yes_for_miller)
+    refused = Assistant(index, k=2, generator=generator, retry=()).ask("Which bakery won the sourdough prize?")  # type: ignore[arg-type]
+    assert refused.refused and refused.withheld is not None and refused.retry is None
+    shown = Assistant(index, k=1, generator=(one := TwoMinded("", yes=yes_for_miller)), retry=("alone", "reversed"))  # type: ignore[arg-type]
+    answer = shown.ask("Which bakery won the sourdough prize?")
+    assert not answer.refused and answer.retry is None and sum(c[-1]["content"].startswith("Sources:") for c in one.conversations) == 1  # written once

@@ -43,6 +43,8 @@ from rag.answer.prompting import (
     fixed_prefix,
     select_sources,
 )
+from rag.answer.retry import RETRY, RETRY_WORDS
+from rag.answer.retry import prompts as retry_prompts
 from rag.answer.trust import Signals, Trust, assess, inputs
 from rag.answer.verifier import choose, lexical, planned, quotes
 from rag.core import defaults
@@ -149,14 +151,19 @@ class Answer:
     tokens: Tokens | None = None
     conflicts: tuple[Conflict, ...] = ()  # sources that give different values for the asked fact
     withheld: Withheld | None = None  # on a refusal by the checks: what the model wrote, and why it is not shown
+    # When a second try is shown: how it was asked (rag.answer.retry), and the first answer it replaced
+    retry: str | None = None
+    first: Withheld | None = None
 
     def after_stream(self) -> str:
         """What a client that showed the model's words as they streamed must add after them for
-        an answer that is shown: when the trust score withheld those words but the sources'
-        disagreement is shown instead, that they are withheld and the disagreement; else the
+        an answer that is shown: when the trust score withheld those words and a second try or the
+        sources' disagreement is shown instead, that they are withheld and what is shown; else the
         conflict statements appended to the answer ("" when there are none)."""
         if self.refused:
             return ""
+        if self.first is not None:
+            return f"(withheld: {self.first.reason}; a second try, {RETRY_WORDS.get(self.retry or '', self.retry)}:) {self.text}"
         if self.trust is not None and not self.trust.shown:
             return f"(withheld: {self.trust.reason}) {self.text}"
         return " ".join(c.statement() for c in self.conflicts if c.statement() in self.text)
@@ -190,6 +197,7 @@ class Answer:
             "trust": None if self.trust is None else self.trust.to_dict(),
             "conflicts": [c.to_dict() for c in self.conflicts],
             "withheld": None if self.withheld is None else self.withheld.to_dict(),
+            "retry": None if self.retry is None else {"how": self.retry, "first": None if self.first is None else self.first.to_dict()},
             "model": self.model,
         }
 
@@ -219,6 +227,9 @@ class Assistant:
     generator: Generator | None = None
     judge: bool = True  # the model judges each sentence's support (when its backend can)
     hops: bool = True  # follow a question's second hop (rag.search.hops): pages of what it and its passages name
+    # When the first answer is withheld, ask again these ways and show the best that clears the
+    # threshold (rag.answer.retry; eval/README.md measures it)
+    retry: tuple[str, ...] = RETRY
     context_words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.answer.prompting)
     source_labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (build_prompt)
     _loading: threading.Thread | None = field(default=None, init=False, repr=False, compare=False)
@@ -378,6 +389,15 @@ class Assistant:
             trust = Trust(signals, None, 0.0, (), NO_ANSWER)
             return self._refusal(question, hits, prompt.sources, timings, prompt.text, trust, raw, Tokens.of(stats))
         checked = self._check(generator, question, prompt, hits, raw, stats, best)
+        first: Withheld | None = None
+        how = None
+        if not checked.trust.shown and checked.trust.score is not None and self.retry:
+            again = self._retry(generator, question, prompt, hits, best)
+            if again is not None:
+                how, prompt, raw, stats, better = again
+                first = Withheld(checked.text, tuple(self._located(c) for c in checked.citations), checked.trust.reason or "",
+                                 checked.trust.score, checked.trust.threshold)
+                checked = better
         text, sentences, citations, trust = checked.text, checked.sentences, checked.citations, checked.trust
         done = time.perf_counter()
         timings = Timings(retrieve_s, written.first_token_s, done - started, checks_s=done - streamed)
@@ -400,8 +420,25 @@ class Assistant:
         return Answer(
             question=question, text=text, refused=False, citations=tuple(citations), sentences=tuple(sentences),
             hits=tuple(hits), sources=prompt.sources, timings=timings, model=generator.name, prompt=prompt.text, raw=raw,
-            trust=trust, tokens=Tokens.of(stats), conflicts=tuple(disagree),
+            trust=trust, tokens=Tokens.of(stats), conflicts=tuple(disagree), retry=how, first=first,
         )
+
+    def _retry(self, generator: Generator, question: str, prompt: Prompt, hits: list[Hit], best: float
+               ) -> tuple[str, Prompt, str, GenerationStats | None, Checked] | None:
+        """A second try for a withheld answer: the prompt asked again each way of :attr:`retry`
+        (:func:`rag.answer.retry.prompts`), each answer checked like the first; the one the
+        scorer trusts most, if it is shown (and not the model's own "I don't know"), else None."""
+        best_try: tuple[str, Prompt, str, GenerationStats | None, Checked] | None = None
+        for how, again in retry_prompts(question, prompt, self.retry, self.source_labels):
+            written = Written("".join(generator.stream(list(again.messages), max_tokens=self.settings.max_tokens)).strip(),
+                              generator.stats if isinstance(generator, KeepsStats) else None, None)
+            if not written.raw or is_refusal(written.raw):
+                continue
+            checked = self._check(generator, question, again, hits, written.raw, written.stats, best)
+            score = checked.trust.score
+            if checked.trust.shown and score is not None and (best_try is None or score > (best_try[4].trust.score or 0.0)):
+                best_try = (how, again, written.raw, written.stats, checked)
+        return best_try
 
     def _write(self, generator: Generator, prompt: Prompt, started: float) -> collections.abc.Generator[str, None, Written]:
         """The model's answer to ``prompt``, piece by piece as it writes it; returns it whole, with

@@ -163,6 +163,7 @@ class Record:
     tokens: dict[str, int] | None = None  # prompt tokens after the cached prefix, cached, answer
     conflicts: tuple[dict[str, Any], ...] = ()  # rag.answer.conflicts.Conflict.to_dict(): sources that disagree
     prompt_docs: tuple[str, ...] | None = None  # the documents of the passages put in the prompt (None: no prompt recorded)
+    retry: dict[str, Any] | None = None  # a second try shown: how, and the first answer it replaced (Answer.to_dict)
 
     @property
     def answerable(self) -> bool:
@@ -244,6 +245,8 @@ class Record:
             row["conflicts"] = list(self.conflicts)
         if self.prompt_docs is not None:
             row["prompt_docs"] = list(self.prompt_docs)
+        if self.retry is not None:
+            row["retry"] = self.retry
         if self.answer is not None:
             row["answerable"] = self.answerable
             row["candidate_correct"] = self.candidate_correct()
@@ -357,6 +360,15 @@ def refusal_metrics(records: list[Record]) -> dict[str, float | int | None]:
     }
 
 
+def retry_metrics(records: list[Record]) -> dict[str, Any]:
+    """The second try (rag.answer.retry): answers shown by it, right and wrong, and how they were
+    asked; the first answers they replaced were all withheld, so without it each would be a refusal."""
+    tried = [r for r in records if r.retry]
+    right = [r for r in tried if r.answerable and r.correct()]
+    return {"shown": len(tried), "right": len(right), "wrong": len(tried) - len(right),
+            "how": {how: sum(r.retry["how"] == how for r in tried) for how in sorted({r.retry["how"] for r in tried})}}  # type: ignore[index]
+
+
 def loss_metrics(records: list[Record]) -> dict[str, Any]:
     """Where each wrong or missing answer was lost (:meth:`Record.loss`): the count per cause, in
     :data:`LOSSES` order, over the questions answered (or refused); and, for answerable questions
@@ -451,6 +463,7 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
         out["citations"] = citation_metrics(records)
         out["refusals"] = refusal_metrics(records)
         out["losses"] = loss_metrics(records)
+        out["retry"] = retry_metrics(records)
         if trust := risk_coverage(records):
             out["trust"] = trust
         if tokens := token_metrics(records):
@@ -461,7 +474,7 @@ def compute_metrics(records: list[Record], k: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- running a setting
 
-COMPARE_AXES = ("model", "mode", "k", "judge", "hops", "alpha", "words", "labels")
+COMPARE_AXES = ("model", "mode", "k", "judge", "hops", "retry", "alpha", "words", "labels")
 
 
 @dataclass(frozen=True)
@@ -474,6 +487,7 @@ class Setting:
     retrieval_only: bool = False
     judge: bool = True  # the semantic support check (rag.answer.judging); off leaves the lexical check
     hops: bool = True  # follow a question's second hop (rag.search.hops)
+    retry: bool = True  # a second try for a withheld answer (rag.answer.retry)
     alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
     words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.answer.prompting)
     labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (rag.answer.prompting.build_prompt)
@@ -496,6 +510,7 @@ class Setting:
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"words={self.words}"]
         parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [f"labels={self.labels}"]
         parts += [] if self.hops or self.retrieval_only else ["no hops"]
+        parts += [] if self.retry or self.retrieval_only else ["no retry"]
         return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
@@ -506,12 +521,14 @@ class Setting:
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"w{self.words}"]
         parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [self.labels]
         parts += [] if self.hops or self.retrieval_only else ["nohops"]
+        parts += [] if self.retry or self.retrieval_only else ["noretry"]
         parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "k": self.k, "model": None if self.retrieval_only else self.model,
                 "judge": None if self.retrieval_only else self.judge, "hops": None if self.retrieval_only else self.hops,
+                "retry": None if self.retrieval_only else self.retry,
                 "alpha": self.alpha,
                 "words": None if self.retrieval_only else self.words,
                 "labels": None if self.retrieval_only else self.labels}
@@ -541,7 +558,7 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
             if not all(v.isdigit() for v in items):
                 raise InvalidInput(f"--compare {axis}= takes whole numbers, got '{values}'")
             axes[axis] = [int(v) for v in dict.fromkeys(items)]
-        elif axis in ("judge", "hops"):
+        elif axis in ("judge", "hops", "retry"):
             if not set(items) <= {"on", "off"}:
                 raise InvalidInput(f"--compare {axis}= takes on and off, got '{values}'")
             axes[axis] = [v == "on" for v in dict.fromkeys(items)]
@@ -552,7 +569,7 @@ def parse_compare(specs: Iterable[str], base: Setting) -> list[Setting]:
                 raise InvalidInput(f"--compare alpha= takes numbers between 0 and 1, got '{values}'") from None
         else:
             axes[axis] = list(dict.fromkeys(items))
-    needs_answers = {"model": "models", "judge": "judges", "hops": "second hops", "words": "prompt budgets",
+    needs_answers = {"model": "models", "judge": "judges", "hops": "second hops", "retry": "second tries", "words": "prompt budgets",
                      "labels": "source labels"}
     for axis, what in needs_answers.items():
         if axis in axes and base.retrieval_only:
@@ -613,6 +630,7 @@ def run(gold: list[dict[str, Any]], index: Index, setting: Setting, assistant: A
             sentences=tuple(shown["sentences"]), timings=shown["timings"], model=result.model,
             raw=result.raw, refusal_reason=result.refusal_reason, trust=shown["trust"], tokens=shown["tokens"],
             conflicts=tuple(shown["conflicts"]), prompt_docs=tuple(dict.fromkeys(s.hit.doc_id for s in result.sources)),
+            retry=shown["retry"],
         )
 
 

@@ -184,7 +184,7 @@ def extra(answer: Answer, request: ChatRequest) -> dict[str, Any]:
     """The ``rag`` field: what the chat window shows beside the answer."""
     shown = answer.to_dict()
     return {"citations": shown["citations"], "refused": answer.refused, "refusal_reason": answer.refusal_reason,
-            "conflicts": shown["conflicts"], "withheld": shown["withheld"], "question": request.searched}
+            "conflicts": shown["conflicts"], "withheld": shown["withheld"], "retry": shown["retry"], "question": request.searched}
 
 
 def _usage(answer: Answer) -> dict[str, int]:

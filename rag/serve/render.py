@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rag.answer.assistant import Answer, Withheld
+from rag.answer.retry import RETRY_WORDS
 from rag.core.types import Citation, Hit
 from rag.ingest.web import is_url
 
@@ -53,7 +54,7 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
         return "\n".join(parts)
     if not answer.sentences and not answer.conflicts:
         parts.append(f"<p>{escape_text(answer.text)}</p>")
-        return "\n".join(parts)
+        return "\n".join(parts + _second_try(answer))
     sentences = []
     for s in answer.sentences:
         body = escape_text(s.text) + _cite_marks(s.citations)
@@ -69,7 +70,16 @@ def render_answer(answer: Answer, searched: str | None = None) -> str:
         # Both values with their sources; the quotes are highlighted in the sources panel.
         given = "; ".join(f"{escape_text(v.value)}{_cite_marks([v.citation.n])}" for v in conflict.values)
         parts.append(f'<p class="rag-conflict"><strong>The sources disagree:</strong> {given}.</p>')
-    return "\n".join(parts)
+    return "\n".join(parts + _second_try(answer))
+
+
+def _second_try(answer: Answer) -> list[str]:
+    """Under an answer a second try gave: how it was asked, and the first answer, collapsed."""
+    if answer.first is None:
+        return []
+    how = escape_text(RETRY_WORDS.get(answer.retry or "", answer.retry or ""))
+    return [f'<p class="rag-note"><small>A second try, {how}: the first answer was not verified.</small></p>',
+            render_withheld(answer.first)]
 
 
 def render_withheld(withheld: Withheld) -> str:
