@@ -19,6 +19,24 @@ def layers() -> dict[str, int]:
     return {name: int(rank) for rank, name in rows}
 
 
+def may_import() -> dict[str, set[str]]:
+    """Each stage package's "may import" column: the stage packages its modules may import
+    ("nothing of `rag`", a list, or "everything below" its rank)."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| `rag/(\w+)/` \| .* \| ([^|]+) \|$", text, re.M)
+    ranks = {name: int(rank) for rank, name, _ in rows}
+    allowed: dict[str, set[str]] = {}
+    for rank, name, column in rows:
+        column = column.strip()
+        if column.startswith("nothing"):
+            allowed[name] = set()
+        elif column.startswith("everything below"):
+            allowed[name] = {other for other, r in ranks.items() if r < int(rank)}
+        else:
+            allowed[name] = {part.strip(" `") for part in column.split(",")}
+    return allowed
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -67,6 +85,27 @@ def test_imports_only_go_down() -> None:
             if there is None or (there != here and ranks[there] >= ranks[here]):
                 upward.append(f"{module} -> {target}")
     assert upward == []
+
+
+def test_each_stage_imports_only_what_its_row_says_it_may() -> None:
+    allowed = may_import()
+    assert set(allowed) == set(layers()) and all(allowed[name] <= set(layers()) for name in allowed)
+    outside = []
+    for module, targets in GRAPH.items():
+        here = stage(module)
+        if here is None:
+            continue
+        for target in targets:
+            there = stage(target)
+            if there is not None and there != here and there not in allowed[here]:
+                outside.append(f"{module} -> {target}")
+    assert outside == []
+
+
+def test_the_may_import_column_is_read_as_written() -> None:
+    allowed = may_import()
+    assert allowed["core"] == set() and allowed["ingest"] == {"core"}
+    assert allowed["serve"] == {name for name, rank in layers().items() if rank < layers()["serve"]}  # "everything below"
 
 
 def test_no_import_cycles() -> None:
