@@ -129,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scope(p)
     p.set_defaults(func=cmd_ask)
 
+    p = sub.add_parser("summarize", help="summarize a document (or compare two), every sentence cited and checked")
+    p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="one document id, or two to compare (rag docs lists them)")
+    _add_index_dir(p)
+    p.add_argument("--model", default=None, help=f"{MODEL_HELP} (default {defaults.MODEL})")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: all cores, fewer while other processes keep cores busy)")
+    p.add_argument("--max-tokens", type=int, default=None, help=f"longest part summary in tokens (default {defaults.MAX_TOKENS})")
+    p.add_argument("--context-size", type=int, default=None, help=f"model context in tokens (default {defaults.CONTEXT_SIZE})")
+    p.add_argument("--no-judge", action="store_true", help="check the sentences by shared words only")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    p.add_argument("--markdown", action="store_true", help="print the summary as Markdown with its numbered quotes")
+    p.set_defaults(func=cmd_summarize)
+
     p = sub.add_parser("docs", help="list indexed documents")
     _add_index_dir(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
@@ -288,6 +300,40 @@ def _generation_settings(args: argparse.Namespace) -> GenerationSettings:
     if args.threads is not None:
         settings = replace(settings, adapt_threads=False)
     return settings
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from rag.answer.assistant import Assistant
+    from rag.answer.summary import Progress, Summary
+
+    if len(args.doc_ids) > 2:
+        raise CommandError(f"summarize one document, or compare two; got {len(args.doc_ids)}")
+    assistant = Assistant.open(args.index_dir, model=args.model or defaults.MODEL, settings=_generation_settings(args),
+                               store=args.store)
+    assistant.judge = not args.no_judge
+    for doc_id in args.doc_ids:
+        assistant.index.document(doc_id)  # an unknown id is one line before the model loads
+    summary = None
+    for item in assistant.summarize_stream(*args.doc_ids):
+        if isinstance(item, Summary):
+            summary = item
+        elif isinstance(item, Progress):
+            print(item.line(), file=sys.stderr, flush=True)
+        elif not (args.json or args.markdown):
+            print(item, end="", flush=True)
+    assert summary is not None
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        return 0
+    if args.markdown:
+        print(summary.markdown(), end="")
+        return 0
+    print(f"\nChecked summary ({len(summary.sentences)} sentences kept, {len(summary.dropped)} dropped):\n{summary.text}")
+    for s in summary.sentences:
+        for c in s.citations:
+            print(f'  {c.doc_id} chars {c.start}-{c.end}: "{c.quote}"')
+    print(f"({summary.timings['total_s']:.1f} s; first sentence after {summary.timings['first_sentence_s']:.1f} s)", file=sys.stderr)
+    return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -195,3 +195,17 @@ def test_the_document_picker_limits_the_question(page: object) -> None:
     sources = page.locator("#rag-sources")  # type: ignore[attr-defined]
     sync_api.expect(sources).to_contain_text("Chess Olympiad Ends in Budapest")
     sync_api.expect(sources).not_to_contain_text("Village Bakery Wins Bread Prize")
+
+
+def test_a_document_is_summarized_with_its_checked_quotes(page: object) -> None:
+    page.get_by_role("tab", name="Documents").click()  # type: ignore[attr-defined]
+    picker = page.locator("#rag-summary-docs input")  # type: ignore[attr-defined]
+    picker.click()
+    page.get_by_role("option", name="bakery", exact=True).click()  # type: ignore[attr-defined]
+    page.locator("#rag-summarize").click()  # type: ignore[attr-defined]
+    summary = page.locator("#rag-summary .rag-summary")  # type: ignore[attr-defined]
+    summary.wait_for(state="visible")
+    sync_api.expect(summary).to_contain_text("The Miller bakery in Ashford won the national sourdough prize.")
+    sync_api.expect(summary.locator("mark.rag-quote")).to_contain_text("The Miller bakery in Ashford won the national sourdough prize on Friday.")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "summary.png"), full_page=True)  # type: ignore[attr-defined]

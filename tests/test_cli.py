@@ -185,3 +185,11 @@ def test_a_bad_scope_is_one_line(
     assert run_cli(capsys, "index", str(tiny_corpus), "--index-dir", d)[0] == 0
     code, out, err = run_cli(capsys, *argv, "--index-dir", d)
     assert code == 1 and out == "" and err.startswith("rag: error: ") and message in err and err.count("\n") == 1
+
+
+def test_summarize_names_an_unknown_document_or_too_many_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_corpus: Path, fake_model: None) -> None:
+    assert run_cli(capsys, "index", str(tiny_corpus), "--index-dir", str(tmp_path / "ix"))[0] == 0
+    code, _, err = run_cli(capsys, "summarize", "nope", "--index-dir", str(tmp_path / "ix"))
+    assert code == 1 and err.startswith("rag: error: no document 'nope'") and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "summarize", "a", "b", "c", "--index-dir", str(tmp_path / "ix"))
+    assert code == 1 and err == "rag: error: summarize one document, or compare two; got 3\n"

@@ -34,7 +34,7 @@ def test_the_tools_and_the_documents_are_listed(index: Index) -> None:
     async def check() -> None:
         async with Client(server_for(index, "unused")) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert set(tools) == {"search", "ask"}
+            assert set(tools) == {"search", "ask", "summarize"}
             assert set(tools["search"].input_schema["properties"]) == {"query", "k", "mode", "collection", "docs", "since", "until"}
             assert set(tools["ask"].input_schema["properties"]) == {"question", "collection", "docs", "since", "until"}
             resources = (await client.list_resources()).resources
@@ -138,5 +138,24 @@ def test_rag_mcp_answers_the_official_client_over_stdio(tmp_path: Path) -> None:
             answer = result.structured_content
             assert not result.is_error and answer is not None and not answer["refused"], answer
             assert "December 6, 2023" in answer["answer"] and answer["citations"][0]["doc_id"] == "000_309b2881ceff4657"
+
+    run(check)
+
+
+def test_summarize_gives_the_checked_summary_with_quotes_from_the_document(index: Index) -> None:
+    from mcp import Client
+
+    reply = "The Miller bakery in Ashford won the national sourdough prize [1]."
+
+    async def check() -> None:
+        async with Client(server_for(index, reply)) as client:
+            result = await client.call_tool("summarize", {"doc_ids": ["bakery"]})
+            assert not result.is_error, result
+            summary = result.structured_content
+            assert summary["summary"] == "The Miller bakery in Ashford won the national sourdough prize."  # type: ignore[index]
+            quote = summary["sentences"][0]["citations"][0]  # type: ignore[index]
+            assert index.document("bakery").text[quote["start"] : quote["end"]] == quote["quote"]
+            failed = await client.call_tool("summarize", {"doc_ids": ["nope"]})
+            assert failed.is_error and "no document 'nope'" in str(failed.content)
 
     run(check)

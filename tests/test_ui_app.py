@@ -230,3 +230,14 @@ def test_rag_serve_answers_a_seed_question_with_the_real_model(tmp_path: Path) -
     assert "loading qwen-1.5b (Qwen2.5-Coder-1.5B-Instruct" in log, log
     ready, url_line = log.find("ready to answer after"), log.find(f"127.0.0.1:{port}")
     assert 0 <= ready < url_line, log
+
+
+def test_a_summary_through_the_windows_api_ends_with_the_checked_summary(url: str) -> None:
+    client = Client(url, verbose=False)
+    html = client.predict(["bakery"], "routed", "", api_name="/summarize")
+    assert '<div class="rag-summary">' in html and "The Miller bakery in Ashford won the national sourdough prize." in html
+    assert '<mark class="rag-quote">The Miller bakery in Ashford won the national sourdough prize on Friday.</mark>' in html
+    with pytest.raises(Exception, match="choose one document to summarize, or two to compare"):
+        client.predict([], "routed", "", api_name="/summarize")
+    with pytest.raises(Exception, match="no document 'nope'"):
+        client.predict(["nope"], "routed", "", api_name="/summarize")

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import collections.abc
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -45,6 +46,18 @@ from rag.answer.prompting import (
 )
 from rag.answer.retry import RETRY, RETRY_WORDS
 from rag.answer.retry import prompts as retry_prompts
+from rag.answer.summary import (
+    JUDGED_AS,
+    WHOLE_FROM,
+    Progress,
+    Summary,
+    SummarySentence,
+    checked,
+    compare_prompt,
+    part_prompt,
+    parts,
+    whole_prompt,
+)
 from rag.answer.trust import Signals, Trust, assess, inputs
 from rag.answer.verifier import choose, lexical, planned, quotes
 from rag.core import defaults
@@ -367,6 +380,67 @@ class Assistant:
         refusal = None if relevant else NO_RELEVANT_PASSAGE
         run = self._generate(question, hits, prompt, refusal, best, started, time.perf_counter() - started)
         return Response(question, tuple(hits), None if refusal else prompt, run)
+
+    def summarize(self, *doc_ids: str) -> Summary:
+        """A summary of one document, or two compared; see :meth:`summarize_stream`."""
+        summary = None
+        for item in self.summarize_stream(*doc_ids):
+            if isinstance(item, Summary):
+                summary = item
+        assert summary is not None
+        return summary
+
+    def summarize_stream(self, *doc_ids: str) -> Iterator[str | Progress | Summary]:
+        """Summarize one document, or compare two (:mod:`rag.answer.summary`): the model's words as
+        it writes them, a :class:`~rag.answer.summary.Progress` after each part of a long document,
+        then the :class:`~rag.answer.summary.Summary` of the sentences the checks kept.
+
+        Raises:
+            InvalidInput: not one or two documents.
+            NotFound: an id the index does not hold.
+        """
+        if not 1 <= len(doc_ids) <= 2 or len(set(doc_ids)) != len(doc_ids):
+            raise InvalidInput("summarize one document, or compare two different ones")
+        documents = {doc_id: self.index.document(doc_id) for doc_id in doc_ids}
+        generator = self.load()
+        started = time.perf_counter()
+        first: list[float] = []  # when the first sentence had streamed
+        kept: list[SummarySentence] = []
+        dropped: list[str] = []
+        read = 0
+
+        def run(prompt: Prompt) -> collections.abc.Generator[str, None, list[SummarySentence]]:
+            written = ""
+            for piece in generator.stream(list(prompt.messages), max_tokens=self.settings.max_tokens):
+                written += piece
+                if not first and re.search(r"[.!?](\s|\[|$)", written):
+                    first.append(time.perf_counter() - started)
+                yield piece
+            judge = None
+            if self.judge and isinstance(generator, Scorer):
+                judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": written}], JUDGED_AS)
+            _, sentences, citations = verify(written.strip(), prompt.sources, JUDGED_AS, judge=judge)
+            good, bad = checked(sentences, [self._located(c) for c in citations])
+            dropped.extend(bad)
+            yield "\n\n"
+            return good
+
+        for document in documents.values():
+            pieces = parts(document)
+            read += len(pieces)
+            mine: list[SummarySentence] = []
+            for i, part in enumerate(pieces, start=1):
+                mine += yield from run(part_prompt(document, part))
+                if len(pieces) > 1:
+                    yield Progress(i, len(pieces))
+            if len(pieces) >= WHOLE_FROM and mine:
+                yield Progress(len(pieces), len(pieces), whole=True)
+                mine = (yield from run(whole_prompt(mine, documents))) or mine
+            kept += mine
+        if len(documents) == 2 and kept:
+            kept = (yield from run(compare_prompt(kept, documents))) + kept
+        yield Summary(tuple(documents), tuple(d.title for d in documents.values()), tuple(kept), tuple(dropped), read,
+                      {"first_sentence_s": first[0] if first else float("nan"), "total_s": time.perf_counter() - started})
 
     def _generate(
         self, question: str, hits: list[Hit], prompt: Prompt | None, refusal: str | None, best: float, started: float,

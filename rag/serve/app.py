@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.answer.assistant import MAX_QUESTION_CHARS, Answer
 from rag.answer.conversation import Turn
+from rag.answer.summary import Progress, Summary
 from rag.core import defaults
 from rag.core.cpu import limit_malloc_arenas
 from rag.core.errors import NotFound, RagError
@@ -38,6 +39,7 @@ from rag.serve.render import (
     render_citations,
     render_saved,
     render_sources,
+    render_summary,
 )
 from rag.serve.service import MAX_UPLOAD_MB, UPLOAD_LIMITS, ChatService
 
@@ -226,6 +228,28 @@ def build_app(service: ChatService) -> gradio.Blocks:
             return doc_views(service.remove(doc_id or "", name), name)
         except (ValueError, KeyError) as e:
             raise gr.Error(str(e.args[0] if isinstance(e, KeyError) else e)) from None
+
+    @takes_request
+    def summarize(docs: list[str] | None, model: str, collection: str, request: Any = None) -> Iterator[str]:
+        """A summary of the chosen document (or a comparison of two), streamed: the model's words and
+        a progress line, then the checked summary (rag/answer/summary.py)."""
+        name = allowed(collection, request)
+        chosen = [d for d in docs or [] if d]
+        if not 1 <= len(chosen) <= 2:
+            raise gr.Error("choose one document to summarize, or two to compare")
+        written, line = "", "Summarizing…"
+        try:
+            for item in service.summarize(chosen, model, name):
+                if isinstance(item, Summary):
+                    yield render_summary(item)
+                    return
+                if isinstance(item, Progress):
+                    line = item.line()
+                else:
+                    written += item
+                yield f'<p class="rag-note">{escape_text(line)}</p><p>{escape_text(written)}</p>'
+        except RagError as e:
+            raise gr.Error(str(e)) from None
 
     def load_model(model: str) -> Iterator[str]:
         if service.ready(model):
@@ -433,6 +457,11 @@ def build_app(service: ChatService) -> gradio.Blocks:
                     # component's build-time choices in the API description it serves before login.
                     doc_id = gr.Dropdown([], value=None, label="Document", allow_custom_value=False)
                     remove_button = gr.Button("Remove from the index", variant="stop")
+            with gr.Row():
+                summary_docs = gr.Dropdown([], value=[], multiselect=True, max_choices=2, label="Summarize one document, or compare two",
+                                           allow_custom_value=True, elem_id="rag-summary-docs")
+                summarize_button = gr.Button("Summarize", elem_id="rag-summarize")
+            summary_view = gr.HTML(elem_id="rag-summary")
             doc_status = gr.Markdown(elem_id="rag-doc-status")
 
         # Gradio runs this many answers at once; the service's own locks still hold a local model to one
@@ -465,6 +494,8 @@ def build_app(service: ChatService) -> gradio.Blocks:
         remove_button.click(remove, [doc_id, collection], [doc_status, table, doc_id], api_name="remove_document", **model_queue)
         rescan_button.click(rescan, collection, [doc_status, table, doc_id], api_name="rescan_uploads", **model_queue)
         table.change(scope_choices, [table, scope_docs], scope_docs, api_visibility="private")
+        table.change(scope_choices, [table, summary_docs], summary_docs, api_visibility="private")
+        summarize_button.click(summarize, [summary_docs, model, collection], summary_view, api_name="summarize", **model_queue)
         # The saved conversations: the list follows the collection (set when the page loads, or switched).
         collection.change(other_collection, collection, [saved, conversation], api_visibility="private")
         gr.api(saved_conversations, api_name="conversations")

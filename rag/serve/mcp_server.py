@@ -1,7 +1,7 @@
 """The assistant as a Model Context Protocol server: ``rag mcp``, and ``/mcp`` on ``rag serve`` (issue 30).
 
 Desktop assistants and editors (Claude Desktop, Cursor, VS Code, Zed) and agents built on the
-``mcp`` SDK reach local knowledge through MCP. Two tools and the documents:
+``mcp`` SDK reach local knowledge through MCP. Three tools and the documents:
 
 - ``search`` (query, k, mode, collection, docs, since, until): the passages, each with its document
   id, title, date and the offsets of its text in the document;
@@ -112,6 +112,20 @@ def build(service: ChatService, collections: Sequence[str] | None = None) -> MCP
         shown["refusal_reason"] = answer.refusal_reason
         shown["collection"] = name
         return shown
+
+    @server.tool(description="Summarize one indexed article (doc_ids: its id), or compare two (their ids): every "
+                             "sentence cites quotes of the articles, checked like an answer's." + where)
+    def summarize(doc_ids: list[str], collection: str = first) -> dict[str, Any]:
+        from rag.answer.summary import Summary
+
+        name = check(collection)
+        if not 1 <= len(doc_ids) <= 2:
+            raise ToolError("summarize one document, or compare two")
+        try:
+            summary = next(item for item in service.summarize(doc_ids, collection=name) if isinstance(item, Summary))
+        except (RagError, ValueError, KeyError) as e:
+            raise ToolError(str(e.args[0] if isinstance(e, KeyError) else e)) from None
+        return {**summary.to_dict(), "collection": name}
 
     def reader(name: str) -> Any:
         def read(doc_id: str) -> str:

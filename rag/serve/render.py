@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rag.answer.assistant import Answer, Withheld
 from rag.answer.retry import RETRY_WORDS
+from rag.answer.summary import Summary
 from rag.core.types import Citation, Hit
 from rag.ingest.web import is_url
 
@@ -208,3 +209,26 @@ def render_sources(answer: Answer | None) -> str:
         out.append("</details>")
     out.append("</div>")
     return "\n".join(out)
+
+
+def render_summary(summary: Summary) -> str:
+    """A checked summary: its sentences with their ``[n]`` markers, then each numbered quote with its
+    document (the quotes are the documents' own text, sliced by offsets)."""
+    numbers: dict[tuple[str, int, int], int] = {}
+    sentences = []
+    for sentence in summary.sentences:
+        marks = [numbers.setdefault((c.doc_id, c.start, c.end), len(numbers) + 1) for c in sentence.citations]
+        sentences.append(escape_text(sentence.text) + _cite_marks(marks))
+    quotes = {(c.doc_id, c.start, c.end): c for s in summary.sentences for c in s.citations}
+    parts = [f'<div class="rag-summary"><h3>{escape_text(" / ".join(summary.titles))}</h3>',
+             "<p>" + " ".join(sentences) + "</p>" if sentences else '<p class="rag-note">No sentence of the summary could be checked.</p>']
+    for key, n in numbers.items():
+        c = quotes[key]
+        parts.append(f'<blockquote>{_cite_marks([n])} <mark class="rag-quote">{escape_text(c.quote)}</mark> '
+                     f"<small>{escape_text(c.title)} · {escape_text(c.doc_id)}</small></blockquote>")
+    if summary.dropped:
+        dropped = " ".join(escape_text(d) for d in summary.dropped)
+        parts.append(f'<details class="rag-withheld"><summary>Not verified, left out ({len(summary.dropped)})</summary>'
+                     f"<p>{dropped}</p></details>")
+    parts.append("</div>")
+    return "\n".join(parts)

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from rag.answer.assistant import Answer, Assistant, check_question
 from rag.answer.conversation import Turn, resolve_followup
+from rag.answer.summary import Progress, Summary
 from rag.core import defaults
 from rag.core.bundled import BUNDLED, data_dir
 from rag.core.errors import InvalidInput
@@ -320,6 +321,34 @@ class ChatService:
     ) -> Answer:
         """The final :class:`Answer` of :meth:`respond`."""
         return self.respond(question, model, k, mode, collection=collection, scope=scope).answer()
+
+    def summarize(self, doc_ids: Sequence[str], model: str | None = None, collection: str | None = None
+                  ) -> Iterator[str | Progress | Summary]:
+        """A summary of one document of ``collection``, or two compared (:meth:`Assistant.summarize_stream`):
+        the model's words as they come, progress after each part of a long document, then the
+        :class:`~rag.answer.summary.Summary`. It queues for the model like a question."""
+        model = model or self.model
+        self.check_settings(model, self.k, self.mode)
+        collection = self.check_collection(collection)
+        for doc_id in doc_ids:
+            self.indexes[collection].document(doc_id)  # an unknown id fails here, before the queue
+        items: queue.Queue[object] = queue.Queue()
+
+        def work() -> None:
+            try:
+                with self._model_slot(model), self._index_locks[collection].reading():
+                    for item in self._assistant(model, collection).summarize_stream(*doc_ids):
+                        items.put(item)
+            except BaseException as e:  # noqa: BLE001 - handed to the reader, who re-raises it
+                items.put(_Failed(e))
+            finally:
+                items.put(_DONE)
+
+        threading.Thread(target=work, name="rag-summary", daemon=True).start()
+        while (item := items.get()) is not _DONE:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield cast("str | Progress | Summary", item)
 
     def search(
         self, query: str, k: int, mode: Mode, collection: str | None = None, scope: Scope | None = None
