@@ -225,8 +225,8 @@ REPLIES = {
     "harbour": 'The festival opened on Saturday with <b>fireworks</b> and <img src=x onerror="window.__xss=3"> tall ships [1].',
     "olympiad": "India won the open section [1].",
     # a summary's prompt (rag/answer/summary.py): the bakery article's, whichever is asked for
-    "summarize these passages": "The Miller bakery in Ashford won the national sourdough prize [1].",
-    "compare the two articles": "The Miller bakery won the sourdough prize [1], and lava flowed down the eastern slope [2].",
+    "summarize the main facts": "The Miller bakery in Ashford won the national sourdough prize [1].",
+    "the numbered sources come from two articles": "The Miller bakery won the sourdough prize [1], and lava flowed down the eastern slope [2].",
 }
 
 

@@ -42,7 +42,7 @@ class Summarizer(JudgingGenerator):
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         sources = messages[-1]["content"]
-        if "Compare the two articles" in sources:
+        if "come from two articles" in sources:
             self.reply = "The festival opened on Saturday [1] while the strike ended on Monday [2]."
         elif "Riga" in sources:
             self.reply = "The ferry strike in Riga ended on Monday [1]."

@@ -47,13 +47,16 @@ from rag.answer.prompting import (
 from rag.answer.retry import RETRY, RETRY_WORDS
 from rag.answer.retry import prompts as retry_prompts
 from rag.answer.summary import (
+    COMPARED_PARTS,
     JUDGED_AS,
+    PART_TOKENS,
     WHOLE_FROM,
     Progress,
     Summary,
     SummarySentence,
     checked,
     compare_prompt,
+    complete,
     part_prompt,
     parts,
     whole_prompt,
@@ -411,7 +414,7 @@ class Assistant:
 
         def run(prompt: Prompt) -> collections.abc.Generator[str, None, list[SummarySentence]]:
             written = ""
-            for piece in generator.stream(list(prompt.messages), max_tokens=self.settings.max_tokens):
+            for piece in generator.stream(list(prompt.messages), max_tokens=min(PART_TOKENS, self.settings.max_tokens)):
                 written += piece
                 if not first and re.search(r"[.!?](\s|\[|$)", written):
                     first.append(time.perf_counter() - started)
@@ -419,14 +422,14 @@ class Assistant:
             judge = None
             if self.judge and isinstance(generator, Scorer):
                 judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": written}], JUDGED_AS)
-            _, sentences, citations = verify(written.strip(), prompt.sources, JUDGED_AS, judge=judge)
+            _, sentences, citations = verify(complete(written), prompt.sources, JUDGED_AS, judge=judge)
             good, bad = checked(sentences, [self._located(c) for c in citations])
             dropped.extend(bad)
             yield "\n\n"
             return good
 
         for document in documents.values():
-            pieces = parts(document)
+            pieces = parts(document)[: COMPARED_PARTS if len(documents) == 2 else None]
             read += len(pieces)
             mine: list[SummarySentence] = []
             for i, part in enumerate(pieces, start=1):

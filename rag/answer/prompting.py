@@ -211,16 +211,11 @@ def title_is_new(title: str, text: str, named: set[str]) -> bool:
     return title not in named and not set(words(title)) <= set(words(text))
 
 
-def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Labels = DEFAULT_LABELS) -> Prompt:
-    """The fixed prefix, then one user message: numbered sources (title: sentences), question.
-
-    ``label_titles`` says which sources carry their article's title: every one (``"title"``, the
-    default), the first of each article (``"title-once"``) or only where it is new
-    (``"title-if-new"``, :func:`title_is_new`). eval/experiments/prompt_budget.py measures the three.
-    """
+def source_lines(sources: tuple[Source, ...], label_titles: Labels = DEFAULT_LABELS) -> list[str]:
+    """The numbered sources as the prompt gives them, one line each ("[1] Title: sentences")."""
     named: set[str] = set()  # titles of the sources so far
     articles: set[str] = set()  # their documents
-    lines = [SOURCES_HEADER]
+    lines = []
     for s in sources:
         if label_titles == "title-once":
             titled = s.hit.doc_id not in articles
@@ -231,7 +226,17 @@ def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Label
         lines.append(f"[{s.n}] {s.hit.title}: {s.text}" if titled else f"[{s.n}] {s.text}")
         named.add(s.hit.title)
         articles.add(s.hit.doc_id)
-    lines += ["", f"Question: {question}"]
+    return lines
+
+
+def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Labels = DEFAULT_LABELS) -> Prompt:
+    """The fixed prefix, then one user message: numbered sources (title: sentences), question.
+
+    ``label_titles`` says which sources carry their article's title: every one (``"title"``, the
+    default), the first of each article (``"title-once"``) or only where it is new
+    (``"title-if-new"``, :func:`title_is_new`). eval/experiments/prompt_budget.py measures the three.
+    """
+    lines = [SOURCES_HEADER, *source_lines(sources, label_titles), "", f"Question: {question}"]
     if asks_for_several(question):
         lines.append(SEVERAL_HINT)
     messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})

@@ -3,8 +3,9 @@
 "Summarize this article" is not a question to search for: the four passages that best match the
 request are not the article. A summary reads the whole document, in order, in parts of about
 ``PART_WORDS`` words (:func:`parts`): each part's sentences, a few at a time, are numbered
-sources, and the model writes a few short sentences citing them (the same prompt layout as an
-answer, so the cached instruction is reused). Every sentence then goes through the answer's
+sources, and the model writes a few short sentences citing them (:func:`summary_prompt`: one
+message of its own, without the answers' worked example, which the model otherwise summarized
+too). Every sentence then goes through the answer's
 checks (:func:`rag.answer.citations.verify`: the quote each cites, sliced from the document by
 its offsets, and the model as the judge); a sentence no source supports is dropped, and kept in
 :attr:`Summary.dropped` for the curious. A long document is summarized part by part, the parts'
@@ -26,17 +27,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag.answer.prompting import build_prompt, is_heading
+from rag.answer.prompting import SOURCES_HEADER, Labels, is_heading, source_lines
 from rag.core.types import AnswerSentence, Citation, Document, Hit, Prompt, Source, Span
 from rag.ingest.chunking import split_sentences
 
-PART_WORDS = 200  # source words a part's prompt holds (the answer prompt's budget)
+PART_WORDS = 300  # source words a part's prompt holds: a seed article is two or three parts
+FIRST_PART_WORDS = 150  # the first part is shorter, so the first sentence comes within seconds
+PART_TOKENS = 80  # the longest a part's summary may be (two short sentences); a sentence cut off there is dropped
+COMPARED_PARTS = 2  # of each document compared, the parts summarized (the lead, where news puts its facts)
 SOURCE_SENTENCES = 3  # sentences one numbered source holds
 WHOLE_FROM = 5  # parts from which the parts' sentences are summarized again as a whole
-SUMMARY_TASK = "Summarize these passages of one article in 2 or 3 short sentences, each with its sources like [1] [2]."
-WHOLE_TASK = "Summarize these statements in 3 short sentences, each with its sources like [1] [2]."
-COMPARE_TASK = ("Compare the two articles: in 2 or 3 short sentences, say what both report and where they differ, "
-                "each sentence with its sources like [1] [4].")
+SUMMARY_TASK = ("Summarize the main facts of the numbered sources, passages of one article in order (who did what, "
+                "when and where), in 2 short sentences. Use only what the sources state, and end each sentence with "
+                "its sources like [1] [2].")
+WHOLE_TASK = ("Summarize the numbered statements in 3 short sentences. Use only what they state, and end each "
+              "sentence with its sources like [1] [2].")
+COMPARE_TASK = ("The numbered sources come from two articles. In 2 or 3 short sentences, say what both report and "
+                "where they differ. Use only what the sources state, and end each sentence with its sources like [1] [4].")
 JUDGED_AS = "What does the article report?"  # the question a summary sentence is judged against
 
 
@@ -104,18 +111,19 @@ class Summary:
 
 def parts(document: Document, words: int | None = None) -> list[list[Span]]:
     """The document's sentences in order (headings left out), in parts of at most ``words`` words
-    (default ``PART_WORDS``; a longer sentence is a part of its own)."""
+    (default ``PART_WORDS``, the first ``FIRST_PART_WORDS``; a longer sentence is a part of its own)."""
     words = words or PART_WORDS
     out: list[list[Span]] = [[]]
+    limit = min(words, FIRST_PART_WORDS)
     used = 0
     for start, end in split_sentences(document.text):
         text = document.text[start:end]
         if is_heading(text, document.title):
             continue
         n = len(text.split())
-        if out[-1] and used + n > words:
+        if out[-1] and used + n > limit:
             out.append([])
-            used = 0
+            used, limit = 0, words
         out[-1].append(Span(start, end, text))
         used += n
     return [part for part in out if part]
@@ -133,9 +141,15 @@ def sources_of(document: Document, sentences: Sequence[Span], first: int = 1) ->
     return tuple(out)
 
 
+def summary_prompt(task: str, sources: tuple[Source, ...], labels: Labels = "title-once") -> Prompt:
+    """One user message: the task, then the numbered sources (an article's title once)."""
+    content = "\n".join([task, "", SOURCES_HEADER, *source_lines(sources, labels)])
+    return Prompt(question=task, sources=sources, messages=({"role": "user", "content": content},))
+
+
 def part_prompt(document: Document, sentences: Sequence[Span]) -> Prompt:
-    """The prompt that summarizes one part (its title once: every source is the same article)."""
-    return build_prompt(SUMMARY_TASK, sources_of(document, sentences), "title-once")
+    """The prompt that summarizes one part of ``document``."""
+    return summary_prompt(SUMMARY_TASK, sources_of(document, sentences))
 
 
 def quoted_sources(sentences: Sequence[SummarySentence], documents: dict[str, Document]) -> tuple[Source, ...]:
@@ -156,11 +170,20 @@ def quoted_sources(sentences: Sequence[SummarySentence], documents: dict[str, Do
 
 
 def whole_prompt(sentences: Sequence[SummarySentence], documents: dict[str, Document]) -> Prompt:
-    return build_prompt(WHOLE_TASK, quoted_sources(sentences, documents), "title-once")
+    return summary_prompt(WHOLE_TASK, quoted_sources(sentences, documents))
 
 
 def compare_prompt(sentences: Sequence[SummarySentence], documents: dict[str, Document]) -> Prompt:
-    return build_prompt(COMPARE_TASK, quoted_sources(sentences, documents))
+    return summary_prompt(COMPARE_TASK, quoted_sources(sentences, documents), "title")
+
+
+def complete(text: str) -> str:
+    """``text`` up to its last complete sentence (and the citation markers after it): a summary cut
+    off by the token limit loses its unfinished sentence, which no source could support."""
+    import re
+
+    ends = [m.end() for m in re.finditer(r"[.!?](?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*(?=\s|$)", text)]
+    return text[: ends[-1]].strip() if ends else text.strip()
 
 
 def checked(sentences: Sequence[AnswerSentence], citations: Sequence[Citation]) -> tuple[list[SummarySentence], list[str]]:
