@@ -118,10 +118,15 @@ def label(r: dict[str, Any]) -> bool | None:
     return bool(r["candidate_correct"]) if answered(r) else None
 
 
-def blocked(r: dict[str, Any]) -> bool:
-    """Withheld whatever the score: no supported sentence, or a lexical rule fired (rag.answer.trust.assess)."""
+def blocked(r: dict[str, Any], judge: bool = True) -> bool:
+    """Withheld whatever the score: no supported sentence (by the judge, or ``judge`` off by shared
+    words alone, as collected), or a lexical rule fired (rag.answer.trust.assess)."""
     trust = r.get("trust") or {}
-    return bool(trust.get("flags")) or trust.get("reason") == "no sentence of the answer is supported by the sources"
+    if trust.get("flags"):
+        return True
+    if judge:
+        return trust.get("reason") == "no sentence of the answer is supported by the sources"
+    return not r.get("supported_without_judge", True)
 
 
 def values(r: dict[str, Any]) -> dict[str, float]:
@@ -271,12 +276,12 @@ def fit_verifier(s: Set, with_probes: bool = True, drop: Sequence[str] = (), lay
 # ---------------------------------------------------------------------------------- measuring
 
 
-def figures(s: Set, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def figures(s: Set, scores: np.ndarray, threshold: float, judge: bool = True) -> dict[str, float]:
     """With answers shown when the model answered, no rule blocked them and the score reaches
     ``threshold``: wrong answers shown (of all questions), the model's right answers kept, refusal
     accuracy, accuracy (right answers shown of answerable questions)."""
     rows = s.records
-    shown = np.array([answered(r) and not blocked(r) for r in rows]) & (np.nan_to_num(scores, nan=-1.0) >= threshold)
+    shown = np.array([answered(r) and not blocked(r, judge) for r in rows]) & (np.nan_to_num(scores, nan=-1.0) >= threshold)
     right = np.array([bool(r["candidate_correct"]) and answered(r) for r in rows])
     unanswerable = np.array([not r["answerable"] for r in rows])
     answerable = ~unanswerable
@@ -411,6 +416,14 @@ def main() -> None:
                   for t in np.round(np.arange(0.05, 0.96, 0.05), 2)],
         "ablation": ablation(everything, dev, full, oof),
     }
+    # The judge's turns cost a share of every answer: the stack without its support, and without the
+    # judge at all (a sentence supported by shared words alone), at its own threshold.
+    no_judge = fit_stack(everything, tuple(n for n in names if n != SIGNALS[2]), probes, oof, choice)
+    no_judge_threshold, _ = choose_threshold(no_judge, everything)
+    report["no_judge"] = {
+        "auroc": {**aurocs(no_judge, dev), "fit (out of fold)": fit_auroc(no_judge, everything)}, "threshold": no_judge_threshold,
+        "at_threshold": {n: figures(s, no_judge.score(s), no_judge_threshold, judge=False) for n, s in dev.items()},
+        "checks_share_p50": {n: checks_share(s) for n, s in dev.items()}}
     if not args.no_curves:
         report["learning"] = learning_curves(fitting, dev, layers or everything.layers)
     if args.write:
@@ -419,6 +432,13 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     args.out.with_suffix(".md").write_text(markdown(report))
     print(args.out.with_suffix(".md").read_text())
+
+
+def checks_share(s: Set) -> float | None:
+    """The median share of an answer's time spent on the checks after it streamed (the judge's turns, mostly)."""
+    shares = [r["timings"]["checks_s"] / r["timings"]["total_s"] for r in s.records
+              if answered(r) and (r.get("timings") or {}).get("total_s") and r["timings"].get("checks_s") is not None]
+    return round(float(np.median(shares)), 3) if shares else None
 
 
 def write_product(full: Fitted, plain: Fitted, threshold: float, plain_threshold: float, fitting: dict[str, Set]) -> None:
@@ -461,6 +481,14 @@ def markdown(report: dict[str, Any]) -> str:
         d = v["today"]
         lines.append(f"| {name} | {pct(v['wrong_shown'])} ({pct(d['wrong_shown'])}) | {pct(v['right_kept'])} ({pct(d['right_kept'])}) | "
                      f"{pct(v['refusal_accuracy'])} ({pct(d['refusal_accuracy'])}) | {pct(v['accuracy'])} ({pct(d['accuracy'])}) |")
+    nj = report["no_judge"]
+    lines += ["", f"## Without the judge (threshold {nj['threshold']}, its own)", "",
+              "The judge's turns take this median share of an answer's time: "
+              + ", ".join(f"{n} {pct(v)}" for n, v in nj["checks_share_p50"].items()) + ".", "",
+              "| | fit (out of fold) | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets),
+              f"| AUROC without the judge | {num(nj['auroc'].get('fit (out of fold)'))} | " + " | ".join(num(nj["auroc"].get(x)) for x in sets) + " |",
+              "| wrong shown / right kept | | " + " | ".join(
+                  f"{pct(nj['at_threshold'][x]['wrong_shown'])} / {pct(nj['at_threshold'][x]['right_kept'])}" for x in sets) + " |"]
     lines += ["", "## Each input's contribution: the stack refitted without it (dev AUROC)", "",
               "| without | fit | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
     for row in report["ablation"]:
