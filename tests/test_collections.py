@@ -161,7 +161,7 @@ def test_mcp_over_http_shows_a_key_its_collections_alone(url: str) -> None:
 
     async def check() -> None:
         async with client("harbour-key") as mcp:
-            assert {t.name for t in (await mcp.list_tools()).tools} == {"search", "ask"}
+            assert {t.name for t in (await mcp.list_tools()).tools} == {"search", "ask", "summarize"}
             result = await mcp.call_tool("search", {"query": HARBOUR, "k": 2})
             assert not result.is_error and result.structured_content["passages"][0]["doc_id"] == "harbour"  # type: ignore[index]
             refused = await mcp.call_tool("search", {"query": BAKERY, "collection": "news"})

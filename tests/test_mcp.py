@@ -133,7 +133,7 @@ def test_rag_mcp_answers_the_official_client_over_stdio(tmp_path: Path) -> None:
 
     async def check() -> None:
         async with Client(params, read_timeout_seconds=300) as client:
-            assert {t.name for t in (await client.list_tools()).tools} == {"search", "ask"}
+            assert {t.name for t in (await client.list_tools()).tools} == {"search", "ask", "summarize"}
             result = await client.call_tool("ask", {"question": "When did Bernard Quintin visit Doha?"})
             answer = result.structured_content
             assert not result.is_error and answer is not None and not answer["refused"], answer
