@@ -64,6 +64,7 @@ KINDS = {"SQuAD": ("pool",), "SQuAD variants": ("pool-withheld", "pool-swap"),
          "two-hop": ("twowiki",), "two-hop variants": ("twowiki-half", "twowiki-swap", "twowiki-withheld")}
 # The cost the threshold is chosen by: a wrong answer shown counts this many right answers withheld.
 WRONG_COSTS = 3.0
+JUDGE_MARGIN = 0.01  # dev AUROC the judge must add on some set to stay on the default path
 
 
 @dataclass
@@ -424,10 +425,16 @@ def main() -> None:
         "auroc": {**aurocs(no_judge, dev), "fit (out of fold)": fit_auroc(no_judge, everything)}, "threshold": no_judge_threshold,
         "at_threshold": {n: figures(s, no_judge.score(s), no_judge_threshold, judge=False) for n, s in dev.items()},
         "checks_share_p50": {n: checks_share(s) for n, s in dev.items()}}
+    # Issue 45's rule: the judge leaves the default path if the stack without it is as good (within
+    # JUDGE_MARGIN AUROC) on every dev set with right and wrong answers.
+    pairs = [(report["auroc"]["probe verifier"].get(n), report["no_judge"]["auroc"].get(n)) for n in dev]
+    drop_judge = all(b is not None and a - b <= JUDGE_MARGIN for a, b in pairs if a is not None)
+    report["no_judge"]["decision"] = "dropped: the default path skips the judge" if drop_judge else "kept: the judge pays on some dev set"
     if not args.no_curves:
         report["learning"] = learning_curves(fitting, dev, layers or everything.layers)
     if args.write:
-        write_product(full, plain, threshold, plain_threshold, fitting)
+        shipped, shipped_threshold = (no_judge, no_judge_threshold) if drop_judge else (full, threshold)
+        write_product(shipped, plain, shipped_threshold, plain_threshold, fitting)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     args.out.with_suffix(".md").write_text(markdown(report))
@@ -482,7 +489,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {pct(v['wrong_shown'])} ({pct(d['wrong_shown'])}) | {pct(v['right_kept'])} ({pct(d['right_kept'])}) | "
                      f"{pct(v['refusal_accuracy'])} ({pct(d['refusal_accuracy'])}) | {pct(v['accuracy'])} ({pct(d['accuracy'])}) |")
     nj = report["no_judge"]
-    lines += ["", f"## Without the judge (threshold {nj['threshold']}, its own)", "",
+    lines += ["", f"## Without the judge (threshold {nj['threshold']}, its own): {nj['decision']}", "",
               "The judge's turns take this median share of an answer's time: "
               + ", ".join(f"{n} {pct(v)}" for n, v in nj["checks_share_p50"].items()) + ".", "",
               "| | fit (out of fold) | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets),
