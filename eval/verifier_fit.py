@@ -308,6 +308,19 @@ def aurocs(fitted: Fitted, dev: dict[str, Set]) -> dict[str, float | None]:
     return out
 
 
+def recorded_aurocs(dev: dict[str, Set]) -> dict[str, float | None]:
+    """The AUROC of the trust score recorded at collection (the verifier shipped then), on the same answers."""
+    out: dict[str, float | None] = {}
+    for name, s in dev.items():
+        scores = np.array([((r.get("trust") or {}).get("score") if (r.get("trust") or {}).get("score") is not None else np.nan)
+                           for r in s.records], dtype=float)
+        y = s.labels
+        keep = ~np.isnan(scores) & np.array([v is not None for v in y])
+        value = auroc(scores[keep], y[keep].astype(bool)) if keep.any() else None
+        out[name] = None if value is None else round(value, 3)
+    return out
+
+
 def fit_auroc(fitted: Fitted, s: Set) -> float | None:
     y = s.labels
     keep = ~np.isnan(fitted.oof) & np.array([v is not None for v in y])
@@ -410,11 +423,12 @@ def main() -> None:
         "dev": {n: {"questions": len(s.records), "answers": int(sum(label(r) is not None for r in s.records))} for n, s in dev.items()},
         "probes": choice, "inputs": list(names),
         "auroc": {"probe verifier": {**aurocs(full, dev), "fit (out of fold)": fit_auroc(full, everything)},
-                  "without probes": {**aurocs(plain, dev), "fit (out of fold)": fit_auroc(plain, everything)}},
+                  "without probes": {**aurocs(plain, dev), "fit (out of fold)": fit_auroc(plain, everything)},
+                  "shipped before (score recorded at collection)": recorded_aurocs(dev)},
         "threshold": {"chosen": threshold, "wrong_costs": WRONG_COSTS, "plain": plain_threshold, "cost_curve": cost_curve},
         "at_threshold": {n: {**figures(s, full.score(s), threshold), "today": today(s)} for n, s in dev.items()},
         "sweep": [{"threshold": float(t), **{n: figures(s, full.score(s), float(t)) for n, s in dev.items()}}
-                  for t in np.round(np.arange(0.05, 0.96, 0.05), 2)],
+                  for t in np.round(np.arange(0.02, 0.97, 0.02), 2)],
         "ablation": ablation(everything, dev, full, oof),
     }
     # The judge's turns cost a share of every answer: the stack without its support, and without the
