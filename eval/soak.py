@@ -1,7 +1,8 @@
 """Soak and fault test: ``rag serve`` for a set time, four clients on every surface, the model killed at random.
 
 Starts ``rag serve`` over a fresh index of a copy of ``seeds/`` and, after a warm-up that records
-each question's idle answer on each surface, runs for ``--minutes``:
+each question's idle answer on each surface, with the seeds alone and again with the document the
+run will upload (uploaded, answered, removed), runs for ``--minutes``:
 
 - four clients, each asking a seeds question through a surface drawn at random, then thinking a
   few seconds: the chat window's API (``gradio_client``, ``/answer``), ``/v1`` through the
@@ -14,8 +15,9 @@ each question's idle answer on each surface, runs for ``--minutes``:
 
 The report (``eval/results/soak.{json,md}``): questions asked, answered, failed (each failure with
 whether a kill fell within it), answers whose text differs from the same question's idle answer on
-the same surface (counted apart while the uploaded document is indexed: it changes the keyword
-index's statistics, so the passages' order and the answer may change with it), server RSS at start and end and its slope per hour after warm-up, descriptors
+the same surface over the same documents (one more document changes the keyword index's
+statistics, so the passages' order and the answer may change with it; a question asked while the
+upload or the removal was under way may match either), server RSS at start and end and its slope per hour after warm-up, descriptors
 and threads at start and end, p50/p95 latency, and the server log's lines about the model process.
 
 Usage (one run at a time on an idle machine: the model uses both cores):
@@ -180,7 +182,8 @@ class Soak:
         self.kills: list[dict[str, Any]] = []
         self.events: list[str] = []
         self.samples: list[dict[str, float]] = []
-        self.upload_window = (float("inf"), float("inf"))  # from the upload's start to the removal's end
+        # when the upload started and ended, and the removal started and ended
+        self.moments = [float("inf")] * 4
         self.stop = threading.Event()
 
     def client(self, n: int) -> None:
@@ -231,20 +234,22 @@ class Soak:
         if self.stop.wait(third):
             return
         window = Client(self.url, verbose=False)  # one session: its documents list offers what it added
-        self.upload_window = (time.monotonic(), float("inf"))
+        self.moments[0] = time.monotonic()
         try:
             status, *_ = window.predict([handle_file(upload)], api_name="/add_documents")
             self.events.append(f"upload: {status.splitlines()[0]}")
         except Exception as e:  # noqa: BLE001 - reported
             self.events.append(f"upload failed: {e}")
+        self.moments[1] = time.monotonic()
         if self.stop.wait(third):
             return
+        self.moments[2] = time.monotonic()
         try:
             status, *_ = window.predict(upload.stem, api_name="/remove_document")
-            self.upload_window = (self.upload_window[0], time.monotonic())
             self.events.append(f"removal: {status}")
         except Exception as e:  # noqa: BLE001 - reported
             self.events.append(f"removal failed: {e}")
+        self.moments[3] = time.monotonic()
 
     def sampler(self) -> None:
         while True:
@@ -280,13 +285,36 @@ def idle_answers(url: str, questions: list[str]) -> dict[str, str]:
     return answers
 
 
-def report(soak: Soak, idle: dict[str, str], warmup_s: float, log_lines: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def idle_answers_with(url: str, questions: list[str], upload: Path) -> dict[str, str]:
+    """:func:`idle_answers` with ``upload`` added through the window, which then removes it."""
+    from gradio_client import Client, handle_file
+
+    window = Client(url, verbose=False)
+    window.predict([handle_file(upload)], api_name="/add_documents")
+    try:
+        return idle_answers(url, questions)
+    finally:
+        window.predict(upload.stem, api_name="/remove_document")
+
+
+def expected(r: Request, moments: list[float], idle: dict[str, str], with_upload: dict[str, str]) -> list[str]:
+    """The idle answers ``r`` may match: the one over the documents indexed while it was asked
+    (either, when the upload or the removal was under way meanwhile)."""
+    key = f"{r.surface}\t{r.question}"
+    up_start, up_end, rm_start, rm_end = moments
+    overlaps = lambda a, b: r.start <= b and r.end >= a  # noqa: E731
+    if overlaps(up_start, up_end) or overlaps(rm_start, rm_end):
+        return [idle[key], with_upload[key]]
+    return [with_upload[key]] if up_end < r.start and r.end < rm_start else [idle[key]]
+
+
+def report(soak: Soak, idle: dict[str, str], with_upload: dict[str, str], warmup_s: float, log_lines: list[str],
+           args: argparse.Namespace) -> dict[str, Any]:
     done = [r for r in soak.requests if r.end]
     failed = [r for r in done if not r.ok]
-    start, end = soak.upload_window
+    start, end = soak.moments[0], soak.moments[3]
     uploaded = {id(r) for r in done if r.end >= start and r.start <= end}
-    changed = [r for r in done if r.ok and r.text.strip() != idle[f"{r.surface}\t{r.question}"].strip()]
-    differ = [r for r in changed if id(r) not in uploaded]
+    differ = [r for r in done if r.ok and r.text.strip() not in {t.strip() for t in expected(r, soak.moments, idle, with_upload)}]
     latencies = [r.end - r.start for r in done if r.ok]
     settle = soak.samples[0]["t"] + warmup_s
     after = [s for s in soak.samples if s["t"] >= settle] or soak.samples
@@ -297,7 +325,8 @@ def report(soak: Soak, idle: dict[str, str], warmup_s: float, log_lines: list[st
         "asked": len(done), "answered": len(done) - len(failed), "failed": len(failed),
         "failed_outside_a_kill": sum(1 for r in failed if not r.kills),
         "differ_from_idle": len(differ),
-        "asked_with_upload_indexed": len(uploaded), "differ_with_upload_indexed": len(changed) - len(differ),
+        "asked_with_upload_indexed": len(uploaded), "differ_with_upload_indexed": sum(id(r) in uploaded for r in differ),
+        "idle_answers_changed_by_upload": sum(idle[k].strip() != with_upload[k].strip() for k in idle),
         "per_surface": {s: {"asked": sum(r.surface == s for r in done), "failed": sum(r.surface == s for r in failed)}
                         for s in SURFACES},
         "kills": {"idle": sum(k["mode"] == "idle" for k in soak.kills), "in flight": sum(k["mode"] == "in flight" for k in soak.kills),
@@ -308,8 +337,8 @@ def report(soak: Soak, idle: dict[str, str], warmup_s: float, log_lines: list[st
         "fds": {"start": first["fds"], "end": last["fds"]}, "threads": {"start": first["threads"], "end": last["threads"]},
         "events": soak.events,
         "failures": [{"surface": r.surface, "question": r.question, "error": r.error, "kills_within": r.kills} for r in failed],
-        "differences": [{"surface": r.surface, "question": r.question, "idle": idle[f"{r.surface}\t{r.question}"], "now": r.text,
-                         "kills_within": r.kills, "upload_indexed": id(r) in uploaded} for r in changed],
+        "differences": [{"surface": r.surface, "question": r.question, "idle": expected(r, soak.moments, idle, with_upload), "now": r.text,
+                         "kills_within": r.kills, "upload_indexed": id(r) in uploaded} for r in differ],
         "server_log": log_lines,
         "samples": [{k: round(v, 1) for k, v in s.items()} for s in soak.samples],
     }
@@ -325,7 +354,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"| {r['asked']} | {r['answered']} | {r['failed']} | {r['failed_outside_a_kill']} | {r['differ_from_idle']} | "
         f"{r['kills']['idle']} / {r['kills']['in flight']} |", "",
         f"While the uploaded document was indexed: {r['asked_with_upload_indexed']} asked, "
-        f"{r['differ_with_upload_indexed']} answers differing from their idle answer (another keyword index).", "",
+        f"{r['differ_with_upload_indexed']} answers differing from their idle answer over the same documents "
+        f"(the upload changes {r['idle_answers_changed_by_upload']} of the idle answers themselves).", "",
         "| server | start | end | slope per hour after warm-up |", "|---|---|---|---|",
         f"| RSS (MB) | {r['rss_mb']['start']} | {r['rss_mb']['end']} | {r['rss_mb']['slope_per_hour_after_warmup']} |",
         f"| file descriptors | {r['fds']['start']} | {r['fds']['end']} | |",
@@ -379,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait_up(url, server)
                 print("soak: recording the idle answers", file=sys.stderr, flush=True)
                 idle = idle_answers(url, questions)
+                with_upload = idle_answers_with(url, questions, upload)
                 soak = Soak(url, server, questions, args)
                 soak.run(upload)
             finally:
@@ -388,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     server.kill()
         log_lines = [line for line in log.read_text(errors="replace").splitlines() if "model process" in line]
-    result = report(soak, idle, args.warmup, log_lines, args)
+    result = report(soak, idle, with_upload, args.warmup, log_lines, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(markdown(result))
