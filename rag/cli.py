@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval-only", action="store_true", help="score the ranking only; no model is loaded")
     p.add_argument("--compare", action="append", default=[], metavar="AXIS=V1,V2",
                    help="evaluate several settings side by side: mode=bm25,dense,hybrid | model=A,B | k=3,5 | "
-                        "judge=on,off | alpha=0.3,0.5 (the dense weight of hybrid fusion) | "
+                        "judge=on,off | hops=on,off (the second hop) | retry=on,off (the second try) | "
+                        "alpha=0.3,0.5 (the dense weight of hybrid fusion) | "
                         "words=200,140 (the prompt's budget of source words) | labels=title,title-once,title-if-new "
                         "(which sources carry their article's title) (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
