@@ -6,12 +6,13 @@ answerable questions whose every gold document reached the prompt's sources, wit
 and the added search time. Strategies:
 
 - ``base``: today (k=4 passages, one search);
-- ``k6``: more passages into the same word budget;
+- ``k6``: six passages into the same word budget;
 - ``bridge``: the page (a document titled with it) of each name the first round's passages mention
   and the question does not (the bridge entity);
 - ``split``: the page of each thing a comparison question names ("A or B?", "both A and B");
 - ``hops``: split and bridge together, as rag/search/hops.py does (no page, no second hop: a news
-  corpus's titles are headlines).
+  corpus's titles are headlines);
+- ``hops+k6``: the same after a first round of six passages.
 
 Where a strategy added passages, the prompt gets ``HOP_WORDS`` more words and each added passage keeps
 its best sentence (rag/answer/prompting.py).
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from eval import fitting_data
-from eval.common import DEV_SETS, ROOT, git
+from eval.common import BENCHMARKS, DEV_SETS, ROOT, git
 from rag.answer import prompting
 from rag.core.types import Hit
 from rag.evaluate.metrics import corpus_index_dir, load_gold
@@ -42,14 +43,15 @@ from rag.search import hops
 from rag.search.index import Index
 
 Strategy = Callable[[Index, str], list[Hit]]
+FIRST_ROUND = {"k6": 6, "wider": 6}  # the first round's passages, by strategy function (else 4): the rest were added
 
 
 def strategies(k: int) -> dict[str, Strategy]:
     def base(index: Index, q: str) -> list[Hit]:
         return index.search(q, k=k)
 
-    def more(n: int) -> Strategy:
-        return lambda index, q: index.search(q, k=n)
+    def k6(index: Index, q: str) -> list[Hit]:
+        return index.search(q, k=6)
 
     def bridge(index: Index, q: str) -> list[Hit]:
         first = index.search(q, k=k)
@@ -63,7 +65,11 @@ def strategies(k: int) -> dict[str, Strategy]:
         first = index.search(q, k=k)
         return [*first, *hops.follow(index, q, first)]
 
-    return {"base": base, "k6": more(6), "bridge": bridge, "split": split, "hops": both}
+    def wider(index: Index, q: str) -> list[Hit]:
+        first = index.search(q, k=6)
+        return [*first, *hops.follow(index, q, first)]
+
+    return {"base": base, "k6": k6, "bridge": bridge, "split": split, "hops": both, "hops+k6": wider}
 
 
 def open_index(corpus: Path) -> Index:
@@ -77,8 +83,8 @@ def sets(limit: int | None) -> dict[str, tuple[list[dict[str, Any]], Path]]:
     for name in ("twowiki", "twowiki-dev"):
         rows, corpus = fitting_data.load_set(name)
         out[name] = (rows[:limit], corpus)
-    for name in ("hotpotqa", "seeds", "squad2"):
-        gold, corpus = DEV_SETS[name]
+    for name in ("hotpotqa", "hotpotqa-withheld", "seeds", "squad2"):
+        gold, corpus = DEV_SETS[name] if name in DEV_SETS else (BENCHMARKS / name / "gold.jsonl", BENCHMARKS / name / "corpus.jsonl")
         out[name] = ([r for r in load_gold(gold) if r.get("answerable", True)][:limit], corpus)
     return out
 
@@ -91,14 +97,15 @@ def measure(index: Index, rows: list[dict[str, Any]], strategy: Strategy, base: 
         started = time.perf_counter()
         hits = strategy(index, row["question"])
         spent.append(time.perf_counter() - started)
-        added = len(hits) > 4 and strategy is not base
+        first = FIRST_ROUND.get(strategy.__name__, 4)
+        added = len(hits) > first
         sources = prompting.select_sources(row["question"], hits, index.embedder,
                                            prompting.CONTEXT_WORDS + (prompting.HOP_WORDS if added else 0),
-                                           hops_from=4 if added else None)
+                                           hops_from=first if added else None)
         docs = {s.hit.doc_id for s in sources}
         found.append(set(row["sources"]) <= docs)
         words.append(sum(len(s.text.split()) for s in sources))
-        if strategy is not base and count_changes:
+        if strategy is not base and count_changes:  # the product's prompt before: base, 200 words
             before = prompting.select_sources(row["question"], base(index, row["question"]), index.embedder)
             changed += [s.text for s in before] != [s.text for s in sources]
     return {"questions": len(found), "all_gold_in_prompt": round(statistics.fmean(found), 3),
