@@ -37,6 +37,9 @@ def test_names_are_runs_of_capitalised_words_without_question_words_or_possessiv
     assert names("Which film came out first, The Prairie King or Cantaclaro?") == ["The Prairie King", "Cantaclaro"]
     assert names("Who is Gevheri Kadın's father-in-law?") == ["Gevheri Kadın"]
     assert names("Is the Bank of England older than Kiss and Tell?") == ["Bank of England", "Kiss and Tell"]
+    # a sentence's end is not part of a name, spaced or glued; initials and abbreviations are
+    assert names("It was directed by David MacDonald.The film stars Jean Kent. Mr. Smith saw St. Louis.") == [
+        "David MacDonald", "Jean Kent", "Mr. Smith", "St. Louis"]
 
 
 def test_a_page_is_a_document_titled_with_the_name(wiki: Index) -> None:
@@ -69,3 +72,20 @@ def test_the_assistant_puts_the_second_hop_in_the_prompt_and_every_added_page_ke
     assert titles[0] == "Cantaclaro" and "Julio Bracho" in titles  # the bridge's page, with its best sentence
     plain = Assistant(wiki, k=1, hops=False, generator=ScriptedGenerator("Durango [1].")).respond(question)
     assert plain.prompt is not None and [s.hit.title for s in plain.prompt.sources] == ["Cantaclaro"]
+
+
+def test_a_bridge_glued_to_the_next_sentence_or_joined_by_and_is_still_followed(tmp_path: Path) -> None:
+    pages = {
+        "Good-Time Girl": "Good-Time Girl is a 1948 British drama film directed by David MacDonald.The film stars Jean Kent.",
+        "David MacDonald (director)": "David MacDonald was a Scottish film director, born in Helensburgh.",
+        "I Guess": "I Guess is a song by Australian singer Kylie Minogue and British producers.",
+        "Kylie Minogue": "Kylie Minogue is an Australian singer, born in Melbourne.",
+    }
+    corpus = tmp_path / "wiki.jsonl"
+    corpus.write_text("\n".join(json.dumps({"id": t, "title": t, "text": x}) for t, x in pages.items()))
+    wiki = Index.open(tmp_path / "ix", embedder=FakeEmbedder())
+    wiki.add([corpus])
+    for question, film, bridge in (("Where was the director of film Good-Time Girl born?", "Good-Time Girl", "David MacDonald (director)"),
+                                   ("Where was the performer of song I Guess born?", "I Guess", "Kylie Minogue")):
+        first = [hit for hit in wiki.search(question, k=4) if hit.title == film]
+        assert bridge in [hit.title for hit in hops.bridge_hits(wiki, question, first)]

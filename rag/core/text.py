@@ -40,6 +40,9 @@ NAME_WORD = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w-]+")
 _NAME_RUN = re.compile(r"\b[A-Z][\w'.&-]*(?:\s+(?:of|for|the|and|de|da|al|von|van|del|la|le|[A-Z][\w'.&-]*))*")
 _TRAILING = re.compile(r"(?:\s+(?:of|for|the|and|de|da|al|von|van|del|la|le))+$")
 _POSSESSIVE = re.compile(r"['’]s$")
+# A sentence's end inside a run of capitalised words ("directed by David MacDonald. The film",
+# or glued as "MacDonald.The" in some corpora), not an initial or an abbreviation ("B. Reeves", "St. Louis").
+_SENTENCE_END = re.compile(r"(?<=[a-z]{2})\.\s*(?=[A-Z])")
 # Capitalised words that start questions and sentences, not names.
 _NOT_NAMES = frozenset("""A An The This That These Those It Its He She They His Her Their In On At Of For From By With
 As And But Or If When Where Which Who Whom Whose What Why How Is Are Was Were Do Does Did Has Have Had Can Could
@@ -78,9 +81,11 @@ def names(text: str) -> list[str]:
 
     >>> names("Is the Bank of England older than Kiss and Tell's?")
     ['Bank of England', 'Kiss and Tell']
+    >>> names("It was directed by B. Reeves Eason.Its star was Tom Mix.")
+    ['B. Reeves Eason', 'Tom Mix']
     """
     found: dict[str, None] = {}
-    for match in _NAME_RUN.finditer(text):
+    for match in _NAME_RUN.finditer(_SENTENCE_END.sub(". | ", text)):
         run = _POSSESSIVE.sub("", _TRAILING.sub("", match.group(0))).rstrip(".'").split()
         while run and (run[0] in _NOT_NAMES or run[0].islower()):
             if len(run) > 1 and run[0] == "The" and run[1][:1].isupper():

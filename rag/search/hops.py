@@ -53,12 +53,17 @@ def entity_hits(index: Index, question: str, scope: Scope | None = None) -> list
     asked = names(question)
     if len(asked) < 2 and not any(" and " in name for name in asked):
         return []
-    out = []
-    for name in asked:
-        found = page(index, name, scope)
-        parts = [found] if found is not None else [page(index, part, scope) for part in name.split(" and ")] if " and " in name else []
-        out += [hit for hit in parts if hit is not None]
-    return out
+    return [hit for name in asked for hit in pages(index, name, scope)]
+
+
+def pages(index: Index, name: str, scope: Scope | None = None) -> list[Hit]:
+    """The :func:`page` of ``name``; without one, of each part of a name that joins two with "and"
+    ("Maftan and Baba Khvarazm", "Kylie Minogue and British")."""
+    found = page(index, name, scope)
+    if found is not None:
+        return [found]
+    parts = [page(index, part, scope) for part in name.split(" and ")] if " and " in name else []
+    return [hit for hit in parts if hit is not None]
 
 
 def bridge_hits(index: Index, question: str, hits: Sequence[Hit], most: int = MAX_BRIDGES, scope: Scope | None = None) -> list[Hit]:
@@ -77,11 +82,12 @@ def bridge_hits(index: Index, question: str, hits: Sequence[Hit], most: int = MA
             if not key or key in tried or key in seen or f" {key} " in f" {asked} " or name.isdigit():
                 continue
             tried.add(key)
-            found = page(index, name, scope)
-            if found is not None:
-                out.append(found)
-                if len(out) >= most:
-                    return out
+            for found in pages(index, name, scope):
+                if _key(found.title) not in seen:
+                    seen.add(_key(found.title))
+                    out.append(found)
+                    if len(out) >= most:
+                        return out
     return out
 
 
