@@ -404,6 +404,9 @@ def main() -> None:
     parser.add_argument("--layers", default="", help="the layers the probes may use (default: every one collected)")
     parser.add_argument("--no-curves", action="store_true", help="skip the learning curves (minutes)")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "verifier" / "fit")
+    parser.add_argument("--replay", type=Path, default=None,
+                        help="also write each dev set's answers as the shipped verifier decides them (DIR/SET.answers.jsonl), "
+                             "for eval/paired.py against the records (the verifier shipped at collection)")
     args = parser.parse_args()
     fitting = {n: s for n in FITTING if (s := load(n, args.data)) is not None}
     dev = {n: s for n in DEV if (s := load(n, args.data)) is not None}
@@ -446,13 +449,26 @@ def main() -> None:
     report["no_judge"]["decision"] = "dropped: the default path skips the judge" if drop_judge else "kept: the judge pays on some dev set"
     if not args.no_curves:
         report["learning"] = learning_curves(fitting, dev, layers or everything.layers)
+    shipped, shipped_threshold = (no_judge, no_judge_threshold) if drop_judge else (full, threshold)
     if args.write:
-        shipped, shipped_threshold = (no_judge, no_judge_threshold) if drop_judge else (full, threshold)
         write_product(shipped, plain, shipped_threshold, plain_threshold, fitting)
+    if args.replay:
+        replay(dev, shipped, shipped_threshold, judge=not drop_judge, folder=args.replay)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     args.out.with_suffix(".md").write_text(markdown(report))
     print(args.out.with_suffix(".md").read_text())
+
+
+def replay(dev: dict[str, Set], fitted: Fitted, threshold: float, judge: bool, folder: Path) -> None:
+    """Each dev set's records with ``refused`` as ``fitted`` decides at ``threshold`` (as :func:`figures`
+    counts shown), for ``eval/paired.py SET=RECORDS,FOLDER/SET.answers.jsonl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, s in dev.items():
+        scores = np.nan_to_num(fitted.score(s), nan=-1.0)
+        rows = [{**r, "refused": not (answered(r) and not blocked(r, judge) and score >= threshold)}
+                for r, score in zip(s.records, scores)]
+        (folder / f"{name}.answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def checks_share(s: Set) -> float | None:
