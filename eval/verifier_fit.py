@@ -62,8 +62,9 @@ MOMENTS = ("prompt", "answer")  # the hidden states the product's generator keep
 # Kinds of fitting data, in the order the learning curve adds them.
 KINDS = {"SQuAD": ("pool",), "SQuAD variants": ("pool-withheld", "pool-swap"),
          "two-hop": ("twowiki",), "two-hop variants": ("twowiki-half", "twowiki-swap", "twowiki-withheld")}
-# The cost the threshold is chosen by: a wrong answer shown counts this many right answers withheld.
+# The cost written beside the threshold: a wrong answer shown counts this many right answers withheld.
 WRONG_COSTS = 3.0
+RIGHT_KEPT = 0.90  # the threshold keeps this share of the fitting answers' right ones (issue 45's target)
 JUDGE_MARGIN = 0.01  # dev AUROC the judge must add on some set to stay on the default path
 
 
@@ -144,14 +145,17 @@ def values(r: dict[str, Any]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------- fitting
 
 
-def fit(x: np.ndarray, y: np.ndarray, c: float | None = None) -> Any:
-    """Standardised logistic regression; L2 strength by 3-fold cross-validation unless ``c`` is given."""
+def fit(x: np.ndarray, y: np.ndarray, c: float | None = None, scoring: str = "roc_auc") -> Any:
+    """Standardised logistic regression; L2 strength by 3-fold cross-validation on ``scoring`` unless
+    ``c`` is given. The probes are chosen by how they rank (``roc_auc``); the stack, whose output is
+    shown as a probability and thresholded, by ``neg_log_loss``: ranking alone lets the strength go
+    so low that every score sits within a few hundredths of the base rate."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if c is None:
-        head: Any = LogisticRegressionCV(Cs=np.logspace(-4, 1, 6).tolist(), cv=3, scoring="roc_auc", max_iter=1000)
+        head: Any = LogisticRegressionCV(Cs=np.logspace(-4, 1, 6).tolist(), cv=3, scoring=scoring, max_iter=1000)
     else:
         head = LogisticRegression(C=c, max_iter=1000)
     return make_pipeline(StandardScaler(), head).fit(x, y)
@@ -260,7 +264,7 @@ def fit_stack(s: Set, names: Sequence[str], probes: Sequence[Any], oof: dict[str
     y_all = s.labels
     keep = np.array([v is not None for v in y_all]) & ~np.isnan(x).any(axis=1)
     y = y_all[keep].astype(bool)
-    model = fit(x[keep], y)
+    model = fit(x[keep], y, scoring="neg_log_loss")
     scores = np.full(len(s.records), np.nan)
     scores[keep] = out_of_fold(x[keep], y, strength(model))
     return Fitted(list(probes), tuple(names), model, scores, choice)
@@ -292,10 +296,29 @@ def figures(s: Set, scores: np.ndarray, threshold: float, judge: bool = True) ->
             "accuracy": float((shown & right & answerable).sum() / max(1, answerable.sum())) if answerable.any() else None}
 
 
-def today(s: Set) -> dict[str, float]:
-    """The same figures for the decisions recorded (the verifier shipped when the set was collected)."""
-    shown = np.array([not r["refused"] for r in s.records]).astype(float)
-    return figures(s, np.where(shown > 0, 1.0, -1.0), 0.5)
+def shipped(s: Set, path: Path) -> tuple[np.ndarray, float]:
+    """The scores that the verifier in ``path`` (the product's, before ``--write``) gives each record,
+    recomputed from its inputs and its states, and that verifier's threshold. (At collection the
+    answers were scored by ``verifier.json``: the collection's own tap keeps the states, so the
+    probes had none to read; the probe verifier is what the product runs.)"""
+    from rag.answer.verifier import Verifier
+
+    verifier = Verifier.load(path)
+    columns = {p.name: probe_log_odds(s, p) for p in verifier.probes}
+    out = np.full(len(s.records), np.nan)
+    for i, r in enumerate(s.records):
+        if answered(r):
+            probes = {name: None if np.isnan(column[i]) else float(column[i]) for name, column in columns.items()}
+            p = verifier.probability({**values(r), **probes})
+            out[i] = np.nan if p is None else p
+    return out, verifier.threshold
+
+
+def auroc_of(s: Set, scores: np.ndarray) -> float | None:
+    y = s.labels
+    keep = ~np.isnan(scores) & np.array([v is not None for v in y])
+    value = auroc(scores[keep], y[keep].astype(bool)) if keep.any() else None
+    return None if value is None else round(value, 3)
 
 
 def aurocs(fitted: Fitted, dev: dict[str, Set]) -> dict[str, float | None]:
@@ -309,16 +332,9 @@ def aurocs(fitted: Fitted, dev: dict[str, Set]) -> dict[str, float | None]:
 
 
 def recorded_aurocs(dev: dict[str, Set]) -> dict[str, float | None]:
-    """The AUROC of the trust score recorded at collection (the verifier shipped then), on the same answers."""
-    out: dict[str, float | None] = {}
-    for name, s in dev.items():
-        scores = np.array([((r.get("trust") or {}).get("score") if (r.get("trust") or {}).get("score") is not None else np.nan)
-                           for r in s.records], dtype=float)
-        y = s.labels
-        keep = ~np.isnan(scores) & np.array([v is not None for v in y])
-        value = auroc(scores[keep], y[keep].astype(bool)) if keep.any() else None
-        out[name] = None if value is None else round(value, 3)
-    return out
+    """The AUROC of the trust score recorded at collection (``verifier.json``), on the same answers."""
+    return {name: auroc_of(s, np.array([(r.get("trust") or {}).get("score") for r in s.records], dtype=float))
+            for name, s in dev.items()}
 
 
 def fit_auroc(fitted: Fitted, s: Set) -> float | None:
@@ -328,21 +344,28 @@ def fit_auroc(fitted: Fitted, s: Set) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def choose_threshold(fitted: Fitted, s: Set, wrong_costs: float = WRONG_COSTS) -> tuple[float, list[dict[str, float]]]:
-    """The threshold that minimises, on the fitting answers out of fold, ``wrong_costs`` x wrong
-    answers shown + right answers withheld; with that cost at every threshold."""
+def choose_threshold(fitted: Fitted, s: Set, right_kept: float = RIGHT_KEPT, wrong_costs: float = WRONG_COSTS
+                     ) -> tuple[float, list[dict[str, float]]]:
+    """The highest threshold that keeps ``right_kept`` of the fitting answers' right ones (out of
+    fold), with the curve: at every threshold the wrong answers shown, the right ones withheld, and
+    their cost when a wrong answer shown counts ``wrong_costs`` right ones withheld.
+
+    Not the cost's minimum: the fitting sets are mostly wrong answers (half of SQuAD 2.0 is
+    unanswerable, two-hop answers are mostly wrong), so the minimum sits where few right answers
+    are kept, and a score's scale moves with each set's share of right answers. The share of right
+    answers kept is a rank, which carries better from one set to another."""
     y = s.labels
     ok = ~np.isnan(fitted.oof) & np.array([v is not None for v in y])
     scores, right = fitted.oof[ok], y[ok].astype(bool)
     curve = []
-    for t in np.round(np.arange(0.02, 0.99, 0.01), 2):
+    for t in np.round(np.arange(0.01, 0.99, 0.01), 2):
         shown = scores >= t
         wrong = int((shown & ~right).sum())
         withheld = int((~shown & right).sum())
         curve.append({"threshold": float(t), "wrong_shown": wrong, "right_withheld": withheld,
-                      "cost": wrong_costs * wrong + withheld})
-    best = min(curve, key=lambda c: (c["cost"], c["threshold"]))
-    return best["threshold"], curve
+                      "right_kept": round(1 - withheld / max(1, int(right.sum())), 3), "cost": wrong_costs * wrong + withheld})
+    keeping = [c for c in curve if c["right_kept"] >= right_kept]
+    return (max(keeping, key=lambda c: c["threshold"]) if keeping else curve[0])["threshold"], curve
 
 
 # ---------------------------------------------------------------------------------- the run
@@ -413,6 +436,9 @@ def main() -> None:
     if not fitting:
         raise SystemExit(f"nothing collected in {args.data}: run python -m eval.verifier_collect all first")
     layers = [int(v) for v in args.layers.split(",")] if args.layers else None
+    from rag.answer.verifier import PROBE_FILE
+
+    before = {n: shipped(s, PROBE_FILE) for n, s in dev.items()}  # read before --write replaces it
     everything = join(list(fitting.values()))
     probes, oof, choice = fit_probes(everything, layers=layers)
     names = (*SIGNALS, *LEXICAL_INPUTS, *(p.name for p in probes))
@@ -427,9 +453,12 @@ def main() -> None:
         "probes": choice, "inputs": list(names),
         "auroc": {"probe verifier": {**aurocs(full, dev), "fit (out of fold)": fit_auroc(full, everything)},
                   "without probes": {**aurocs(plain, dev), "fit (out of fold)": fit_auroc(plain, everything)},
-                  "shipped before (score recorded at collection)": recorded_aurocs(dev)},
-        "threshold": {"chosen": threshold, "wrong_costs": WRONG_COSTS, "plain": plain_threshold, "cost_curve": cost_curve},
-        "at_threshold": {n: {**figures(s, full.score(s), threshold), "today": today(s)} for n, s in dev.items()},
+                  "shipped before (verifier-probe.json, recomputed)": {n: auroc_of(s, before[n][0]) for n, s in dev.items()},
+                  "verifier.json (scored at collection)": recorded_aurocs(dev)},
+        "threshold": {"chosen": threshold, "right_kept": RIGHT_KEPT, "wrong_costs": WRONG_COSTS, "plain": plain_threshold,
+                      "at_chosen": next(c for c in cost_curve if c["threshold"] == threshold),
+                      "cost_minimum": min(cost_curve, key=lambda c: (c["cost"], c["threshold"])), "cost_curve": cost_curve},
+        "at_threshold": {n: {**figures(s, full.score(s), threshold), "today": figures(s, *before[n])} for n, s in dev.items()},
         "sweep": [{"threshold": float(t), **{n: figures(s, full.score(s), float(t)) for n, s in dev.items()}}
                   for t in np.round(np.arange(0.02, 0.97, 0.02), 2)],
         "ablation": ablation(everything, dev, full, oof),
@@ -449,26 +478,27 @@ def main() -> None:
     report["no_judge"]["decision"] = "dropped: the default path skips the judge" if drop_judge else "kept: the judge pays on some dev set"
     if not args.no_curves:
         report["learning"] = learning_curves(fitting, dev, layers or everything.layers)
-    shipped, shipped_threshold = (no_judge, no_judge_threshold) if drop_judge else (full, threshold)
+    ship, ship_threshold = (no_judge, no_judge_threshold) if drop_judge else (full, threshold)
     if args.write:
-        write_product(shipped, plain, shipped_threshold, plain_threshold, fitting)
+        write_product(ship, plain, ship_threshold, plain_threshold, fitting)
     if args.replay:
-        replay(dev, shipped, shipped_threshold, judge=not drop_judge, folder=args.replay)
+        replay(dev, {n: ship.score(s) for n, s in dev.items()}, ship_threshold, not drop_judge, args.replay, "answers")
+        replay(dev, {n: b[0] for n, b in before.items()}, next(iter(before.values()))[1], True, args.replay, "before")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     args.out.with_suffix(".md").write_text(markdown(report))
     print(args.out.with_suffix(".md").read_text())
 
 
-def replay(dev: dict[str, Set], fitted: Fitted, threshold: float, judge: bool, folder: Path) -> None:
-    """Each dev set's records with ``refused`` as ``fitted`` decides at ``threshold`` (as :func:`figures`
-    counts shown), for ``eval/paired.py SET=RECORDS,FOLDER/SET.answers.jsonl``."""
+def replay(dev: dict[str, Set], scores: dict[str, np.ndarray], threshold: float, judge: bool, folder: Path, kind: str) -> None:
+    """Each dev set's records with ``refused`` as ``scores`` decide at ``threshold`` (as :func:`figures`
+    counts shown), as ``FOLDER/SET.KIND.jsonl``: ``eval/paired.py SET=FOLDER/SET.before.jsonl,FOLDER/SET.answers.jsonl``
+    compares the verifiers on the same answers."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, s in dev.items():
-        scores = np.nan_to_num(fitted.score(s), nan=-1.0)
         rows = [{**r, "refused": not (answered(r) and not blocked(r, judge) and score >= threshold)}
-                for r, score in zip(s.records, scores)]
-        (folder / f"{name}.answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+                for r, score in zip(s.records, np.nan_to_num(scores[name], nan=-1.0))]
+        (folder / f"{name}.{kind}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def checks_share(s: Set) -> float | None:
@@ -510,9 +540,13 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {kind} | {num(by.get('fit (out of fold)'))} | " + " | ".join(num(by.get(s)) for s in sets) + " |")
     t = report["threshold"]
     lines += ["", f"## At the chosen threshold {t['chosen']}", "",
-              f"Chosen on the fitting answers out of fold, where a wrong answer shown costs {t['wrong_costs']:g} right "
-              "answers withheld (the cost at every threshold is in fit.json); against the decisions recorded at collection "
-              "(the verifier shipped then) in brackets.", "",
+              f"Chosen on the fitting answers out of fold: the highest threshold that keeps {t['right_kept']:.0%} of their "
+              f"right answers. There it shows {t['at_chosen']['wrong_shown']} wrong answers and withholds "
+              f"{t['at_chosen']['right_withheld']} right ones: a cost of {t['at_chosen']['cost']:g} when a wrong answer shown "
+              f"counts {t['wrong_costs']:g} right ones withheld, against {t['cost_minimum']['cost']:g} at the cost's minimum "
+              f"({t['cost_minimum']['threshold']}: {t['cost_minimum']['wrong_shown']} wrong shown, "
+              f"{t['cost_minimum']['right_withheld']} right withheld; every threshold's in fit.json). Against the decisions "
+              "shipped before (verifier-probe.json at its threshold, recomputed on the same answers) in brackets.", "",
               "| set | wrong shown | right kept | refusal accuracy | accuracy |", "|---|---|---|---|---|"]
     for name, v in report["at_threshold"].items():
         d = v["today"]
