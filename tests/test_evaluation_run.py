@@ -12,7 +12,7 @@ import rag.answer.assistant
 import rag.search.index
 from rag.answer.assistant import Assistant
 from rag.cli import main
-from rag.evaluate.metrics import Setting, load_gold
+from rag.evaluate.metrics import LOSSES, Setting, load_gold
 from rag.evaluate.report import evaluate
 from rag.search.embedding import embedder_name
 from rag.search.index import Index
@@ -212,3 +212,19 @@ def test_rag_eval_errors_are_one_line(
     assert code == 1
     last = err.strip().splitlines()[-1]  # after the indexing summary, when there is one
     assert message in last and last.startswith("rag: error:") and err.count("rag: error") == 1
+
+
+def test_the_loss_table_counts_the_answers_a_second_try_showed() -> None:
+    from types import SimpleNamespace
+
+    from rag.evaluate.report import losses_section
+
+    causes = dict.fromkeys(LOSSES, 0)
+    tried = SimpleNamespace(setting=SimpleNamespace(label="retry on"), metrics={
+        "losses": {"questions": 10, "right": 6, "causes": causes, "evidence_in_prompt": 0.9},
+        "retry": {"shown": 3, "right": 2, "wrong": 1, "how": {"alone": 3}}})
+    plain = SimpleNamespace(setting=SimpleNamespace(label="retry off"), metrics={
+        "losses": {"questions": 10, "right": 4, "causes": causes, "evidence_in_prompt": 0.9}, "retry": None})
+    lines = losses_section([tried, plain], None)  # type: ignore[list-item]
+    assert "| shown by a second try (right / wrong; each would be a refusal without it) | 3 (2 / 1) | – |" in lines
+    assert not any("second try" in line for line in losses_section([plain], None))  # type: ignore[list-item]

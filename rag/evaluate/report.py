@@ -264,6 +264,10 @@ def losses_section(results: list[Result], chart: str | None) -> list[str]:
     if any(v is not None for v in shares):
         lines.append("| every gold document in the prompt (answerable) | "
                      + " | ".join("–" if v is None else f"{v:.2f}" for v in shares) + " |")
+    tries = [r.metrics.get("retry") for r, _ in rated]
+    if any(t and t["shown"] for t in tries):
+        lines.append("| shown by a second try (right / wrong; each would be a refusal without it) | "
+                     + " | ".join("–" if not t else f"{t['shown']} ({t['right']} / {t['wrong']})" for t in tries) + " |")
     if chart:
         lines += ["", f"![where answers were lost]({chart})"]
     return lines
