@@ -223,7 +223,7 @@ def matrix(s: Set, names: Sequence[str], probes: Sequence[Any], oof: dict[str, n
     columns = {p.name: (oof or {}).get(p.name, probe_log_odds(s, p)) for p in probes}
     rows = [values(r) for r in s.records]
     return np.array([[columns[n][i] if n in columns else row.get(n, np.nan) for n in names] for i, row in enumerate(rows)],
-                    dtype=np.float64)
+                    dtype=np.float64).reshape(len(rows), len(names))  # a set with no record yet is 0 x inputs
 
 
 def fit_probes(s: Set, moments: Sequence[str] = MOMENTS, layers: Sequence[int] | None = None
