@@ -487,7 +487,7 @@ class Setting:
     retrieval_only: bool = False
     judge: bool = True  # the semantic support check (rag.answer.judging); off leaves the lexical check
     hops: bool = True  # follow a question's second hop (rag.search.hops)
-    retry: bool = True  # a second try for a withheld answer (rag.answer.retry)
+    retry: bool = False  # a second try for a withheld answer (rag.answer.retry; off in the product)
     alpha: float | None = None  # dense weight of hybrid fusion; None: the index's own
     words: int = CONTEXT_WORDS  # the prompt's budget of source words (rag.answer.prompting)
     labels: Labels = DEFAULT_LABELS  # which sources carry their article's title (rag.answer.prompting.build_prompt)
@@ -510,7 +510,7 @@ class Setting:
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"words={self.words}"]
         parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [f"labels={self.labels}"]
         parts += [] if self.hops or self.retrieval_only else ["no hops"]
-        parts += [] if self.retry or self.retrieval_only else ["no retry"]
+        parts += ["retry"] if self.retry and not self.retrieval_only else []
         return " ".join(parts + ([] if self.judge or self.retrieval_only else ["no judge"]))
 
     @property
@@ -521,7 +521,7 @@ class Setting:
         parts += [] if self.words == CONTEXT_WORDS or self.retrieval_only else [f"w{self.words}"]
         parts += [] if self.labels == DEFAULT_LABELS or self.retrieval_only else [self.labels]
         parts += [] if self.hops or self.retrieval_only else ["nohops"]
-        parts += [] if self.retry or self.retrieval_only else ["noretry"]
+        parts += ["retry"] if self.retry and not self.retrieval_only else []
         parts += [] if self.judge or self.retrieval_only else ["nojudge"]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 

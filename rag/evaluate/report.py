@@ -105,14 +105,14 @@ def evaluate(
 
 def _assistant(index: Index, setting: Setting, previous: Assistant | None, generation: GenerationSettings | None) -> Assistant:
     from rag.answer.assistant import Assistant
-    from rag.answer.retry import RETRY
+    from rag.answer.retry import ON
     from rag.generate.base import GenerationSettings
 
     # subtle: reuse the loaded model when only the mode, k, judge or prompt changes.
     generator = previous.generator if previous is not None and previous.model == setting.model else None
     return Assistant(index, model=setting.model, k=setting.k, mode=setting.mode, generator=generator,
                      settings=generation or GenerationSettings(), judge=setting.judge, hops=setting.hops,
-                     retry=RETRY if setting.retry else (),
+                     retry=ON if setting.retry else (),
                      context_words=setting.words, source_labels=setting.labels)
 
 
