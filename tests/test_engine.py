@@ -181,7 +181,9 @@ def test_a_call_past_the_time_limit_is_cut_off_and_the_model_restarted() -> None
         with pytest.raises(GeneratorError, match=r"took longer than 1 s and was stopped; restarting it"):
             list(model.stream(ask("Count.")))
         assert time.monotonic() - started < 3
-        assert list(model.stream(ask("Count."), max_tokens=2)) == ["one ", "two "]
+        # the restarted child answers (one token: 0.4 s of the 1 s limit, which a busy machine's
+        # restart can eat into)
+        assert list(model.stream(ask("Count."), max_tokens=1)) == ["one "]
     finally:
         model.close()
 
