@@ -57,10 +57,9 @@ def kind(answer: str) -> str | None:
     return None
 
 
-def build(limit: int, seed: int = 0) -> tuple[list[dict[str, Any]], Path]:
-    """The questions (gold rows with a ``counterfeit`` value) and the corpus file of their
-    articles plus the counterfeit copies."""
-    paragraphs = {row["id"]: row for row in read_jsonl(CORPUS)}
+def candidates(seed: int) -> tuple[list[dict[str, Any]], dict[str, list[str]], random.Random]:
+    """The pool's answerable one-paragraph questions in a shuffled order, every answer by its kind
+    (the values a counterfeit draws from), and the random source that shuffled them."""
     pool = [g for g in load_gold(POOL) if g.get("answerable", True) and len(g.get("sources", [])) == 1]
     by_kind: dict[str, list[str]] = {}
     for g in pool:
@@ -68,6 +67,14 @@ def build(limit: int, seed: int = 0) -> tuple[list[dict[str, Any]], Path]:
             by_kind.setdefault(k, []).append(g["answers"][0])
     rng = random.Random(seed)
     rng.shuffle(pool)
+    return pool, by_kind, rng
+
+
+def build(limit: int, seed: int = 0) -> tuple[list[dict[str, Any]], Path]:
+    """The questions (gold rows with a ``counterfeit`` value) and the corpus file of their
+    articles plus the counterfeit copies."""
+    paragraphs = {row["id"]: row for row in read_jsonl(CORPUS)}
+    pool, by_kind, rng = candidates(seed)
     chosen, copies, used = [], {}, set()
     for g in pool:
         answer, source = g["answers"][0], g["sources"][0]

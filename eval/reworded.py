@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -30,8 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.common import ROOT, read_jsonl
-from eval.counterfeit import CORPUS, POOL, kind, outcome
-from rag.evaluate.metrics import load_gold
+from eval.counterfeit import CORPUS, candidates, kind, outcome
 from rag.evaluate.metrics import normalize_answer as normalize
 
 WORK = ROOT / ".rag" / "reworded"
@@ -61,13 +59,7 @@ def build(limit: int, generator: Any, seed: int = 0) -> tuple[list[dict[str, Any
     cache_path = WORK / "rewordings.json"
     cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     paragraphs = {row["id"]: row for row in read_jsonl(CORPUS)}
-    pool = [g for g in load_gold(POOL) if g.get("answerable", True) and len(g.get("sources", [])) == 1]
-    by_kind: dict[str, list[str]] = {}
-    for g in pool:
-        if (k := kind(g["answers"][0])) is not None:
-            by_kind.setdefault(k, []).append(g["answers"][0])
-    rng = random.Random(seed)
-    rng.shuffle(pool)
+    pool, by_kind, rng = candidates(seed)
     chosen, reports, used = [], [], set()
     for g in tqdm(pool, desc="rewording", unit="question"):
         answer, source = g["answers"][0], g["sources"][0]
