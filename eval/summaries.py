@@ -55,7 +55,9 @@ def main() -> None:
                      "supported": round(summary.supported_share, 3), "facts": sum(hits), "of": len(hits),
                      "missed": [f["fact"] for f, hit in zip(gold["facts"], hits) if not hit],
                      "first_token_s": round(first_piece or 0.0, 2), "first_sentence_s": round(summary.timings["first_sentence_s"], 2),
-                     "total_s": round(summary.timings["total_s"], 2), "summary": summary.text})
+                     "total_s": round(summary.timings["total_s"], 2), "write_s": round(summary.timings["write_s"], 2),
+                     "checks_s": round(summary.timings["checks_s"], 2), "prompt_tokens": int(summary.timings["prompt_tokens"]),
+                     "evaluated_tokens": int(summary.timings["evaluated_tokens"]), "summary": summary.text})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     started = time.perf_counter()
     compared = assistant.summarize("000_309b2881ceff4657", "001_4d964a34be51a00b")
@@ -75,11 +77,13 @@ def main() -> None:
              f"Sentences supported by the checks: {report['supported']:.0%} of those written; key facts covered: "
              f"{report['facts']:.0%}; first sentence at most {report['first_sentence_s_max']} s after the request; "
              f"whole summary {report['total_s_median']} s median, {report['total_s_max']} s at most.", "",
-             "| article | parts | sentences kept / written | key facts | first sentence | whole | facts missed |",
-             "|---|---|---|---|---|---|---|"]
+             "| article | parts | sentences kept / written | key facts | first sentence | whole | writing / checks | "
+             "prompt tokens (evaluated) | facts missed |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['title']} | {r['parts']} | {r['sentences']} / {r['sentences'] + len(r['dropped'])} | "
-                     f"{r['facts']} of {r['of']} | {r['first_sentence_s']} s | {r['total_s']} s | {'; '.join(r['missed']) or '–'} |")
+                     f"{r['facts']} of {r['of']} | {r['first_sentence_s']} s | {r['total_s']} s | "
+                     f"{r['write_s']} s / {r['checks_s']} s | {r['prompt_tokens']} ({r['evaluated_tokens']}) | {'; '.join(r['missed']) or '–'} |")
     lines += ["", "## The summaries", ""] + [f"- **{r['title']}**: {r['summary']}" for r in rows]
     lines += ["", f"Comparing the first two articles ({comparison['total_s']} s, {comparison['supported']:.0%} supported): "
               f"{comparison['summary']}", ""]

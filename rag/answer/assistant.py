@@ -411,20 +411,31 @@ class Assistant:
         kept: list[SummarySentence] = []
         dropped: list[str] = []
         read = 0
+        # Where the time went: writing (prompt evaluation and decoding) and the checks, in seconds,
+        # and the prompt tokens evaluated (those not reused from the cache).
+        costs = {"write_s": 0.0, "checks_s": 0.0, "prompt_tokens": 0.0, "evaluated_tokens": 0.0}
 
         def run(prompt: Prompt) -> collections.abc.Generator[str, None, list[SummarySentence]]:
             written = ""
+            began = time.perf_counter()
             for piece in generator.stream(list(prompt.messages), max_tokens=min(PART_TOKENS, self.settings.max_tokens)):
                 written += piece
                 if not first and re.search(r"[.!?](\s|\[|$)", written):
                     first.append(time.perf_counter() - started)
                 yield piece
+            stats = generator.stats if isinstance(generator, KeepsStats) else None
+            if stats is not None:
+                costs["prompt_tokens"] += stats.prompt_tokens
+                costs["evaluated_tokens"] += stats.prompt_tokens - stats.cached_tokens
+            checking = time.perf_counter()
+            costs["write_s"] += checking - began
             judge = None
             if self.judge and isinstance(generator, Scorer):
                 judge = Judge(generator, [*prompt.messages, {"role": "assistant", "content": written}], JUDGED_AS)
             _, sentences, citations = verify(complete(written), prompt.sources, JUDGED_AS, judge=judge)
             good, bad = checked(sentences, [self._located(c) for c in citations])
             dropped.extend(bad)
+            costs["checks_s"] += time.perf_counter() - checking
             yield "\n\n"
             return good
 
@@ -443,7 +454,8 @@ class Assistant:
         if len(documents) == 2 and kept:
             kept = (yield from run(compare_prompt(kept, documents))) + kept
         yield Summary(tuple(documents), tuple(d.title for d in documents.values()), tuple(kept), tuple(dropped), read,
-                      {"first_sentence_s": first[0] if first else float("nan"), "total_s": time.perf_counter() - started})
+                      {"first_sentence_s": first[0] if first else float("nan"), "total_s": time.perf_counter() - started,
+                       **costs})
 
     def _generate(
         self, question: str, hits: list[Hit], prompt: Prompt | None, refusal: str | None, best: float, started: float,

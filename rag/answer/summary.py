@@ -31,7 +31,9 @@ from rag.answer.prompting import SOURCES_HEADER, Labels, is_heading, source_line
 from rag.core.types import AnswerSentence, Citation, Document, Hit, Prompt, Source, Span
 from rag.ingest.chunking import split_sentences
 
-PART_WORDS = 300  # source words a part's prompt holds: a seed article is two or three parts
+# Source words a part's prompt holds: a seed article is two parts (a 600-word one three). Each part
+# costs a decode and its checks: 300 words made the longest seeds 29-37 s (eval/README.md, "Summaries").
+PART_WORDS = 450
 FIRST_PART_WORDS = 150  # the first part is shorter, so the first sentence comes within seconds
 PART_TOKENS = 80  # the longest a part's summary may be (two short sentences); a sentence cut off there is dropped
 COMPARED_PARTS = 2  # of each document compared, the parts summarized (the lead, where news puts its facts)
@@ -78,7 +80,7 @@ class Summary:
     sentences: tuple[SummarySentence, ...]
     dropped: tuple[str, ...] = ()
     parts: int = 1
-    timings: dict[str, float] = field(default_factory=dict)  # first_sentence_s, total_s
+    timings: dict[str, float] = field(default_factory=dict)  # first_sentence_s, total_s, write_s, checks_s, prompt_tokens, evaluated_tokens
 
     @property
     def text(self) -> str:
