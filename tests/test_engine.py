@@ -199,9 +199,11 @@ def test_the_childs_errors_are_raised_as_they_were_and_the_child_lives_on(model:
 
 
 def test_a_reader_that_stops_early_leaves_nothing_behind_for_the_next_call(model: ModelProcess) -> None:
+    assert "".join(model.stream(ask("Who won the prize in the end?")))
     pieces = model.stream(ask("Who won?"))
     assert next(pieces) == "The "
-    pieces.close()  # e.g. a client that went away
+    pieces.close()  # e.g. a client that went away, or a summary part that has its sentences
+    assert model.stats is not None and model.stats.prompt_tokens == 2  # the stopped reply's cost, not the last one's
     assert "".join(model.stream(ask("Who won?"), max_tokens=3)) == "The Miller bakery "
     assert model.restarts == 0
 

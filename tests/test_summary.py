@@ -107,3 +107,35 @@ def test_summarizing_nothing_three_documents_or_an_unknown_one_is_one_clear_erro
         assistant.summarize("festival", "strike", "festival")
     with pytest.raises(NotFound, match="no document 'nope'"):
         assistant.summarize("nope")
+
+
+def test_a_part_stops_at_the_sentences_asked_for_once_the_next_one_begins() -> None:
+    text = "The festival opened in Tallinn [1]. The U.S. team came [2] [3]. Then"
+    assert summaries.enough(text, 2) == "The festival opened in Tallinn [1]. The U.S. team came [2] [3]."
+    assert summaries.enough(text, 3) is None  # the third has not ended
+    assert summaries.enough("The festival opened [1]. [2]", 1) is None  # its markers may still be coming
+    assert summaries.enough("It opened. [1] The", 1) == "It opened. [1]"
+
+
+class Rambler(JudgingGenerator):
+    """Writes four sentences for a part, word by word, and records how many words it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__("The harbour festival in Tallinn opened on Saturday [1]. The mayor opened the festival at "
+                         "noon [2]. The first ships arrived from Helsinki [2]. A concert closes it [2].")
+        self.written = 0
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        for piece in super().stream(messages, max_tokens):
+            self.written += 1
+            yield piece
+
+
+def test_the_model_is_stopped_once_a_part_has_its_two_sentences(news: Index) -> None:
+    model = Rambler()
+    items = list(Assistant(news, generator=model).summarize_stream("festival"))  # type: ignore[arg-type]
+    streamed = "".join(i for i in items if isinstance(i, str)).strip()
+    assert streamed == "The harbour festival in Tallinn opened on Saturday [1]. The mayor opened the festival at noon [2]."
+    assert model.written == len(streamed.split()) + 1  # the first word of the third sentence, and no more
+    summary = items[-1]
+    assert isinstance(summary, Summary) and len(summary.sentences) + len(summary.dropped) == 2

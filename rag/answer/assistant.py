@@ -49,14 +49,17 @@ from rag.answer.retry import prompts as retry_prompts
 from rag.answer.summary import (
     COMPARED_PARTS,
     JUDGED_AS,
+    PART_SENTENCES,
     PART_TOKENS,
     WHOLE_FROM,
+    WHOLE_SENTENCES,
     Progress,
     Summary,
     SummarySentence,
     checked,
     compare_prompt,
     complete,
+    enough,
     part_prompt,
     parts,
     whole_prompt,
@@ -415,14 +418,23 @@ class Assistant:
         # and the prompt tokens evaluated (those not reused from the cache).
         costs = {"write_s": 0.0, "checks_s": 0.0, "prompt_tokens": 0.0, "evaluated_tokens": 0.0}
 
-        def run(prompt: Prompt) -> collections.abc.Generator[str, None, list[SummarySentence]]:
+        def run(prompt: Prompt, most: int) -> collections.abc.Generator[str, None, list[SummarySentence]]:
             written = ""
             began = time.perf_counter()
-            for piece in generator.stream(list(prompt.messages), max_tokens=min(PART_TOKENS, self.settings.max_tokens)):
+            pieces = generator.stream(list(prompt.messages), max_tokens=min(PART_TOKENS, self.settings.max_tokens))
+            for piece in pieces:
+                done = enough(written + piece, most)  # the sentences asked for are written: stop the model
+                if done is not None:
+                    piece = done[len(written):]
                 written += piece
                 if not first and re.search(r"[.!?](\s|\[|$)", written):
                     first.append(time.perf_counter() - started)
                 yield piece
+                if done is not None:
+                    stop = getattr(pieces, "close", None)
+                    if stop is not None:
+                        stop()  # now: a stream left suspended would hold the model (and its lock) until collected
+                    break
             stats = generator.stats if isinstance(generator, KeepsStats) else None
             if stats is not None:
                 costs["prompt_tokens"] += stats.prompt_tokens
@@ -444,15 +456,15 @@ class Assistant:
             read += len(pieces)
             mine: list[SummarySentence] = []
             for i, part in enumerate(pieces, start=1):
-                mine += yield from run(part_prompt(document, part))
+                mine += yield from run(part_prompt(document, part), PART_SENTENCES)
                 if len(pieces) > 1:
                     yield Progress(i, len(pieces))
             if len(pieces) >= WHOLE_FROM and mine:
                 yield Progress(len(pieces), len(pieces), whole=True)
-                mine = (yield from run(whole_prompt(mine, documents))) or mine
+                mine = (yield from run(whole_prompt(mine, documents), WHOLE_SENTENCES)) or mine
             kept += mine
         if len(documents) == 2 and kept:
-            kept = (yield from run(compare_prompt(kept, documents))) + kept
+            kept = (yield from run(compare_prompt(kept, documents), WHOLE_SENTENCES)) + kept
         yield Summary(tuple(documents), tuple(d.title for d in documents.values()), tuple(kept), tuple(dropped), read,
                       {"first_sentence_s": first[0] if first else float("nan"), "total_s": time.perf_counter() - started,
                        **costs})

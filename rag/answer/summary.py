@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,8 @@ from rag.ingest.chunking import split_sentences
 PART_WORDS = 450
 FIRST_PART_WORDS = 150  # the first part is shorter, so the first sentence comes within seconds
 PART_TOKENS = 80  # the longest a part's summary may be (two short sentences); a sentence cut off there is dropped
+PART_SENTENCES = 2  # sentences a part's summary stops at (SUMMARY_TASK asks for them), 3 for the whole and a comparison
+WHOLE_SENTENCES = 3
 COMPARED_PARTS = 2  # of each document compared, the parts summarized (the lead, where news puts its facts)
 SOURCE_SENTENCES = 3  # sentences one numbered source holds
 WHOLE_FROM = 5  # parts from which the parts' sentences are summarized again as a whole
@@ -179,13 +182,25 @@ def compare_prompt(sentences: Sequence[SummarySentence], documents: dict[str, Do
     return summary_prompt(COMPARE_TASK, quoted_sources(sentences, documents), "title")
 
 
+# A sentence's end and the citation markers after it ("... in Doha [1] [2]." or "... in Doha. [1]");
+# not the full stop of an initial or an abbreviation such as "U.S.".
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?](?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*")
+
+
 def complete(text: str) -> str:
     """``text`` up to its last complete sentence (and the citation markers after it): a summary cut
     off by the token limit loses its unfinished sentence, which no source could support."""
-    import re
-
-    ends = [m.end() for m in re.finditer(r"[.!?](?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])*(?=\s|$)", text)]
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if re.match(r"\s|$", text[m.end():])]
     return text[: ends[-1]].strip() if ends else text.strip()
+
+
+def enough(text: str, sentences: int) -> str | None:
+    """``text`` up to the end of its ``sentences``-th sentence once the next one has begun (its
+    first letter written, so the first's citation markers are all in), else None. The model asked
+    for two sentences often writes four until the token limit: what it writes past the sentences
+    asked for costs decoding and checks and is not shown (eval/README.md, "Summaries")."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if re.match(r"\s+[^\s\[]", text[m.end():])]
+    return text[: ends[sentences - 1]].strip() if len(ends) >= sentences else None
 
 
 def checked(sentences: Sequence[AnswerSentence], citations: Sequence[Citation]) -> tuple[list[SummarySentence], list[str]]:

@@ -274,8 +274,11 @@ class ModelProcess:
     def _cancel(self, deadline: float | None) -> None:
         try:
             self._conn.send((CANCEL,))
-            while self._receive(deadline)[0] != DONE:
-                pass
+            while True:
+                kind, value = self._receive(deadline)
+                if kind == DONE:
+                    self.stats = value  # what the stopped reply cost, as far as it went
+                    return
         except RagError:
             pass  # it died or ran out of time meanwhile: already restarted
 
