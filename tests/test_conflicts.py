@@ -188,3 +188,15 @@ def test_values_are_read_by_kind() -> None:
 
     found = values("Quintin visited Doha on December 6, 2023 and again in 2024; 1,200 people, 5.5 million euros, 12% more.")
     assert found == {"date": ["2023-12-06"], "year": ["2024"], "number": ["1200", "5.5 million", "12 percent"]}
+
+
+def test_of_several_values_the_one_in_the_answers_place_is_set_against_it() -> None:
+    from rag.answer.conflicts import aligned, beside, located_values
+
+    ours = "Chrysler ended production of its large sedans at the end of the 1981 model year, moving to front-wheel drive for 1982."
+    theirs = "With front-wheel drive coming for 1982, Chrysler stopped making large sedans by the end of the 1979 model year."
+    [(value, start, end)] = [v for v in located_values(ours)["year"] if v[0] == "1981"]
+    place = beside(ours, start, end)
+    assert aligned(place, theirs, located_values(theirs)["year"]) == "1979"  # not 1982, the year of something else
+    elsewhere = "Chrysler's new plant opened in 1990 with front-wheel drive lines."
+    assert aligned(place, elsewhere, located_values(elsewhere)["year"]) is None  # in no such place: not counted

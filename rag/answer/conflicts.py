@@ -23,7 +23,10 @@ date, a year or a number (:func:`find_values`): a sentence of another passage th
 question names and shares most of its words, and gives a value of the same kind but not the
 answer's, disagrees even when the two sentences are worded differently ("Quintin's visit to Doha
 took place on 3 March 2022" against "Quintin met ... in Doha on December 6, 2023"). A sentence
-that also gives the answer's value agrees. eval/README.md, "Conflicting sources", measures both.
+that also gives the answer's value agrees. Of several values of the kind in the other sentence,
+the one set against the answer's is the one in the same place, between the most of the same
+words (:func:`aligned`); a sentence with none in such a place is not counted. eval/README.md,
+"Conflicting sources", measures both.
 
 The assistant does not pick a winner: :func:`state` appends both values with their citations
 to the answer ("The sources disagree: source [1] gives ...; source [3] gives ..."), and says
@@ -193,20 +196,47 @@ _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(\s*(?:%|percent|per cent|million|billion|thousand))?(?![\w])",
                      re.IGNORECASE)
 SHARED_WORDS = 0.5  # of the question's own words (not its names), the share a sentence must hold to speak of the same
+BESIDE = 3  # words each side of a value that place it (aligned)
 
 
 def values(text: str) -> dict[str, list[str]]:
     """The values ``text`` gives, by kind: ``date`` (ISO), ``year``, ``number`` (digits without
     separators, with a unit word when one follows); a year inside a date is not a year of its own."""
+    return {kind: [value for value, _, _ in found] for kind, found in located_values(text).items()}
+
+
+def located_values(text: str) -> dict[str, list[tuple[str, int, int]]]:
+    """:func:`values` with where each is in ``text`` (value, start, end)."""
     dates = date_spans(text)
 
     def free(at: int) -> bool:
         return not any(a <= at < b for a, b, _ in dates)
 
-    years = [m.group(1) for m in _YEAR.finditer(text) if free(m.start())]
-    numbers = [(m.group(1).replace(",", "") + " " + _unit(m.group(2))).strip()
-               for m in _NUMBER.finditer(text) if free(m.start()) and m.group(1) not in years]
-    return {"date": [iso for *_, iso in dates], "year": years, "number": numbers}
+    years = [(m.group(1), m.start(1), m.end(1)) for m in _YEAR.finditer(text) if free(m.start())]
+    said_years = {year for year, _, _ in years}
+    numbers = [((m.group(1).replace(",", "") + " " + _unit(m.group(2))).strip(), m.start(), m.end())
+               for m in _NUMBER.finditer(text) if free(m.start()) and m.group(1) not in said_years]
+    return {"date": [(iso, a, b) for a, b, iso in dates], "year": years, "number": numbers}
+
+
+def beside(text: str, start: int, end: int) -> tuple[set[str], set[str]]:
+    """The ``BESIDE`` words (stems, stop words left out) before ``text[start:end]`` and after it."""
+    return set(words(text[:start])[-BESIDE:]), set(words(text[end:])[:BESIDE])
+
+
+def aligned(ours: tuple[set[str], set[str]], text: str, found: list[tuple[str, int, int]]) -> str | None:
+    """Of the values ``found`` in ``text``, the one whose words before and after are most like
+    ``ours`` (the answer's value's, from :func:`beside`), side by side; None when none shares a
+    word. A reworded sentence often gives other values of the kind ("... the 1981 model year,
+    moving to front-wheel drive for 1982"): the one in the answer's place is the one to set
+    against it, and a value in no such place speaks of something else."""
+    best, score = None, 0
+    for value, start, end in found:
+        before, after = beside(text, start, end)
+        shared = len(before & ours[0]) + len(after & ours[1])
+        if shared > score:
+            best, score = value, shared
+    return best
 
 
 def _unit(word: str | None) -> str:
@@ -228,7 +258,7 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     """Disagreements worded differently (see the module docstring): for an answer whose value is a
     date, a year or a number, each sentence of a passage of another document that names what the
     question names, holds at least ``SHARED_WORDS`` of its other words, and gives values of that
-    kind none of which is the answer's."""
+    kind none of which is the answer's, one of them in the answer's value's place (:func:`aligned`)."""
     given = _kind_and_value(re.sub(r"\[\d+\]", "", answer))
     if given is None:
         return []
@@ -239,6 +269,7 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     if not cited:
         return []  # the answer's own value is not in the sentence it cites: nothing to set against
     ours = cited[0]
+    place = next(beside(ours.quote, a, b) for v, a, b in located_values(ours.quote)[kind] if v == value)
     own_words = asked.words - {w for n in asked.names for w in words(n)}
     found: dict[str, Conflict] = {}
     for other in sources:
@@ -247,15 +278,16 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
         if asked.names and asked.found(f"{other.hit.title} {other.hit.text}")[1] < 1.0:
             continue  # the passage does not name everything the question names
         for span in sentence_spans(other.hit):
-            theirs = values(span.text)[kind]
-            if not theirs or value in theirs:
+            theirs = located_values(span.text)[kind]
+            if not theirs or value in {v for v, _, _ in theirs}:
                 continue
             if own_words and len(own_words & set(words(span.text))) / len(own_words) < SHARED_WORDS:
                 continue  # not about what was asked
-            if theirs[0] in found:
+            other_value = aligned(place, span.text, theirs)
+            if other_value is None or other_value in found:
                 continue
-            found[theirs[0]] = Conflict((Value(_shown(ours.quote, kind, value), ours, by_n[ours.n].hit.date),
-                                         Value(_shown(span.text, kind, theirs[0]), _citation(other, span), other.hit.date)))
+            found[other_value] = Conflict((Value(_shown(ours.quote, kind, value), ours, by_n[ours.n].hit.date),
+                                           Value(_shown(span.text, kind, other_value), _citation(other, span), other.hit.date)))
     return list(found.values())
 
 
