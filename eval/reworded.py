@@ -127,7 +127,9 @@ def main() -> None:
     by_kind = {k: dict(Counter(r["outcome"] for r in both if r["kind"] == k)) for k in sorted({r["kind"] for r in both})}
     report = {"command": f"python -m eval.reworded --limit {args.limit}", "questions": len(rows), "both_in_prompt": len(both),
               "outcomes": dict(counts), "shares": {k: v / max(1, len(both)) for k, v in counts.items()}, "by_kind": by_kind,
-              "counterfeit_alone_anywhere": sum(r["outcome"] == "counterfeit alone" for r in rows)}
+              "counterfeit_alone_anywhere": sum(r["outcome"] == "counterfeit alone" for r in rows),
+              # a disagreement stated with another value than the counterfeit's: the value of something else
+              "misplaced": sum(r["conflicts"] > 0 and r["outcome"] != "conflict stated" for r in rows)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     lines = [f"# A true passage and a reworded counterfeit ({report['both_in_prompt']} of {report['questions']} questions "
@@ -135,7 +137,8 @@ def main() -> None:
     for name in ("counterfeit alone", "conflict stated", "true alone", "withheld", "neither"):
         lines.append(f"| {name} | {counts.get(name, 0)} | {100 * report['shares'].get(name, 0.0):.0f}% |")
     lines.append(f"\nBy kind of value (questions with both in the prompt): {by_kind}. The counterfeit value alone was "
-                 f"shown for {report['counterfeit_alone_anywhere']} of all {len(rows)} questions.")
+                 f"shown for {report['counterfeit_alone_anywhere']} of all {len(rows)} questions; a disagreement was stated "
+                 f"with another value than the counterfeit's (the value of something else) for {report['misplaced']}.")
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(OUT.with_suffix(".md").read_text())
 

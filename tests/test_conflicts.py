@@ -200,3 +200,19 @@ def test_of_several_values_the_one_in_the_answers_place_is_set_against_it() -> N
     assert aligned(place, theirs, located_values(theirs)["year"]) == "1979"  # not 1982, the year of something else
     elsewhere = "Chrysler's new plant opened in 1990 with front-wheel drive lines."
     assert aligned(place, elsewhere, located_values(elsewhere)["year"]) is None  # in no such place: not counted
+
+
+def test_a_value_both_sentences_give_is_agreed_and_the_other_value_is_the_one_set_against_the_answer() -> None:
+    from rag.answer.conflicts import find_values
+    from rag.core.types import Citation, Hit, Source
+
+    texts = {"true": "Chrysler ended production of its large sedans at the end of the 1981 model year, moving to "
+                     "front-wheel drive for 1982.",
+             "later": "According to a later report, with front-wheel drive coming for 1982, Chrysler stopped making "
+                      "its large sedans in 1979."}
+    sources = tuple(Source(n, Hit(chunk_id=f"{doc}#0", doc_id=doc, title="Chrysler", text=text, start=0, end=len(text),
+                                  score=1.0, rank=n), ()) for n, (doc, text) in enumerate(texts.items(), start=1))
+    cited = Citation(n=1, doc_id="true", chunk_id="true#0", title="Chrysler", start=0, end=len(texts["true"]),
+                     quote=texts["true"], supported=True)
+    [conflict] = find_values("By which year did Chrysler end its large sedans?", "1981 [1].", [], [cited], sources)
+    assert [v.value for v in conflict.values] == ["1981", "1979"]  # not 1982, which both give

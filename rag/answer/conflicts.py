@@ -23,10 +23,11 @@ date, a year or a number (:func:`find_values`): a sentence of another passage th
 question names and shares most of its words, and gives a value of the same kind but not the
 answer's, disagrees even when the two sentences are worded differently ("Quintin's visit to Doha
 took place on 3 March 2022" against "Quintin met ... in Doha on December 6, 2023"). A sentence
-that also gives the answer's value agrees. Of several values of the kind in the other sentence,
-the one set against the answer's is the one in the same place, between the most of the same
-words (:func:`aligned`); a sentence with none in such a place is not counted. eval/README.md,
-"Conflicting sources", measures both.
+that also gives the answer's value agrees. A value both sentences give is a fact they agree on
+("... the 1981 model year, moving to front-wheel drive for 1982" against "... the 1271 model year
+..., for 1982"): the value set against the answer's is one the answer's sentence lacks, and of
+several such, the one in the same place, between the most of the same words (:func:`aligned`;
+none in such a place: not counted). eval/README.md, "Conflicting sources", measures both.
 
 The assistant does not pick a winner: :func:`state` appends both values with their citations
 to the answer ("The sources disagree: source [1] gives ...; source [3] gives ..."), and says
@@ -227,9 +228,7 @@ def beside(text: str, start: int, end: int) -> tuple[set[str], set[str]]:
 def aligned(ours: tuple[set[str], set[str]], text: str, found: list[tuple[str, int, int]]) -> str | None:
     """Of the values ``found`` in ``text``, the one whose words before and after are most like
     ``ours`` (the answer's value's, from :func:`beside`), side by side; None when none shares a
-    word. A reworded sentence often gives other values of the kind ("... the 1981 model year,
-    moving to front-wheel drive for 1982"): the one in the answer's place is the one to set
-    against it, and a value in no such place speaks of something else."""
+    word: then which of them speaks of what the answer gives cannot be told."""
     best, score = None, 0
     for value, start, end in found:
         before, after = beside(text, start, end)
@@ -258,7 +257,8 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     """Disagreements worded differently (see the module docstring): for an answer whose value is a
     date, a year or a number, each sentence of a passage of another document that names what the
     question names, holds at least ``SHARED_WORDS`` of its other words, and gives values of that
-    kind none of which is the answer's, one of them in the answer's value's place (:func:`aligned`)."""
+    kind none of which is the answer's: one the answer's sentence does not also give (of several,
+    the one in the answer's value's place, :func:`aligned`)."""
     given = _kind_and_value(re.sub(r"\[\d+\]", "", answer))
     if given is None:
         return []
@@ -269,7 +269,9 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     if not cited:
         return []  # the answer's own value is not in the sentence it cites: nothing to set against
     ours = cited[0]
-    place = next(beside(ours.quote, a, b) for v, a, b in located_values(ours.quote)[kind] if v == value)
+    own_values = located_values(ours.quote)[kind]
+    place = next(beside(ours.quote, a, b) for v, a, b in own_values if v == value)
+    agreed = {v for v, _, _ in own_values}  # values both sentences give are facts they agree on
     own_words = asked.words - {w for n in asked.names for w in words(n)}
     found: dict[str, Conflict] = {}
     for other in sources:
@@ -279,11 +281,14 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
             continue  # the passage does not name everything the question names
         for span in sentence_spans(other.hit):
             theirs = located_values(span.text)[kind]
-            if not theirs or value in {v for v, _, _ in theirs}:
+            if value in {v for v, _, _ in theirs}:
                 continue
             if own_words and len(own_words & set(words(span.text))) / len(own_words) < SHARED_WORDS:
                 continue  # not about what was asked
-            other_value = aligned(place, span.text, theirs)
+            others = [found_at for found_at in theirs if found_at[0] not in agreed]
+            if not others:
+                continue
+            other_value = others[0][0] if len(others) == 1 else aligned(place, span.text, others)
             if other_value is None or other_value in found:
                 continue
             found[other_value] = Conflict((Value(_shown(ours.quote, kind, value), ours, by_n[ours.n].hit.date),
