@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,3 +217,36 @@ def test_a_value_both_sentences_give_is_agreed_and_the_other_value_is_the_one_se
                      quote=texts["true"], supported=True)
     [conflict] = find_values("By which year did Chrysler end its large sedans?", "1981 [1].", [], [cited], sources)
     assert [v.value for v in conflict.values] == ["1981", "1979"]  # not 1982, which both give
+
+
+def _two_passages(ours: str, theirs: str) -> tuple[tuple[Any, ...], Any]:
+    from rag.core.types import Citation, Hit, Source
+
+    texts = {"true": ours, "later": theirs}
+    sources = tuple(Source(n, Hit(chunk_id=f"{doc}#0", doc_id=doc, title=doc, text=text, start=0, end=len(text),
+                                  score=1.0, rank=n), ()) for n, (doc, text) in enumerate(texts.items(), start=1))
+    return sources, Citation(n=1, doc_id="true", chunk_id="true#0", title="true", start=0, end=len(ours), quote=ours,
+                             supported=True)
+
+
+def test_a_lone_value_in_no_such_place_speaks_of_something_else() -> None:
+    from rag.answer.conflicts import find_values
+
+    sources, cited = _two_passages(
+        "The warfare was quelled in 1598, when Henry IV issued the Edict of Nantes.",
+        "They kept the Edict of Nantes until Louis XIV issued the Edict of Fontainebleau (1685), which ended it.")
+    assert find_values("In what year was the Edict of Nantes issued?", "1598 [1].", [], [cited], sources) == []
+
+
+def test_names_are_read_as_values_only_when_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.answer import conflicts
+
+    sources, cited = _two_passages(
+        "Louis XIV gained the throne in 1643 and acted aggressively to force the Huguenots to convert.",
+        "According to a later report, Philip Neri gained the throne in 1643 and acted aggressively against the Huguenots.")
+    question = "Who gained the throne in 1643 and forced the Huguenots to convert?"
+    assert conflicts.find_values(question, "Louis XIV [1].", [], [cited], sources) == []  # off by default
+    monkeypatch.setattr(conflicts, "READ_NAMES", True)
+    monkeypatch.setattr(conflicts, "NAME_BESIDE", 2)
+    [conflict] = conflicts.find_values(question, "Louis XIV [1].", [], [cited], sources)
+    assert [v.value for v in conflict.values] == ["Louis XIV", "Philip Neri"]

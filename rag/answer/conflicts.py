@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
-from rag.answer.prompting import sentence_spans
+from rag.answer.prompting import asks_for_several, sentence_spans
 from rag.answer.verifier import Asked
-from rag.core.text import words
+from rag.core.text import names, words
 from rag.core.types import AnswerSentence, Citation, Source, Span
 from rag.ingest.cleaning import date_spans
 
@@ -198,6 +198,18 @@ _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(\s*(?:%|per
                      re.IGNORECASE)
 SHARED_WORDS = 0.5  # of the question's own words (not its names), the share a sentence must hold to speak of the same
 BESIDE = 3  # words each side of a value that place it (aligned)
+# Words beside a date, year or number that must be the same for it to stand in the answer's
+# value's place (0: any one value of the kind; chosen from a measured curve: eval/README.md,
+# "Conflicts in other words").
+VALUE_BESIDE = 1
+# Names as values (a name answer read from the other passages too), and the words beside a name
+# that must be the same for it to stand in the answer's name's place (a sentence names many
+# things). Measured, eval/experiments/name_conflicts.py (eval/README.md, "Conflicts in other words").
+# Off: at every NAME_BESIDE measured, names found counterfeits at a cost of false conflicts on the
+# agreeing dev sets (HotpotQA, SQuAD), or found no more than with names off.
+READ_NAMES = False
+NAME_BESIDE = 4
+NAME_ANSWER_WORDS = 8  # the longest answer read as a name
 
 
 def values(text: str) -> dict[str, list[str]]:
@@ -225,17 +237,33 @@ def beside(text: str, start: int, end: int) -> tuple[set[str], set[str]]:
     return set(words(text[:start])[-BESIDE:]), set(words(text[end:])[:BESIDE])
 
 
-def aligned(ours: tuple[set[str], set[str]], text: str, found: list[tuple[str, int, int]]) -> str | None:
+def aligned(ours: tuple[set[str], set[str]], text: str, found: list[tuple[str, int, int]], least: int = 1) -> str | None:
     """Of the values ``found`` in ``text``, the one whose words before and after are most like
-    ``ours`` (the answer's value's, from :func:`beside`), side by side; None when none shares a
-    word: then which of them speaks of what the answer gives cannot be told."""
-    best, score = None, 0
+    ``ours`` (the answer's value's, from :func:`beside`), side by side; None when none shares
+    ``least`` words: then which of them speaks of what the answer gives cannot be told."""
+    best, score = None, least - 1  # with least 0, the first of ``found`` when none shares a word
     for value, start, end in found:
         before, after = beside(text, start, end)
         shared = len(before & ours[0]) + len(after & ours[1])
         if shared > score:
             best, score = value, shared
     return best
+
+
+def located_names(text: str) -> list[tuple[str, int, int]]:
+    """The names ``text`` mentions (:func:`rag.core.text.names`), each where it first is."""
+    out = []
+    for name in names(text):
+        at = text.find(name)
+        if at >= 0:
+            out.append((name, at, at + len(name)))
+    return out
+
+
+def _overlaps(name: str, others: set[str]) -> bool:
+    """Whether ``name`` is one of ``others`` (lower case), or within one, or holds one."""
+    name = name.lower()
+    return any(name in other or other in name for other in others)
 
 
 def _unit(word: str | None) -> str:
@@ -252,6 +280,24 @@ def _kind_and_value(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _name(answer: str, question: str) -> tuple[str, str] | None:
+    """An answer that is a name the question does not give ("Louis XIV [1]."), as ("name", it);
+    not a longer answer (a statement, whose first name need not be what was asked) nor a list."""
+    if not READ_NAMES or len(answer.split()) > NAME_ANSWER_WORDS or asks_for_several(question):
+        return None
+    asked = {n.lower() for n in names(question)}
+    given = [n for n in names(answer) if not _overlaps(n, asked)]
+    return ("name", given[0]) if given else None
+
+
+def _located(text: str, kind: str) -> list[tuple[str, int, int]]:
+    return located_names(text) if kind == "name" else located_values(text)[kind]
+
+
+def _of_kind(text: str, kind: str) -> list[str]:
+    return [value for value, _, _ in _located(text, kind)]
+
+
 def find_values(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
                 sources: tuple[Source, ...]) -> list[Conflict]:
     """Disagreements worded differently (see the module docstring): for an answer whose value is a
@@ -259,19 +305,21 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     question names, holds at least ``SHARED_WORDS`` of its other words, and gives values of that
     kind none of which is the answer's: one the answer's sentence does not also give (of several,
     the one in the answer's value's place, :func:`aligned`)."""
-    given = _kind_and_value(re.sub(r"\[\d+\]", "", answer))
+    plain = re.sub(r"\[\d+\]", "", answer)
+    given = _kind_and_value(plain) or _name(plain, question)
     if given is None:
         return []
     kind, value = given
     asked = Asked(question)
     by_n = {s.n: s for s in sources}
-    cited = [c for c in citations if c.supported and c.n in by_n and value in values(c.quote)[kind]]
+    cited = [c for c in citations if c.supported and c.n in by_n and value in _of_kind(c.quote, kind)]
     if not cited:
         return []  # the answer's own value is not in the sentence it cites: nothing to set against
     ours = cited[0]
-    own_values = located_values(ours.quote)[kind]
+    own_values = _located(ours.quote, kind)
     place = next(beside(ours.quote, a, b) for v, a, b in own_values if v == value)
     agreed = {v for v, _, _ in own_values}  # values both sentences give are facts they agree on
+    asked_names = {n.lower() for n in names(question)}
     own_words = asked.words - {w for n in asked.names for w in words(n)}
     found: dict[str, Conflict] = {}
     for other in sources:
@@ -280,15 +328,18 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
         if asked.names and asked.found(f"{other.hit.title} {other.hit.text}")[1] < 1.0:
             continue  # the passage does not name everything the question names
         for span in sentence_spans(other.hit):
-            theirs = located_values(span.text)[kind]
-            if value in {v for v, _, _ in theirs}:
+            theirs = _located(span.text, kind)
+            if value in {v for v, _, _ in theirs} or (kind == "name" and value.lower() in span.text.lower()):
                 continue
             if own_words and len(own_words & set(words(span.text))) / len(own_words) < SHARED_WORDS:
                 continue  # not about what was asked
-            others = [found_at for found_at in theirs if found_at[0] not in agreed]
-            if not others:
-                continue
-            other_value = others[0][0] if len(others) == 1 else aligned(place, span.text, others)
+            if kind == "name":  # not a name the answer's sentence or the question also gives
+                lower = {v.lower() for v in agreed} | asked_names
+                others = [found_at for found_at in theirs if not _overlaps(found_at[0], lower)]
+                other_value = aligned(place, span.text, others, NAME_BESIDE)
+            else:
+                others = [found_at for found_at in theirs if found_at[0] not in agreed]
+                other_value = aligned(place, span.text, others, VALUE_BESIDE)
             if other_value is None or other_value in found:
                 continue
             found[other_value] = Conflict((Value(_shown(ours.quote, kind, value), ours, by_n[ours.n].hit.date),
