@@ -5,9 +5,10 @@ request are not the article. A summary reads the whole document, in order, in pa
 ``PART_WORDS`` words (:func:`parts`): each part's sentences, a few at a time, are numbered
 sources, and the model writes a few short sentences citing them (:func:`summary_prompt`: one
 message of its own, without the answers' worked example, which the model otherwise summarized
-too). Every sentence then goes through the answer's
-checks (:func:`rag.answer.citations.verify`: the quote each cites, sliced from the document by
-its offsets, and the model as the judge); a sentence no source supports is dropped, and kept in
+too), stopped once it has written as many as it was asked for (:func:`enough`). Every sentence
+then goes through the answer's checks (:func:`rag.answer.citations.verify`: the quote each
+cites, sliced from the document by its offsets, and the model as the judge); a sentence no
+source supports is dropped, and kept in
 :attr:`Summary.dropped` for the curious. A long document is summarized part by part, the parts'
 checked sentences given as they come (:class:`Progress` between parts), and, past
 ``WHOLE_FROM`` parts, the parts' sentences are summarized again as a whole (their quotes are the
