@@ -9,6 +9,7 @@ import pytest
 from rag.answer.prompting import (
     CONTEXT_WORDS,
     SEVERAL_HINT,
+    TWO_PARTS_HINT,
     asks_for_several,
     build_prompt,
     lexical_overlap,
@@ -107,3 +108,9 @@ def test_only_a_question_that_asks_for_several_things_gets_the_hint() -> None:
     single = build_prompt("When was it signed?", sources).messages[-1]["content"]
     assert listed.endswith(f"Question: Which countries signed agreements?\n{SEVERAL_HINT}")
     assert single.endswith("Question: When was it signed?") and SEVERAL_HINT not in single
+
+
+def test_a_question_in_two_parts_gets_its_own_hint_not_the_lists() -> None:
+    sources = select_sources("q", [hit(1, "a", "Quintin met Al Malki in Doha on 6 December 2023.")], FakeEmbedder())
+    two = build_prompt("Who did Quintin meet, and when?", sources).messages[-1]["content"]
+    assert two.endswith(f"Question: Who did Quintin meet, and when?\n{TWO_PARTS_HINT}") and SEVERAL_HINT not in two

@@ -172,6 +172,10 @@ def select_sources(
 # and stop ("Which countries has Qatar signed agreements with?" -> "Rwanda [1]."). Every other
 # question's prompt is unchanged.
 SEVERAL_HINT = "(Give every one the sources name, each with its source like [1] [3].)"
+# A question in two parts ("who ..., and when?") gets its own line: the list's line made the model
+# write citation numbers until the token limit ("Italy's Ministry of the Interior [3] [4] [5] ...")
+# or only citations ("[1] [3]") (eval/experiments/two_parts.py).
+TWO_PARTS_HINT = "(The question asks two things: answer both, each with its source like [1].)"
 _YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE)
 _COUNTED = re.compile(r"\b(?:which|what|name|list)\s+(?:\w+\s+)?(?:two|three|four|five|six|seven|eight|nine|ten|several)\b"
                       r"|\bwho (?:were|are) they\b", re.IGNORECASE)
@@ -190,6 +194,14 @@ def asks_for_several(question: str) -> bool:
         return True
     plural = _PLURAL_ASKED.match(question)
     return plural is not None and plural.group(1).lower() not in _NOT_PLURAL
+
+
+def several_hint(question: str) -> str | None:
+    """The line after a question that asks for several things (:func:`asks_for_several`): one for a
+    question in two parts, one for a list; None for any other question."""
+    if not asks_for_several(question):
+        return None
+    return TWO_PARTS_HINT if _TWO_PARTS.search(question) else SEVERAL_HINT
 
 
 Labels = Literal["title", "title-once", "title-if-new"]
@@ -237,7 +249,8 @@ def build_prompt(question: str, sources: tuple[Source, ...], label_titles: Label
     (``"title-if-new"``, :func:`title_is_new`). eval/experiments/prompt_budget.py measures the three.
     """
     lines = [SOURCES_HEADER, *source_lines(sources, label_titles), "", f"Question: {question}"]
-    if asks_for_several(question):
-        lines.append(SEVERAL_HINT)
+    hint = several_hint(question)
+    if hint:
+        lines.append(hint)
     messages = (*fixed_prefix(), {"role": "user", "content": "\n".join(lines)})
     return Prompt(question=question, sources=sources, messages=messages)
