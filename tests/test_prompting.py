@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from rag.answer import prompting
 from rag.answer.prompting import (
     CONTEXT_WORDS,
     SEVERAL_HINT,
@@ -102,7 +103,14 @@ def test_questions_that_ask_for_several_things_are_told_apart(question: str, sev
     assert asks_for_several(question) is several
 
 
-def test_only_a_question_that_asks_for_several_things_gets_the_hint() -> None:
+def test_by_default_no_question_gets_a_line_after_it() -> None:
+    sources = select_sources("q", [hit(1, "a", "Qatar signed agreements with Rwanda and Belgium.")], FakeEmbedder())
+    for question in ("Which countries signed agreements?", "Who signed, and when?"):
+        assert build_prompt(question, sources).messages[-1]["content"].endswith(f"Question: {question}")
+
+
+def test_only_a_question_that_asks_for_several_things_gets_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prompting, "SEVERAL_HINTS", True)
     sources = select_sources("q", [hit(1, "a", "Qatar signed agreements with Rwanda and Belgium.")], FakeEmbedder())
     listed = build_prompt("Which countries signed agreements?", sources).messages[-1]["content"]
     single = build_prompt("When was it signed?", sources).messages[-1]["content"]
@@ -110,7 +118,8 @@ def test_only_a_question_that_asks_for_several_things_gets_the_hint() -> None:
     assert single.endswith("Question: When was it signed?") and SEVERAL_HINT not in single
 
 
-def test_a_question_in_two_parts_gets_its_own_hint_not_the_lists() -> None:
+def test_a_question_in_two_parts_gets_its_own_hint_not_the_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prompting, "SEVERAL_HINTS", True)
     sources = select_sources("q", [hit(1, "a", "Quintin met Al Malki in Doha on 6 December 2023.")], FakeEmbedder())
     two = build_prompt("Who did Quintin meet, and when?", sources).messages[-1]["content"]
     assert two.endswith(f"Question: Who did Quintin meet, and when?\n{TWO_PARTS_HINT}") and SEVERAL_HINT not in two
