@@ -319,7 +319,8 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     own_values = _located(ours.quote, kind)
     place = next(beside(ours.quote, a, b) for v, a, b in own_values if v == value)
     agreed = {v for v, _, _ in own_values}  # values both sentences give are facts they agree on
-    asked_names = {n.lower() for n in names(question)}
+    if kind == "name":  # nor is a name the question gives another value
+        agreed = {v.lower() for v in agreed} | {n.lower() for n in names(question)}
     own_words = asked.words - {w for n in asked.names for w in words(n)}
     found: dict[str, Conflict] = {}
     for other in sources:
@@ -334,8 +335,7 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
             if own_words and len(own_words & set(words(span.text))) / len(own_words) < SHARED_WORDS:
                 continue  # not about what was asked
             if kind == "name":  # not a name the answer's sentence or the question also gives
-                lower = {v.lower() for v in agreed} | asked_names
-                others = [found_at for found_at in theirs if not _overlaps(found_at[0], lower)]
+                others = [found_at for found_at in theirs if not _overlaps(found_at[0], agreed)]
                 other_value = aligned(place, span.text, others, NAME_BESIDE)
             else:
                 others = [found_at for found_at in theirs if found_at[0] not in agreed]

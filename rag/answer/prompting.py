@@ -167,14 +167,12 @@ def select_sources(
     return tuple(sources)
 
 
-# A question that asks for several things gets a line after it: the instruction's "one short
-# sentence" and the worked example's one-item answers make the model give the first item it finds
-# and stop ("Which countries has Qatar signed agreements with?" -> "Rwanda [1]."). Every other
-# question's prompt is unchanged.
+# The lines a question that asks for several things would get after it, with SEVERAL_HINTS on
+# (off in the product, see there): a list's, against the instruction's "one short sentence" and
+# the worked example's one-item answers ("Which countries has Qatar signed agreements with?" ->
+# "Rwanda [1]."); and a question in two parts' ("who ..., and when?"), under the list's line the
+# model wrote citation numbers until the token limit (eval/experiments/two_parts.py).
 SEVERAL_HINT = "(Give every one the sources name, each with its source like [1] [3].)"
-# A question in two parts ("who ..., and when?") gets its own line: the list's line made the model
-# write citation numbers until the token limit ("Italy's Ministry of the Interior [3] [4] [5] ...")
-# or only citations ("[1] [3]") (eval/experiments/two_parts.py).
 TWO_PARTS_HINT = "(The question asks two things: answer both, each with its source like [1].)"
 _YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE)
 _COUNTED = re.compile(r"\b(?:which|what|name|list)\s+(?:\w+\s+)?(?:two|three|four|five|six|seven|eight|nine|ten|several)\b"
