@@ -28,7 +28,10 @@ from eval.common import ROOT, git, read_jsonl
 
 # (VALUE_BESIDE, NAME_BESIDE): words beside a date, year or number, and beside a name (None: names
 # not read as values), that must match for it to stand in the answer's value's place
-SETTINGS: tuple[tuple[int, int | None], ...] = ((0, None), (1, None), (2, None), (1, 1), (1, 2), (1, 3), (1, 4))
+# ("alike N": a name placed by the answer sentence's other names, N of them not the question's:
+# conflicts.NAMES_ALIKE, conflicts.named_alike)
+SETTINGS: tuple[tuple[int, int | str | None], ...] = (
+    (0, None), (1, None), (2, None), (1, 1), (1, 2), (1, 3), (1, 4), (1, "alike 1"), (1, "alike 2"))
 AGREEING = {"seeds": None, "squad2": "squad2", "hotpotqa": "hotpotqa", "withheld": "hotpotqa-withheld"}
 
 
@@ -65,7 +68,8 @@ def main() -> None:
     for value_beside, name_beside in SETTINGS:
         conflicts.VALUE_BESIDE = value_beside
         conflicts.READ_NAMES = name_beside is not None
-        if name_beside is not None:
+        conflicts.NAMES_ALIKE = int(name_beside.split()[1]) if isinstance(name_beside, str) else 0
+        if isinstance(name_beside, int):
             conflicts.NAME_BESIDE = name_beside
         row: dict[str, Any] = {"value_beside": value_beside, "name_beside": name_beside}
         found = misplaced = 0
@@ -73,7 +77,7 @@ def main() -> None:
             if not r["both_in_prompt"]:
                 continue
             stated = conflicts.find(r["question"], text, sentences, citations, prompt.sources)
-            said = {normalize(v.value) for c in stated for v in c.values}
+            said = " | ".join(normalize(v.value) for c in stated for v in c.values)  # "zhongtong county" names "zhongtong"
             found += bool(stated) and normalize(r["counterfeit"]) in said
             misplaced += bool(stated) and normalize(r["counterfeit"]) not in said
         row["reworded"] = {"both": sum(r["both_in_prompt"] for r, _, _ in sets["reworded"]), "found": found,

@@ -19,7 +19,7 @@ agreeing sources quiet:
   Ossipee", are about two counties).
 
 A second check reads the value the answer gives from each passage, for answers whose value is a
-date, a year or a number (:func:`find_values`): a sentence of another passage that names what the
+date, a year, a number or a name (:func:`find_values`): a sentence of another passage that names what the
 question names and shares most of its words, and gives a value of the same kind but not the
 answer's, disagrees even when the two sentences are worded differently ("Quintin's visit to Doha
 took place on 3 March 2022" against "Quintin met ... in Doha on December 6, 2023"). A sentence
@@ -27,7 +27,10 @@ that also gives the answer's value agrees. A value both sentences give is a fact
 ("... the 1981 model year, moving to front-wheel drive for 1982" against "... the 1271 model year
 ..., for 1982"): the value set against the answer's is one the answer's sentence lacks, and of
 several such, the one in the same place, between the most of the same words (:func:`aligned`;
-none in such a place: not counted). eval/README.md, "Conflicting sources", measures both.
+none in such a place: not counted). A name the answer gives ("Louis XIV [1].") is read from the
+other passages too: a sentence that names the other names of the answer's sentence, at least two
+beyond the question's, and one new name, gives that name in the answer's place
+(:func:`named_alike`). eval/README.md, "Conflicting sources", measures both checks.
 
 The assistant does not pick a winner: :func:`state` appends both values with their citations
 to the answer ("The sources disagree: source [1] gives ...; source [3] gives ..."), and says
@@ -38,6 +41,7 @@ own answer, the disagreement alone is shown (:meth:`rag.answer.assistant.Assista
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
@@ -202,13 +206,16 @@ BESIDE = 3  # words each side of a value that place it (aligned)
 # value's place (0: any one value of the kind; chosen from a measured curve: eval/README.md,
 # "Conflicts in other words").
 VALUE_BESIDE = 1
-# Names as values (a name answer read from the other passages too), and the words beside a name
-# that must be the same for it to stand in the answer's name's place (a sentence names many
-# things). Measured, eval/experiments/name_conflicts.py (eval/README.md, "Conflicts in other words").
-# Off: at every NAME_BESIDE measured, names found counterfeits at a cost of false conflicts on the
-# agreeing dev sets (HotpotQA, SQuAD), or found no more than with names off.
-READ_NAMES = False
+# Names as values (a name answer read from the other passages too), and how a name is placed (a
+# sentence names many things): by the other names of the answer's sentence, which a rewording keeps
+# wherever it moves them (:func:`named_alike`; NAMES_ALIKE: at least that many of them not the
+# question's), or, with NAMES_ALIKE 0, by the NAME_BESIDE words beside it. Chosen from
+# eval/experiments/name_conflicts.py (eval/README.md, "Conflicts in other words"): names placed by
+# the words beside them found counterfeits only at a cost of false conflicts on the agreeing dev
+# sets; by two other names, more counterfeits than names off (11 against 8 of 38) and none false.
+READ_NAMES = True
 NAME_BESIDE = 4
+NAMES_ALIKE = 2
 NAME_ANSWER_WORDS = 8  # the longest answer read as a name
 
 
@@ -258,6 +265,35 @@ def located_names(text: str) -> list[tuple[str, int, int]]:
         if at >= 0:
             out.append((name, at, at + len(name)))
     return out
+
+
+def named_alike(ours: str, value: str, text: str, asked: set[str], least: int = 1) -> str | None:
+    """The name ``text`` gives in the place of ``value``, the name the answer gives from ``ours``
+    (the sentence it cites): ``text`` names every other name ``ours`` names, at least ``least`` of
+    them not among the question's names (``asked``, lower case), and exactly one name that neither
+    ``ours`` nor the question gives. A sentence naming the same people and places but one says who
+    else did what ``ours`` says ``value`` did, in whatever order it puts them; a sentence naming more
+    than one new name, leaving out one of ours, or sharing only the question's names ("South
+    Korean") may be about something else. None when there is no such name."""
+    mine = [n for n in _names(ours) if not _same_name(n, [value])]
+    theirs = _names(text)
+    if not all(_same_name(n, theirs) for n in mine) or sum(not _same_name(n, asked) for n in mine) < least:
+        return None
+    new = [n for n in theirs if not _same_name(n, [value, *mine, *asked])]
+    return new[0] if len(new) == 1 else None
+
+
+def _same_name(name: str, others: Iterable[str]) -> bool:
+    """Whether ``name`` is one of ``others`` or is within one, or holds one, word for word ("Edict
+    of Nantes" and "The Edict of Nantes"; not "NSF" and "NSFNET")."""
+    mine = set(name.lower().split())
+    return any(mine <= theirs or theirs <= mine for theirs in (set(o.lower().split()) for o in others))
+
+
+def _names(sentence: str) -> list[str]:
+    """The names ``sentence`` mentions, but a lone capitalized word opening it ("According to a later
+    report, ...", "Officials said ..."), which is capitalized for its place, not as a name."""
+    return [n for n in names(sentence) if " " in n or not re.match(rf"\W*{re.escape(n)}\b", sentence)]
 
 
 def _overlaps(name: str, others: set[str]) -> bool:
@@ -334,7 +370,9 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
                 continue
             if own_words and len(own_words & set(words(span.text))) / len(own_words) < SHARED_WORDS:
                 continue  # not about what was asked
-            if kind == "name":  # not a name the answer's sentence or the question also gives
+            if kind == "name" and NAMES_ALIKE:
+                other_value = named_alike(ours.quote, value, span.text, {n.lower() for n in names(question)}, NAMES_ALIKE)
+            elif kind == "name":  # not a name the answer's sentence or the question also gives
                 others = [found_at for found_at in theirs if not _overlaps(found_at[0], agreed)]
                 other_value = aligned(place, span.text, others, NAME_BESIDE)
             else:
