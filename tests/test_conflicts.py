@@ -272,3 +272,21 @@ def test_a_name_is_placed_by_the_other_names_of_the_answers_sentence_in_whatever
     question = "Who issued the edict?"  # the shipped rule: two of the other names beyond the question's
     [conflict] = conflicts.find_values(question, "Louis XIV [1].", [], [cited], sources)
     assert [v.value for v in conflict.values] == ["Louis XIV", "Philip Neri"]
+
+
+def test_a_lone_value_in_a_rewording_of_the_answers_sentence_is_in_its_place_wherever_it_moved() -> None:
+    from rag.answer import conflicts
+    from rag.answer.conflicts import find_values, worded_alike
+
+    ours = "The council approved the harbour plan for the old port in 2019."
+    moved = "According to a later report, in 2021 the old port's harbour plan was approved by the council."
+    assert worded_alike(ours, moved) >= conflicts.WORDS_ALIKE  # the same words, another order
+    sources, cited = _two_passages(ours, moved)
+    [conflict] = find_values("When was the harbour plan approved?", "2019 [1].", [], [cited], sources)
+    assert [v.value for v in conflict.values] == ["2019", "2021"]
+    # A sentence on the question's subject in other words, whose one year is beside none of ours,
+    # speaks of something else.
+    other = "The harbour plan approved last year names a new ferry terminal, which opened in 2021."
+    assert worded_alike(ours, other) < conflicts.WORDS_ALIKE
+    sources, cited = _two_passages(ours, other)
+    assert find_values("When was the harbour plan approved?", "2019 [1].", [], [cited], sources) == []

@@ -1,4 +1,4 @@
-"""How many words beside a value must match for it to stand in the answer's value's place? (issue 46)
+"""Where does another passage's value stand in the answer's value's place? (issue 46)
 
 ``conflicts.find_values`` sets a value of another passage against the answer's only when it is
 in the same place of a sentence about the same thing: between at least ``VALUE_BESIDE`` of the
@@ -26,12 +26,15 @@ from typing import Any
 
 from eval.common import ROOT, git, read_jsonl
 
-# (VALUE_BESIDE, NAME_BESIDE): words beside a date, year or number, and beside a name (None: names
-# not read as values), that must match for it to stand in the answer's value's place
+# (VALUE_BESIDE, NAME_BESIDE, WORDS_ALIKE): words beside a date, year or number, and beside a name
+# (None: names not read as values), that must match for it to stand in the answer's value's place
 # ("alike N": a name placed by the answer sentence's other names, N of them not the question's:
-# conflicts.NAMES_ALIKE, conflicts.named_alike)
-SETTINGS: tuple[tuple[int, int | str | None], ...] = (
-    (0, None), (1, None), (2, None), (1, 1), (1, 2), (1, 3), (1, 4), (1, "alike 1"), (1, "alike 2"))
+# conflicts.NAMES_ALIKE, conflicts.named_alike); and the share of the answer sentence's words from
+# which a lone other value is in its place wherever it stands (conflicts.WORDS_ALIKE; None: off)
+SETTINGS: tuple[tuple[int, int | str | None, float | None], ...] = (
+    (0, None, None), (1, None, None), (2, None, None), (1, 1, None), (1, 2, None), (1, 3, None), (1, 4, None),
+    (1, "alike 1", None), (1, "alike 2", None),
+    (1, "alike 2", 0.8), (1, "alike 2", 0.7), (1, "alike 2", 0.6), (1, "alike 2", 0.5), (1, "alike 2", 0.4))
 AGREEING = {"seeds": None, "squad2": "squad2", "hotpotqa": "hotpotqa", "withheld": "hotpotqa-withheld"}
 
 
@@ -65,13 +68,13 @@ def main() -> None:
         corpus = ROOT / "eval" / "benchmarks" / bench / "corpus.jsonl" if bench else None
         sets[name] = replayed(read_jsonl(ROOT / "eval" / "results" / "calibration" / f"{name}.answers.jsonl"), corpus)
     rows = []
-    for value_beside, name_beside in SETTINGS:
-        conflicts.VALUE_BESIDE = value_beside
+    for value_beside, name_beside, words_alike in SETTINGS:
+        conflicts.VALUE_BESIDE, conflicts.WORDS_ALIKE = value_beside, words_alike
         conflicts.READ_NAMES = name_beside is not None
         conflicts.NAMES_ALIKE = int(name_beside.split()[1]) if isinstance(name_beside, str) else 0
         if isinstance(name_beside, int):
             conflicts.NAME_BESIDE = name_beside
-        row: dict[str, Any] = {"value_beside": value_beside, "name_beside": name_beside}
+        row: dict[str, Any] = {"value_beside": value_beside, "name_beside": name_beside, "words_alike": words_alike}
         found = misplaced = 0
         for r, prompt, (text, sentences, citations) in sets["reworded"]:
             if not r["both_in_prompt"]:
@@ -92,11 +95,11 @@ def main() -> None:
     out = ROOT / "eval" / "results" / "conflicts" / "names"
     out.with_suffix(".json").write_text(json.dumps({"code": code, "rows": rows}, indent=1) + "\n")
     lines = ["# Names as values in the conflict check", "", f"`python -m eval.experiments.name_conflicts` at {code}.", "",
-             "| VALUE_BESIDE | NAME_BESIDE | reworded: counterfeit found / misplaced (of both in prompt) | false conflicts: "
-             + " | ".join(AGREEING) + " |", "|---|---|---|" + "---|" * len(AGREEING)]
+             "| VALUE_BESIDE | NAME_BESIDE | WORDS_ALIKE | reworded: counterfeit found / misplaced (of both in prompt) | "
+             "false conflicts: " + " | ".join(AGREEING) + " |", "|---|---|---|---|" + "---|" * len(AGREEING)]
     for row in rows:
         label = "names off" if row["name_beside"] is None else str(row["name_beside"])
-        lines.append(f"| {row['value_beside']} | {label} | {row['reworded']['found']} / {row['reworded']['misplaced']} (of {row['reworded']['both']}) | "
+        lines.append(f"| {row['value_beside']} | {label} | {row['words_alike'] or 'off'} | {row['reworded']['found']} / {row['reworded']['misplaced']} (of {row['reworded']['both']}) | "
                      + " | ".join(f"{row[n]['false']} of {row[n]['answers']}" for n in AGREEING) + " |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
