@@ -310,12 +310,6 @@ def _names(sentence: str) -> list[str]:
     return [n for n in names(sentence) if " " in n or not re.match(rf"\W*{re.escape(n)}\b", sentence)]
 
 
-def _overlaps(name: str, others: set[str]) -> bool:
-    """Whether ``name`` is one of ``others`` (lower case), or within one, or holds one."""
-    name = name.lower()
-    return any(name in other or other in name for other in others)
-
-
 def _unit(word: str | None) -> str:
     unit = (word or "").strip().lower()
     return "percent" if unit in ("%", "per cent") else unit
@@ -336,7 +330,7 @@ def _name(answer: str, question: str) -> tuple[str, str] | None:
     if not READ_NAMES or len(answer.split()) > NAME_ANSWER_WORDS or asks_for_several(question):
         return None
     asked = {n.lower() for n in names(question)}
-    given = [n for n in names(answer) if not _overlaps(n, asked)]
+    given = [n for n in names(answer) if not _same_name(n, asked)]
     return ("name", given[0]) if given else None
 
 
@@ -385,7 +379,7 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
             if own_words and len(own_words & set(words(span.text))) / len(own_words) < SHARED_WORDS:
                 continue  # not about what was asked
             if kind == "name":  # not a name the answer's sentence or the question also gives
-                others = [found_at for found_at in theirs if not _overlaps(found_at[0], agreed)]
+                others = [found_at for found_at in theirs if not _same_name(found_at[0], agreed)]
                 other_value = (named_alike(ours.quote, value, span.text, {n.lower() for n in names(question)}, NAMES_ALIKE)
                                if NAMES_ALIKE else aligned(place, span.text, others, NAME_BESIDE))
             else:
