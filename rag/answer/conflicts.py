@@ -214,7 +214,7 @@ VALUE_BESIDE = 1
 # question's), or, with NAMES_ALIKE 0, by the NAME_BESIDE words beside it. Chosen from
 # eval/experiments/name_conflicts.py (eval/README.md, "Conflicts in other words"): names placed by
 # the words beside them found counterfeits only at a cost of false conflicts on the agreeing dev
-# sets; by two other names, more counterfeits than names off (11 against 8 of 38) and none false.
+# sets; by two other names, more counterfeits than names off (12 against 8 of 38) and none false.
 READ_NAMES = True
 NAME_BESIDE = 4
 NAMES_ALIKE = 2
@@ -345,10 +345,11 @@ def _of_kind(text: str, kind: str) -> list[str]:
 def find_values(question: str, answer: str, sentences: list[AnswerSentence], citations: list[Citation],
                 sources: tuple[Source, ...]) -> list[Conflict]:
     """Disagreements worded differently (see the module docstring): for an answer whose value is a
-    date, a year or a number, each sentence of a passage of another document that names what the
-    question names, holds at least ``SHARED_WORDS`` of its other words, and gives values of that
+    date, a year, a number or a name, each sentence of a passage of another document that names what
+    the question names, holds at least ``SHARED_WORDS`` of its other words, and gives values of that
     kind none of which is the answer's: one the answer's sentence does not also give (of several,
-    the one in the answer's value's place, :func:`aligned`)."""
+    the one in the answer's value's place, :func:`aligned`; a name placed by :func:`named_alike`;
+    the lone one of a rewording, :func:`worded_alike`)."""
     plain = re.sub(r"\[\d+\]", "", answer)
     given = _kind_and_value(plain) or _name(plain, question)
     if given is None:
@@ -363,8 +364,9 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
     own_values = _located(ours.quote, kind)
     place = next(beside(ours.quote, a, b) for v, a, b in own_values if v == value)
     agreed = {v for v, _, _ in own_values}  # values both sentences give are facts they agree on
+    question_names = {n.lower() for n in names(question)}
     if kind == "name":  # nor is a name the question gives another value
-        agreed = {v.lower() for v in agreed} | {n.lower() for n in names(question)}
+        agreed = {v.lower() for v in agreed} | question_names
     own_words = asked.words - {w for n in asked.names for w in words(n)}
     found: dict[str, Conflict] = {}
     for other in sources:
@@ -380,7 +382,7 @@ def find_values(question: str, answer: str, sentences: list[AnswerSentence], cit
                 continue  # not about what was asked
             if kind == "name":  # not a name the answer's sentence or the question also gives
                 others = [found_at for found_at in theirs if not _same_name(found_at[0], agreed)]
-                other_value = (named_alike(ours.quote, value, span.text, {n.lower() for n in names(question)}, NAMES_ALIKE)
+                other_value = (named_alike(ours.quote, value, span.text, question_names, NAMES_ALIKE)
                                if NAMES_ALIKE else aligned(place, span.text, others, NAME_BESIDE))
             else:
                 others = [found_at for found_at in theirs if found_at[0] not in agreed]
