@@ -10,8 +10,8 @@ when it withholds an answer, the assistant asks again and lets it pick (:meth:`r
 Each answer is checked like the first (citations, judge, score); the one with the highest score is
 shown if it clears the threshold. Only withheld answers pay for it, and the product leaves it off:
 on the seeds ``alone`` showed none of 18 withheld answers and added 13 s to each, ``reversed``
-showed 2 of 22, both wrong, for 5.3 s more each (eval/README.md, "The second try"); ``Assistant(retry=ON)`` or ``rag eval --compare retry=on,off``
-turns it on.
+showed 2 of 22, both wrong, for 5.3 s more each (eval/README.md, "The second try").
+``Assistant(retry=ON)`` or ``rag eval --compare retry=on,off`` turns it on.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ message of its own, without the answers' worked example, which the model otherwi
 too), stopped once it has written as many as it was asked for (:func:`enough`). Every sentence
 then goes through the answer's checks (:func:`rag.answer.citations.verify`: the quote each
 cites, sliced from the document by its offsets, and the model as the judge); a sentence no
-source supports is dropped, and kept in
-:attr:`Summary.dropped` for the curious. A long document is summarized part by part, the parts'
+source supports is dropped, and kept in :attr:`Summary.dropped` for the curious. A long document is summarized part by part, the parts'
 checked sentences given as they come (:class:`Progress` between parts), and, past
 ``WHOLE_FROM`` parts, the parts' sentences are summarized again as a whole (their quotes are the
 sources), so a book chapter ends with a short summary of its own.
